@@ -1,0 +1,47 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { ConfigError } from '../errors'
+import { booleanKeys, type LinksecConfig } from './schema'
+import { parseConfig } from './parse'
+
+/** The package's own config/ directory (the shipped defaults). */
+export const PACKAGE_CONFIG_DIR = path.resolve(__dirname, '..', '..', '..', 'config')
+
+/** haraka-config is CommonJS without types; this is the part we use. */
+interface HarakaConfig {
+  get(name: string, opts?: object, cb?: () => void): unknown
+}
+
+function harakaConfig(): HarakaConfig {
+  return require('haraka-config') as HarakaConfig
+}
+
+/** Reads DIR/linksec.ini with haraka-config (absolute path, no HARAKA discovery) and validates it. */
+export function loadConfig(
+  dir: string = PACKAGE_CONFIG_DIR,
+  onReload?: (cfg: LinksecConfig) => void,
+): LinksecConfig {
+  const abs = path.resolve(dir)
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) {
+    throw new ConfigError(
+      `configuration directory ${abs} does not exist; pass --config DIR with a directory holding linksec.ini`,
+    )
+  }
+  const file = path.join(abs, 'linksec.ini')
+  const read = () => harakaConfig().get(file, { booleans: booleanKeys() }, reload) as Record<string, unknown>
+  const reload = onReload
+    ? () => {
+        try {
+          onReload(parseConfig(read(), abs))
+        } catch {
+          // A bad reload keeps the old configuration; the caller logs on its next load.
+        }
+      }
+    : undefined
+  return parseConfig(fs.existsSync(file) ? read() : {}, abs)
+}
+
+/** Resolves a path from the config (e.g. keys.dir) against the config directory. */
+export function configPath(cfg: LinksecConfig, p: string): string {
+  return path.resolve(cfg.dir, p)
+}

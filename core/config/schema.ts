@@ -1,0 +1,184 @@
+/**
+ * The one configuration schema for both adapters (DESIGN §5). Every key has a
+ * documented default here; config/linksec.ini documents the same keys for
+ * operators. Parsing turns haraka-config's INI object into a frozen, typed
+ * LinksecConfig, or throws ConfigError naming the key and the fix.
+ */
+export type KeySpec = BoolSpec | IntSpec | StringSpec | EnumSpec<string> | ListSpec
+
+type BoolSpec = { type: 'bool'; default: boolean }
+type IntSpec = { type: 'int'; default: number; min: number; max: number }
+type StringSpec = { type: 'string'; default: string; pattern?: RegExp; hint?: string }
+type EnumSpec<V extends string> = { type: 'enum'; default: V; values: readonly V[] }
+type ListSpec = { type: 'list'; default: readonly string[]; pattern?: RegExp; hint?: string }
+const bool = (d: boolean): BoolSpec => ({ type: 'bool', default: d })
+const int = (d: number, min: number, max: number): IntSpec => ({ type: 'int', default: d, min, max })
+const str = (d: string, pattern?: RegExp, hint?: string): StringSpec => ({
+  type: 'string',
+  default: d,
+  pattern,
+  hint,
+})
+const oneOf = <const V extends string>(d: V, values: readonly V[]): EnumSpec<V> => ({
+  type: 'enum',
+  default: d,
+  values,
+})
+const list = (d: readonly string[], pattern?: RegExp, hint?: string): ListSpec => ({
+  type: 'list',
+  default: d,
+  pattern,
+  hint,
+})
+
+const ENDPOINT = /^(inet:[^\s:]+:\d{1,5}|inet6?:\[[0-9a-fA-F:.]+\]:\d{1,5}|unix:\/\S+)$/
+const ENDPOINT_HINT = 'inet:HOST:PORT (e.g. inet:127.0.0.1:8891) or unix:/absolute/path'
+const HOSTPORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
+const HOSTPORT_HINT = 'HOST:PORT, e.g. 127.0.0.1:53 or [::1]:5353'
+
+export const SCHEMA = {
+  main: {
+    /** authserv-id in Authentication-Results; empty = this host's name. */
+    authserv_id: str('', /^[A-Za-z0-9._-]*$/, 'a host name such as mx.example.net'),
+    /** The level this server declares, at most what its configuration performs. */
+    level: int(3, 0, 4),
+    /** Operator attestation for level 2: mailboxes are read only over TLS. */
+    mailboxes_tls_only: bool(false),
+    /** Lifetime (seconds) announced with every declaration. */
+    declaration_ttl: int(86400, 60, 7 * 24 * 3600),
+    /** This server's own domain, used by `linksec record` when none is given. */
+    domain: str('', /^[A-Za-z0-9.-]*$/, 'a domain such as example.net'),
+  },
+  log: {
+    level: oneOf('info', ['debug', 'info', 'warn', 'error']),
+    format: oneOf('json', ['json', 'text']),
+  },
+  declare: {
+    /** EHLO `LINKSEC <N> ttl=<s>` (Haraka). */
+    ehlo: bool(true),
+    /** RFC 8689 REQUIRETLS on TLS sessions when the level is >= 3 (Haraka). */
+    requiretls: bool(true),
+  },
+  inbound: {
+    /** Add `Authentication-Results: …; x-tls=pass|none` describing the inbound link. */
+    tls_results: bool(true),
+    /** Reject a tagged message that arrived without TLS (550 5.7.10). */
+    reject_tagged_plaintext: bool(true),
+    /** Reject at end of data a tagged message for a recipient domain known to be below its level. */
+    reject_weak_recipients: bool(true),
+  },
+  enforce: {
+    /** Refuse to downgrade tagged mail on the way out (level 3 and 4 duties). */
+    enabled: bool(true),
+    /** Also bounce tagged mail to servers declaring less than the tag (level 4 duty). */
+    peer_level: bool(true),
+    /** What to do with a tagged message that cannot go out securely. */
+    fallback: oneOf('bounce', ['bounce', 'deliver_safe_part']),
+    /** Retry window for TLS handshake/certificate failures before bouncing (seconds). */
+    tls_retry_window: int(600, 0, 5 * 24 * 3600),
+    /** Header the milter adds so Postfix milter_header_checks can FILTER tagged mail. */
+    route_header: str('X-Linksec-Route', /^[A-Za-z0-9-]+$/, 'a header name'),
+  },
+  verify: {
+    enabled: bool(true),
+    /** What a bad signature (x-openpgp=fail) gets. */
+    on_fail: oneOf('reject', ['reject', 'quarantine', 'tag']),
+    /** What unsigned mail from a domain declaring sig=required gets. */
+    on_missing_required: oneOf('reject', ['reject', 'quarantine', 'tag']),
+    /** Total time allowed for one message's key lookup and check (ms). */
+    deadline_ms: int(20000, 100, 120000),
+    /** Largest message (bytes) the verifier buffers; larger ones are neutral. */
+    max_message_bytes: int(50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  },
+  keys: {
+    /** Keys this server publishes (WKD) and trusts first; relative to the config directory. */
+    dir: str('keys'),
+    methods: list(['local', 'wkd', 'openpgpkey'], /^(local|wkd|openpgpkey)$/, 'local, wkd or openpgpkey'),
+    cache_max: int(10000, 0, 10_000_000),
+    positive_ttl: int(3600, 0, 30 * 24 * 3600),
+    negative_ttl: int(300, 0, 24 * 3600),
+  },
+  policy: {
+    /** Static list in the STARTTLS-Everywhere shape plus `level`; relative to the config directory. */
+    domains_file: str('linksec.domains.json'),
+    txt: bool(true),
+    mta_sts: bool(true),
+    dane: bool(true),
+    cache_max: int(100000, 0, 10_000_000),
+    /** How long a failed lookup is remembered (seconds). */
+    negative_ttl: int(300, 0, 24 * 3600),
+    /** Most learned EHLO declarations kept in memory. */
+    learned_max: int(100000, 0, 10_000_000),
+  },
+  resolver: {
+    /** DNS servers (HOST:PORT); empty = the system's /etc/resolv.conf servers. */
+    servers: list([], HOSTPORT, HOSTPORT_HINT),
+    timeout_ms: int(3000, 50, 60000),
+    /** Trust the AD bit from these servers (a validating resolver on a trusted path). */
+    trust_ad: bool(true),
+  },
+  net: {
+    /** Extra trust anchors (PEM) for HTTPS fetches, added to the system's. */
+    ca_file: str(''),
+    /** Allow key and policy fetches to private and loopback addresses. */
+    allow_private_addresses: bool(false),
+    https_port: int(443, 1, 65535),
+    timeout_ms: int(10000, 50, 120000),
+    max_bytes: int(256 * 1024, 1024, 64 * 1024 * 1024),
+  },
+  milter: {
+    enabled: bool(true),
+    listen: str('inet:127.0.0.1:8891', ENDPOINT, ENDPOINT_HINT),
+    max_sessions: int(2000, 1, 100000),
+    max_frame_bytes: int(1024 * 1024, 65536 + 5, 64 * 1024 * 1024),
+    /** A session idle longer than this (ms) is closed (a stalled peer). */
+    idle_timeout_ms: int(360000, 1000, 3600000),
+    /** How long SIGTERM waits for sessions in flight (ms). */
+    shutdown_grace_ms: int(10000, 0, 600000),
+  },
+  socketmap: {
+    enabled: bool(true),
+    listen: str('inet:127.0.0.1:8461', ENDPOINT, ENDPOINT_HINT),
+    name: str('linksec', /^[A-Za-z0-9_.-]+$/, 'a map name such as linksec'),
+  },
+  http: {
+    enabled: bool(true),
+    listen: str('127.0.0.1:9464', HOSTPORT, HOSTPORT_HINT),
+    /** Serve WKD for the keys in [keys] dir. */
+    wkd: bool(true),
+  },
+  redis: {
+    /** redis://HOST:PORT/DB; empty = no shared cache (everything works on one machine). */
+    url: str('', /^(rediss?:\/\/\S+)?$/, 'redis://127.0.0.1:6379/0'),
+    prefix: str('linksec:'),
+  },
+} as const satisfies Record<string, Record<string, KeySpec>>
+
+type Schema = typeof SCHEMA
+type ValueOf<S> = S extends BoolSpec
+  ? boolean
+  : S extends IntSpec
+    ? number
+    : S extends ListSpec
+      ? readonly string[]
+      : S extends EnumSpec<infer V>
+        ? V
+        : string
+
+export type LinksecConfig = {
+  readonly [Sec in keyof Schema]: { readonly [K in keyof Schema[Sec]]: ValueOf<Schema[Sec][K]> }
+} & {
+  /** Absolute path of the configuration directory this was loaded from. */
+  readonly dir: string
+}
+
+/** Boolean keys for haraka-config (`+` = default true), e.g. `main.mailboxes_tls_only`. */
+export function booleanKeys(): string[] {
+  const out: string[] = []
+  for (const [sec, keys] of Object.entries(SCHEMA)) {
+    for (const [key, spec] of Object.entries(keys as Record<string, KeySpec>)) {
+      if (spec.type === 'bool') out.push(`${spec.default ? '+' : '-'}${sec}.${key}`)
+    }
+  }
+  return out
+}

@@ -1,0 +1,122 @@
+/**
+ * The prom-client registry and every metric linksec exports (DESIGN §6).
+ * Both adapters count into the same definitions; each process has one
+ * registry (createMetrics), tests make their own.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export type Adapter = 'milter' | 'haraka' | 'cli'
+
+export interface Metrics {
+  registry: Registry
+  /** Every message decision: verdict = accept|continue|tempfail|reject|discard|quarantine. */
+  messages: Counter<'adapter' | 'verdict'>
+  /** Tagged messages: level 1..4 or "requiretls"; outcome e.g. delivered_tls|bounced|rejected_plaintext|tempfail. */
+  taggedMessages: Counter<'level' | 'outcome'>
+  signatureResults: Counter<'result'>
+  keyLookups: Counter<'method' | 'outcome'>
+  keyLookupDuration: Histogram<'method'>
+  peerDeclarations: Counter<'source' | 'level'>
+  /** Declarations seen but not trusted, by source and reason. */
+  declarationsRejected: Counter<'source' | 'reason'>
+  policyLookups: Counter<'source' | 'outcome'>
+  milterSessions: Gauge
+  milterProtocolErrors: Counter<'reason'>
+  socketmapRequests: Counter<'result'>
+  inboundTls: Counter<'adapter' | 'tls'>
+  internalErrors: Counter<'adapter' | 'stage'>
+  wkdRequests: Counter<'layout' | 'status'>
+}
+
+export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry()
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'linksec_' })
+  const reg = [registry]
+  return {
+    registry,
+    messages: new Counter({
+      name: 'linksec_messages_total',
+      help: 'Messages decided, by adapter and verdict.',
+      labelNames: ['adapter', 'verdict'],
+      registers: reg,
+    }),
+    taggedMessages: new Counter({
+      name: 'linksec_tagged_messages_total',
+      help: 'Messages tagged as needing a secure path, by required level and outcome.',
+      labelNames: ['level', 'outcome'],
+      registers: reg,
+    }),
+    signatureResults: new Counter({
+      name: 'linksec_signature_results_total',
+      help: 'OpenPGP sender signature results (x-openpgp).',
+      labelNames: ['result'],
+      registers: reg,
+    }),
+    keyLookups: new Counter({
+      name: 'linksec_key_lookups_total',
+      help: 'Sender key lookups, by method (local, cache, wkd_advanced, wkd_direct, openpgpkey) and outcome.',
+      labelNames: ['method', 'outcome'],
+      registers: reg,
+    }),
+    keyLookupDuration: new Histogram({
+      name: 'linksec_key_lookup_duration_seconds',
+      help: 'Time to find a sender key, by method.',
+      labelNames: ['method'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: reg,
+    }),
+    peerDeclarations: new Counter({
+      name: 'linksec_peer_declarations_total',
+      help: 'Link-security declarations learned from peers, by source (ehlo, banner, txt, static, mta_sts, dane) and level.',
+      labelNames: ['source', 'level'],
+      registers: reg,
+    }),
+    declarationsRejected: new Counter({
+      name: 'linksec_declarations_rejected_total',
+      help: 'Declarations or policies seen but not trusted, by source and reason.',
+      labelNames: ['source', 'reason'],
+      registers: reg,
+    }),
+    policyLookups: new Counter({
+      name: 'linksec_policy_lookups_total',
+      help: 'Domain policy lookups, by source and outcome (found, none, error, cached).',
+      labelNames: ['source', 'outcome'],
+      registers: reg,
+    }),
+    milterSessions: new Gauge({
+      name: 'linksec_milter_sessions',
+      help: 'Milter sessions currently open.',
+      registers: reg,
+    }),
+    milterProtocolErrors: new Counter({
+      name: 'linksec_milter_protocol_errors_total',
+      help: 'Milter connections closed because of a protocol error, by reason.',
+      labelNames: ['reason'],
+      registers: reg,
+    }),
+    socketmapRequests: new Counter({
+      name: 'linksec_socketmap_requests_total',
+      help: 'Postfix socketmap TLS-policy requests, by result (ok, notfound, temp, perm).',
+      labelNames: ['result'],
+      registers: reg,
+    }),
+    inboundTls: new Counter({
+      name: 'linksec_inbound_messages_total',
+      help: 'Inbound messages by whether their link was TLS.',
+      labelNames: ['adapter', 'tls'],
+      registers: reg,
+    }),
+    internalErrors: new Counter({
+      name: 'linksec_internal_errors_total',
+      help: 'Internal errors answered with a temporary failure, by adapter and stage.',
+      labelNames: ['adapter', 'stage'],
+      registers: reg,
+    }),
+    wkdRequests: new Counter({
+      name: 'linksec_wkd_requests_total',
+      help: 'Web Key Directory requests served, by layout (advanced, direct) and HTTP status.',
+      labelNames: ['layout', 'status'],
+      registers: reg,
+    }),
+  }
+}
