@@ -15,6 +15,11 @@ export interface BenchOptions {
   /** Smoke run: much smaller counts, whole suite in a few minutes. */
   quick: boolean
   progress: Progress
+  /**
+   * Optional: aborted when the harness's time budget for this benchmark runs
+   * out. A benchmark that honours it stops its load and cleans up its peers.
+   */
+  signal?: AbortSignal
 }
 
 /** One measured figure compared with its goal (e.g. b/a >= 0.95). */

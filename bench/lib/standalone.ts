@@ -1,0 +1,61 @@
+/**
+ * Lets a benchmark module run on its own: `node dist/bench/<name>.js [--quick]`
+ * prints its table and records it in bench/results.json. In a module:
+ *   if (require.main === module) runStandalone('postfix-e2e', run)
+ */
+import { executeBench } from './execute'
+import { machineFacts } from './machine'
+import { ProgressBar } from './progress'
+import { defaultResultsPath, writeResults } from './results'
+import { formatResult } from './table'
+import type { BenchRun } from './types'
+
+export interface CliFlags {
+  quick: boolean
+  only: string[]
+  list: boolean
+  resultsPath?: string
+}
+
+/** --quick, --only a,b, --list, --results FILE. Unknown flags are an error that says what exists. */
+export function parseFlags(argv: readonly string[]): CliFlags {
+  const flags: CliFlags = { quick: false, only: [], list: false }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--quick') flags.quick = true
+    else if (arg === '--list') flags.list = true
+    else if (arg === '--only' && argv[i + 1]) flags.only.push(...argv[++i].split(',').filter(Boolean))
+    else if (arg === '--results' && argv[i + 1]) flags.resultsPath = argv[++i]
+    else throw new Error(`unknown argument '${arg}'; use --quick, --only NAME[,NAME], --list, --results FILE`)
+  }
+  return flags
+}
+
+/** Budget per benchmark: generous, but every run ends. */
+export function budgetMs(quick: boolean): number {
+  return (quick ? 3 : 12) * 60_000
+}
+
+export function runStandalone(name: string, run: BenchRun): void {
+  void (async () => {
+    const flags = parseFlags(process.argv.slice(2))
+    const bar = new ProgressBar()
+    const result = await executeBench({
+      name,
+      run,
+      quick: flags.quick,
+      budgetMs: budgetMs(flags.quick),
+      bar,
+      prefix: name,
+    })
+    process.stdout.write(formatResult(result))
+    if (result.error) process.stdout.write(`error: ${result.error}\n`)
+    const file = flags.resultsPath ?? defaultResultsPath()
+    writeResults(file, machineFacts(), [result])
+    process.stderr.write(`results written to ${file}\n`)
+    process.exitCode = result.error ? 1 : 0
+  })().catch((err: unknown) => {
+    process.stderr.write(`bench ${name}: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exitCode = 2
+  })
+}
