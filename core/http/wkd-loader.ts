@@ -12,7 +12,6 @@ export function loadWkdHandler(rt: Runtime, moduleId = './wkd'): WkdHandler | un
   if (!rt.config.http.wkd) return undefined
   let mod: WkdModule
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require(moduleId) as WkdModule
   } catch (e) {
     // Only "this module is absent" means WKD is not built; a broken wkd.ts must still fail loudly.
