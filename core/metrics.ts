@@ -28,9 +28,22 @@ export interface Metrics {
   wkdRequests: Counter<'layout' | 'status'>
 }
 
+/**
+ * prom-client's gauges `nodejs_active_{handles,requests,resources}_total` break
+ * the naming rule `promtool check metrics` enforces (a gauge must not end in
+ * _total), so they are dropped; the same numbers stay available, by type, in
+ * `linksec_nodejs_active_{handles,requests,resources}` (sum() them).
+ */
+const MISNAMED_DEFAULTS = ['active_handles_total', 'active_requests_total', 'active_resources_total']
+
+function addProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: 'linksec_' })
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(`linksec_nodejs_${name}`)
+}
+
 export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics {
   const registry = new Registry()
-  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'linksec_' })
+  if (opts.processMetrics !== false) addProcessMetrics(registry)
   const reg = [registry]
   return {
     registry,
@@ -60,7 +73,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     }),
     keyLookupDuration: new Histogram({
       name: 'linksec_key_lookup_duration_seconds',
-      help: 'Time to find a sender key, by method.',
+      help: 'Time in seconds to find a sender key, by method.',
       labelNames: ['method'],
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: reg,
@@ -85,7 +98,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     }),
     milterSessions: new Gauge({
       name: 'linksec_milter_sessions',
-      help: 'Milter sessions currently open.',
+      help: 'Milter sessions (MTA connections) currently open.',
       registers: reg,
     }),
     milterProtocolErrors: new Counter({
