@@ -1,0 +1,109 @@
+/**
+ * End-of-message check (issue 4 §3): a tagged message with a recipient whose
+ * domain is known to fall below the required level is rejected 550 5.7.10,
+ * naming the domains, so the sender learns before anything is queued.
+ *
+ * Decisions (documented in README):
+ * - a domain nobody has declared anything for is "unknown": the Haraka
+ *   adapter accepts it (the EHLO at delivery decides), the milter rejects it
+ *   when it performs the level-4 duty, because Postfix cannot read the
+ *   peer's EHLO at delivery and so can never check it later;
+ * - a lookup that fails (DNS timeout, ...) gives 451 4.4.3: the level could
+ *   not be known now, the sender's server tries again (never an accept we
+ *   cannot stand behind, STYLE "never lose mail").
+ */
+import type { Requirement } from '../levels'
+import { CONTINUE, reject, tempfail, type Verdict } from '../verdict'
+import { describeRequirement, isEnforced, type EnforceDuties, type PeerPolicy } from './hop'
+
+export type PolicyLookup = (domain: string) => Promise<PeerPolicy>
+
+export interface RecipientCheckOptions {
+  duties: EnforceDuties
+  /** What a domain with no known declaration gets. */
+  unknown: 'accept' | 'reject'
+}
+
+interface DomainFinding {
+  domain: string
+  /** Declared level, or undefined when nothing is known. */
+  level?: number
+  failed?: boolean
+}
+
+/** The recipient domains of a message, lower-cased, without duplicates, in first-seen order. */
+export function recipientDomains(addresses: readonly string[]): string[] {
+  const out = new Set<string>()
+  for (const a of addresses) {
+    const at = a.lastIndexOf('@')
+    const d = a
+      .slice(at + 1)
+      .replace(/[>\s]+$/, '')
+      .replace(/\.$/, '')
+      .toLowerCase()
+    if (at >= 0 && d) out.add(d)
+  }
+  return [...out]
+}
+
+async function lookupAll(domains: readonly string[], lookup: PolicyLookup): Promise<DomainFinding[]> {
+  return Promise.all(
+    domains.map(async (domain): Promise<DomainFinding> => {
+      try {
+        return { domain, level: (await lookup(domain)).level }
+      } catch {
+        return { domain, failed: true }
+      }
+    }),
+  )
+}
+
+function isWeak(f: DomainFinding, required: number, opts: RecipientCheckOptions): boolean {
+  if (f.failed) return false
+  if (f.level === undefined) return opts.unknown === 'reject'
+  return f.level < required
+}
+
+/** The level a recipient domain must declare for this message (REQUIRETLS: 3, DESIGN §3). */
+function neededLevel(req: Requirement, duties: EnforceDuties): number {
+  if (duties.peerLevel) return req.level
+  // A level-3 server does not check peer levels, except what REQUIRETLS obliges.
+  return req.source === 'requiretls' ? 3 : 0
+}
+
+export async function checkRecipients(
+  req: Requirement,
+  domains: readonly string[],
+  lookup: PolicyLookup,
+  opts: RecipientCheckOptions,
+): Promise<Verdict> {
+  if (!isEnforced(req, opts.duties) || domains.length === 0) return CONTINUE
+  const needed = neededLevel(req, opts.duties)
+  if (needed === 0) return CONTINUE
+  const findings = await lookupAll(domains, lookup)
+  const weak = findings.filter((f) => isWeak(f, needed, opts))
+  if (weak.length > 0) return weakVerdict(req, needed, weak)
+  const failed = findings.filter((f) => f.failed).map((f) => f.domain)
+  if (failed.length > 0)
+    return tempfail(
+      451,
+      '4.4.3',
+      `could not look up the link-security level of ${failed.join(', ')}; please try again later`,
+      'recipient_lookup_failed',
+    )
+  return CONTINUE
+}
+
+function weakVerdict(req: Requirement, needed: number, weak: DomainFinding[]): Verdict {
+  const list = weak.map(
+    (f) => `${f.domain} (${f.level === undefined ? 'none declared' : `level ${f.level}`})`,
+  )
+  const plural = weak.length > 1 ? 'these recipient domains do' : 'this recipient domain does'
+  return reject(
+    550,
+    '5.7.10',
+    `this message is tagged ${describeRequirement(req)} but ${plural} not declare link-security level ${needed}: ` +
+      `${list.join(', ')}; remove those recipients or send the message without the tag`,
+    'recipient_level_low',
+  )
+}
