@@ -50,3 +50,4 @@ export function dutiesFromConfig(config: LinksecConfig): EnforceDuties {
     peerLevel: config.enforce.enabled && config.enforce.peer_level,
   }
 }
+export * from './enforce/policy'

@@ -39,6 +39,11 @@ export interface PeerPolicy {
   tlsRequired: boolean
   /** The domain's policy requires a verified certificate (MTA-STS/static enforce, DANE). */
   certificateRequired: boolean
+  /**
+   * A source that could have raised the level failed and nothing valid is
+   * remembered: a refusal based on this policy alone is only a retry.
+   */
+  uncertain?: boolean
 }
 
 /** Which duties this server performs (config [enforce]). */
@@ -210,20 +215,20 @@ function checkPeerLevel(
     // A Link-Security-Required: 4 beside REQUIRETLS still needs a level-4 hop.
     if (req.level <= 3) return undefined
   }
-  if (!duties.peerLevel) return undefined
+  if (!duties.peerLevel || (declared.level ?? 0) >= req.level) return undefined
+  // A policy lookup that failed might have said more: retry, do not bounce yet.
+  const action = declared.source !== 'EHLO' && policy?.uncertain ? 'retry' : 'bounce'
   if (declared.level === undefined)
     return refuse(
-      'bounce',
+      action,
       'peer_level_unknown',
       req,
       `${facts.hop} declares no link-security level (level ${req.level} is required)`,
     )
-  if (declared.level < req.level)
-    return refuse(
-      'bounce',
-      'peer_level_low',
-      req,
-      `${facts.hop} declares link-security level ${declared.level} (${declared.source}), below the required level ${req.level}`,
-    )
-  return undefined
+  return refuse(
+    action,
+    'peer_level_low',
+    req,
+    `${facts.hop} declares link-security level ${declared.level} (${declared.source}), below the required level ${req.level}`,
+  )
 }

@@ -29,6 +29,8 @@ interface DomainFinding {
   /** Declared level, or undefined when nothing is known. */
   level?: number
   failed?: boolean
+  /** A source that could have raised the level failed. */
+  uncertain?: boolean
 }
 
 /** The recipient domains of a message, lower-cased, without duplicates, in first-seen order. */
@@ -50,7 +52,8 @@ async function lookupAll(domains: readonly string[], lookup: PolicyLookup): Prom
   return Promise.all(
     domains.map(async (domain): Promise<DomainFinding> => {
       try {
-        return { domain, level: (await lookup(domain)).level }
+        const p = await lookup(domain)
+        return { domain, level: p.level, uncertain: p.uncertain }
       } catch {
         return { domain, failed: true }
       }
@@ -82,8 +85,10 @@ export async function checkRecipients(
   if (needed === 0) return CONTINUE
   const findings = await lookupAll(domains, lookup)
   const weak = findings.filter((f) => isWeak(f, needed, opts))
-  if (weak.length > 0) return weakVerdict(req, needed, weak)
-  const failed = findings.filter((f) => f.failed).map((f) => f.domain)
+  const sure = weak.filter((f) => !f.uncertain)
+  if (sure.length > 0) return weakVerdict(req, needed, sure)
+  // Weak only because a lookup failed: the sender's server should try again.
+  const failed = findings.filter((f) => f.failed || (f.uncertain && weak.includes(f))).map((f) => f.domain)
   if (failed.length > 0)
     return tempfail(
       451,

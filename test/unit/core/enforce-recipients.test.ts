@@ -102,3 +102,19 @@ describe('recipientDomains', () => {
     ])
   })
 })
+
+describe('checkRecipients with uncertain policies', () => {
+  it('tempfails instead of rejecting when the low level may be a lookup failure', async () => {
+    const l = async (domain: string): Promise<PeerPolicy> => ({
+      domain,
+      level: 1,
+      source: 'txt',
+      tlsRequired: true,
+      certificateRequired: false,
+      uncertain: true,
+    })
+    const v = await checkRecipients(req('3'), ['maybe.test'], l, haraka)
+    assert.equal(v.action, 'tempfail')
+    assert.match(v.text!, /maybe\.test/)
+  })
+})

@@ -9,6 +9,8 @@ import {
   parseRouteHeader,
   countTagged,
   dutiesFromConfig,
+  peerPolicyOf,
+  mxMatches,
   type LinkFacts,
   type PeerPolicy,
 } from '../../../core/enforce'
@@ -241,5 +243,68 @@ describe('countTagged', () => {
       noDowngrade: false,
       peerLevel: false,
     })
+  })
+})
+
+describe('uncertain policies', () => {
+  it('a refusal resting on a policy whose lookup failed is a retry', () => {
+    const p: PeerPolicy = {
+      domain: 'x.test',
+      level: 1,
+      source: 'txt',
+      tlsRequired: true,
+      certificateRequired: false,
+      uncertain: true,
+    }
+    const v = decideHop(tagged('3'), tlsNoDecl, p)
+    assert.equal(v.action, 'retry')
+    assert.equal(v.reason, 'peer_level_low')
+    // ...but this session's EHLO is a fact, not a lookup.
+    assert.equal(decideHop(tagged('3'), { ...tlsNoDecl, peerEhloDeclaration: 1 }, p).action, 'bounce')
+  })
+})
+
+describe('peerPolicyOf / mxMatches', () => {
+  const base = {
+    domain: 'd.test',
+    mxPatterns: ['*.d.test'],
+    signatures: 'unknown' as const,
+    decidedBy: 'mta_sts' as const,
+    temporaryFailure: false,
+    tlsModeUncertain: false,
+  }
+  it('maps the policy engine answer', () => {
+    const p = peerPolicyOf({
+      ...base,
+      level: 3,
+      tlsMode: 'secure',
+      sources: [
+        { source: 'mta_sts', outcome: 'found', reason: 'enforce', level: 3, tlsMode: 'secure' },
+        { source: 'txt', outcome: 'none', reason: 'no record' },
+      ],
+    })
+    assert.deepEqual(
+      { level: p.level, source: p.source, tls: p.tlsRequired, cert: p.certificateRequired },
+      { level: 3, source: 'mta_sts', tls: true, cert: true },
+    )
+  })
+  it('nothing found means no known level', () => {
+    const p = peerPolicyOf({
+      ...base,
+      level: 0,
+      tlsMode: 'none',
+      mxPatterns: [],
+      sources: [{ source: 'txt', outcome: 'none', reason: '' }],
+    })
+    assert.equal(p.level, undefined)
+    assert.equal(p.tlsRequired, false)
+  })
+  it('matches MX patterns the MTA-STS and Postfix way', () => {
+    assert.equal(mxMatches('mx1.d.test', ['*.d.test']), true)
+    assert.equal(mxMatches('a.mx1.d.test', ['*.d.test']), false)
+    assert.equal(mxMatches('a.mx1.d.test', ['.d.test']), true)
+    assert.equal(mxMatches('d.test', ['.d.test']), false)
+    assert.equal(mxMatches('MX.D.TEST.', ['mx.d.test']), true)
+    assert.equal(mxMatches('mx.d.test', []), undefined)
   })
 })
