@@ -50,7 +50,6 @@ export function normalizeName(name: string): string {
     new LinksecError('LINKSEC_DNS_BAD_NAME', `cannot look up "${name}": ${why}`, { temporary: false })
   if (n.length === 0) throw bad('the name is empty')
   if (Buffer.byteLength(n) > 253) throw bad('the name is longer than 253 octets')
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x20\x7f]/.test(n)) throw bad('the name holds control characters or spaces')
   for (const label of n.split('.')) {
     if (label.length === 0) throw bad('the name has an empty label')

@@ -42,6 +42,8 @@ export interface DnsClient {
    * Resolves NAME/TYPE. NXDOMAIN and empty answers are values, not errors.
    * Throws LinksecError (temporary) on timeout or unreachable servers:
    * LINKSEC_DNS_TIMEOUT, LINKSEC_DNS_NETWORK, LINKSEC_DNS_MALFORMED.
+   * Also (permanent): LINKSEC_DNS_BAD_NAME for a name that cannot be asked.
+   * SERVFAIL/REFUSED come back as values once every server said so.
    */
   query(name: string, type: DnsType, opts?: DnsQueryOptions): Promise<DnsAnswer>
 }
@@ -73,6 +75,12 @@ export interface HttpsClient {
    * LinksecError: LINKSEC_FETCH_TIMEOUT, LINKSEC_FETCH_TOO_LARGE,
    * LINKSEC_FETCH_PRIVATE_ADDRESS, LINKSEC_FETCH_REDIRECT, LINKSEC_FETCH_TLS,
    * LINKSEC_FETCH_CONNECT, LINKSEC_FETCH_NO_ADDRESS.
+   * Also: LINKSEC_FETCH_BAD_URL (not https), LINKSEC_FETCH_PROTOCOL (bad
+   * HTTP), and DNS errors (LINKSEC_DNS_*) from resolving the host.
+   * LINKSEC_FETCH_NO_ADDRESS is permanent (temporary=false) when DNS said
+   * NXDOMAIN/no records (WKD may then fall back to the direct method) and
+   * temporary when the resolver failed. A 3xx that is not followed throws
+   * LINKSEC_FETCH_REDIRECT (permanent).
    */
   get(url: string, opts?: FetchOptions): Promise<FetchResponse>
 }
