@@ -1,0 +1,94 @@
+/**
+ * Configuration and Runtime for the Haraka adapter. The plugin reads the same
+ * linksec.ini and schema as the milter, through Haraka's own config loader:
+ * haraka-config merges the package's config/linksec.ini (defaults) with
+ * Haraka's config/linksec.ini (the operator's overrides) and calls us back when
+ * either file changes. A bad reload keeps the running configuration and logs
+ * why; a bad configuration at start-up stops Haraka with the error (ConfigError
+ * names the key and the fix).
+ */
+import * as path from 'node:path'
+import { booleanKeys, parseConfig, PACKAGE_CONFIG_DIR, type LinksecConfig } from '../core/config'
+import { describeError } from '../core/errors'
+import type { LogFields, Logger } from '../core/log'
+import { createMetrics, type Metrics } from '../core/metrics'
+import { createRuntime, type Runtime } from '../core/runtime'
+import type { HarakaPlugin } from './haraka'
+
+export const CONFIG_FILE = 'linksec.ini'
+
+let processMetrics: Metrics | undefined
+
+/** The one metrics registry of this Haraka process (each cluster worker has its own). */
+export function harakaMetrics(): Metrics {
+  processMetrics ??= createMetrics()
+  return processMetrics
+}
+
+/** Relative paths in the config (keys.dir, policy.domains_file) resolve against Haraka's config/. */
+export function harakaConfigDir(): string {
+  return process.env.HARAKA ? path.join(process.env.HARAKA, 'config') : PACKAGE_CONFIG_DIR
+}
+
+function formatFields(fields?: LogFields): string {
+  if (!fields) return ''
+  const kv = Object.entries(fields)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+  return kv.length ? ' ' + kv.join(' ') : ''
+}
+
+/** A core Logger that writes through Haraka's logger (its levels, its log plugins). */
+export function harakaLogger(
+  plugin: Pick<HarakaPlugin, 'logdebug' | 'loginfo' | 'logwarn' | 'logerror'>,
+): Logger {
+  return {
+    debug: (m, f) => plugin.logdebug(m + formatFields(f)),
+    info: (m, f) => plugin.loginfo(m + formatFields(f)),
+    warn: (m, f) => plugin.logwarn(m + formatFields(f)),
+    error: (m, f) => plugin.logerror(m + formatFields(f)),
+  }
+}
+
+/**
+ * Holds the current Runtime; `reload()` swaps it only when the new file is
+ * valid. Hooks call `current()` on every use, so a reload takes effect on the
+ * next SMTP command.
+ */
+export class RuntimeHolder {
+  private rt: Runtime
+
+  constructor(
+    private readonly plugin: HarakaPlugin,
+    private readonly dir: string = harakaConfigDir(),
+  ) {
+    this.rt = this.build(this.read())
+  }
+
+  current(): Runtime {
+    return this.rt
+  }
+
+  /** Re-reads linksec.ini; on error keeps the running configuration. */
+  reload(): boolean {
+    try {
+      this.rt = this.build(this.read())
+      this.rt.log.info('linksec configuration reloaded', { dir: this.dir })
+      return true
+    } catch (e) {
+      this.rt.log.error('linksec configuration NOT reloaded; keeping the running one', {
+        error: describeError(e),
+      })
+      return false
+    }
+  }
+
+  private read(): LinksecConfig {
+    const raw = this.plugin.config.get(CONFIG_FILE, { booleans: booleanKeys() }, () => this.reload())
+    return parseConfig((raw ?? {}) as Record<string, unknown>, this.dir)
+  }
+
+  private build(config: LinksecConfig): Runtime {
+    return createRuntime(config, { log: harakaLogger(this.plugin), metrics: harakaMetrics() })
+  }
+}

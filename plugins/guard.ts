@@ -1,0 +1,74 @@
+/**
+ * The catch-all every linksec hook runs in. Haraka itself logs a hook that
+ * throws and then *continues* as if the plugin had said CONT (plugins.js
+ * run_next_hook), and a rejected promise escapes to the process
+ * (haraka.js exits on unhandledRejection). Either would let a message through
+ * unchecked or take the server down. guarded() turns both into
+ * `next(DENYSOFT, 451 4.3.0 …)`: the client keeps the message and tries again.
+ */
+import { describeError } from '../core/errors'
+import type { Runtime } from '../core/runtime'
+import { internalError } from '../core/verdict'
+import type { HookHandler } from './duty'
+import { DENYSOFT, type HarakaPlugin, type HookMethod, type Next } from './haraka'
+import { dsnFor } from './reply'
+
+interface OnceNext {
+  next: Next
+  readonly called: boolean
+}
+
+/** Haraka complains (and ignores) a second next(); we make sure there is only one. */
+function once(next: Next): OnceNext {
+  let called = false
+  return {
+    next: (code, msg) => {
+      if (called) return
+      called = true
+      next(code, msg)
+    },
+    get called() {
+      return called
+    },
+  }
+}
+
+function countInternalError(rt: Runtime | undefined, stage: string): void {
+  try {
+    rt?.metrics.internalErrors.inc({ adapter: 'haraka', stage })
+  } catch {
+    // Counting must never change the answer.
+  }
+}
+
+/** Logs, counts and answers 451 4.3.0 unless a reply was already given. */
+function failClosed(
+  plugin: HarakaPlugin,
+  rt: Runtime | undefined,
+  stage: string,
+  n: OnceNext,
+  e: unknown,
+): void {
+  countInternalError(rt, stage)
+  const already = n.called ? ' (after replying; reply unchanged)' : ''
+  const line = `linksec internal error at ${stage}${already}: ${describeError(e)}`
+  if (rt) rt.log.error(line, { stage, stack: e instanceof Error ? e.stack : undefined })
+  else plugin.logerror(line)
+  n.next(DENYSOFT, dsnFor(internalError(`internal_error_${stage}`)))
+}
+
+/** Wraps a duty's handler as a Haraka hook method that can never fail open. */
+export function guarded(stage: string, handler: HookHandler, runtime: () => Runtime): HookMethod {
+  return function (this: HarakaPlugin, next: Next, target: unknown, params?: unknown): void {
+    const n = once(next)
+    let rt: Runtime | undefined
+    const fail = (e: unknown) => failClosed(this, rt, stage, n, e)
+    try {
+      rt = runtime()
+      const result = handler({ plugin: this, rt }, n.next, target, params)
+      if (result && typeof result.then === 'function') result.then(undefined, fail)
+    } catch (e) {
+      fail(e)
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Applies the core's HeaderEdits to a Haraka transaction.
+ *
+ * Deletions happen at once (end of data). Additions are staged and written in
+ * the first `queue`/`queue_outbound` hook (priority -100), because Haraka's
+ * data_post_respond() removes EVERY Authentication-Results field and writes
+ * its own combined one whenever any plugin used connection.auth_results()
+ * (spf, dkim, …): an A-R field we added at data_post would vanish.
+ *
+ * Haraka only removes all fields of a name; deleting the n-th occurrence
+ * (a forged A-R among real ones) edits haraka-email-message's Header in place:
+ * `header_list` (the raw lines the message stream writes), `headers` and
+ * `headers_decoded` (the per-name value lists, in the same order).
+ */
+import type { HeaderEdit } from '../core/verdict'
+import type { HarakaHeader, HarakaTransaction } from './haraka'
+
+type Addition = Exclude<HeaderEdit, { op: 'delete' }>
+
+const staged = new WeakMap<HarakaTransaction, Addition[]>()
+
+function isHeaderLine(line: string, lowerName: string): boolean {
+  return line.slice(0, lowerName.length + 1).toLowerCase() === `${lowerName}:`
+}
+
+/** Removes the index-th (1-based) occurrence of a header; false if there is none. */
+export function removeHeaderOccurrence(header: HarakaHeader, name: string, index: number): boolean {
+  const key = name.toLowerCase()
+  let seen = 0
+  const at = header.header_list.findIndex((line) => isHeaderLine(line, key) && ++seen === index)
+  if (at < 0) return false
+  header.header_list.splice(at, 1)
+  header.headers[key]?.splice(index - 1, 1)
+  header.headers_decoded[key]?.splice(index - 1, 1)
+  if (header.headers[key]?.length === 0) delete header.headers[key]
+  if (header.headers_decoded[key]?.length === 0) delete header.headers_decoded[key]
+  return true
+}
+
+/** Deletes now (highest index first, so earlier indexes stay valid); stages additions. */
+export function applyHeaderEdits(txn: HarakaTransaction, edits: readonly HeaderEdit[]): void {
+  const deletes = edits
+    .filter((e): e is Extract<HeaderEdit, { op: 'delete' }> => e.op === 'delete')
+    .sort((a, b) => b.index - a.index)
+  const done = new Set<string>()
+  for (const d of deletes) {
+    const id = `${d.name.toLowerCase()}#${d.index}`
+    if (done.has(id)) continue // two duties may both ask to drop the same forged field
+    done.add(id)
+    removeHeaderOccurrence(txn.header, d.name, d.index)
+  }
+  if (deletes.length) txn.reset_headers?.()
+  const adds = edits.filter((e): e is Addition => e.op !== 'delete')
+  if (adds.length) staged.set(txn, [...(staged.get(txn) ?? []), ...adds])
+}
+
+/** Writes staged additions; called once the message is accepted, just before queueing. */
+export function flushStagedHeaders(txn: HarakaTransaction): number {
+  const adds = staged.get(txn) ?? []
+  staged.delete(txn)
+  for (const a of adds) {
+    if (a.op === 'prepend') txn.add_leading_header(a.name, a.value)
+    else txn.add_header(a.name, a.value)
+  }
+  return adds.length
+}
+
+/** Additions waiting for the queue hook (tests, diagnostics). */
+export function stagedHeaders(txn: HarakaTransaction): readonly Addition[] {
+  return staged.get(txn) ?? []
+}

@@ -1,0 +1,78 @@
+/**
+ * The linksec plugin for Haraka 3.x. Operators `npm install linksec` in their
+ * Haraka directory and add one line, `linksec`, to config/plugins. Haraka
+ * require()s this package (package.json "main") and copies these exports onto
+ * its Plugin object, then calls register() synchronously.
+ *
+ * The plugin is a list of duties (duty.ts). To add one (verify, outbound):
+ *   1. write plugins/<duty>.ts exporting a `Duty` ({name, hooks?, message?});
+ *   2. import it here and append it to DUTIES. Nothing else.
+ * Raw hooks are registered as `linksec_<duty>_<hook>` methods; message steps
+ * run in DUTIES order inside the single data_post pipeline (message.ts).
+ * Everything runs inside guarded(): any failure answers 451 4.3.0.
+ */
+import { declaredLevel, declareDuty } from './declare'
+import type { Duty } from './duty'
+import { guarded } from './guard'
+import type { HarakaPlugin, HookMethod } from './haraka'
+import { inboundDuty } from './inbound'
+import { RuntimeHolder } from './config'
+import { dataPostHandler, queueHandler } from './message'
+
+/** Every duty of the plugin, in the order their message steps run. */
+export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty]
+
+/** Plugin-wide hooks: the data_post pipeline, and header additions just before queueing. */
+function coreHooks(duties: readonly Duty[]): Duty {
+  return {
+    name: 'linksec',
+    hooks: {
+      data_post: { handler: dataPostHandler(duties) },
+      // First in line (-100), before any queue plugin reads the message stream.
+      queue: { handler: queueHandler, priority: -100 },
+      queue_outbound: { handler: queueHandler, priority: -100 },
+    },
+  }
+}
+
+/** Registers every hook of every duty on `plugin`, each wrapped in guarded(). */
+export function registerDuties(
+  plugin: HarakaPlugin,
+  holder: RuntimeHolder,
+  duties: readonly Duty[],
+): string[] {
+  const methods: string[] = []
+  for (const duty of [...duties, coreHooks(duties)]) {
+    for (const [hook, spec] of Object.entries(duty.hooks ?? {})) {
+      const method = `linksec_${duty.name}_${hook}`
+      const stage = duty.name === 'linksec' ? hook : `${duty.name}_${hook}`
+      plugin[method] = guarded(stage, spec.handler, () => holder.current()) satisfies HookMethod
+      plugin.register_hook(hook, method, spec.priority ?? 0)
+      methods.push(method)
+    }
+  }
+  return methods
+}
+
+/** Says so when the configured level promises outbound enforcement no loaded duty performs. */
+function warnUnbackedLevel(holder: RuntimeHolder, duties: readonly Duty[]): void {
+  const rt = holder.current()
+  const level = declaredLevel(rt.config)
+  if (level >= 3 && !duties.some((d) => d.performs?.includes('no_downgrade'))) {
+    rt.log.warn('linksec declares level 3+ but no outbound enforcement duty is loaded in this build', {
+      level,
+    })
+  }
+}
+
+/** Haraka calls this once per process, synchronously, with `this` = the Plugin. */
+export function register(this: HarakaPlugin): void {
+  // A ConfigError here stops Haraka's start-up with the key and the fix.
+  const holder = new RuntimeHolder(this)
+  registerDuties(this, holder, DUTIES)
+  warnUnbackedLevel(holder, DUTIES)
+  holder.current().log.info('linksec plugin registered', {
+    duties: DUTIES.map((d) => d.name).join(','),
+    level: declaredLevel(holder.current().config),
+  })
+}
