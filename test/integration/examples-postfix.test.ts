@@ -1,0 +1,96 @@
+/**
+ * examples/postfix: the main.cf lines (and master.cf lines, when the file is
+ * there) load into a real private Postfix with `postconf -e`, `postfix check`
+ * passes without warnings, and Postfix reloads with them.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { freePort } from '../helpers/ports'
+import { isRoot, needTools } from '../helpers/tools'
+
+const ROOT = path.resolve(__dirname, '../../..')
+const EXAMPLE = path.join(ROOT, 'examples/postfix')
+const PEERS = path.resolve(ROOT, '..', 'shared', 'peers')
+const ENV = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` }
+
+/** `KEY = VALUE` settings of a main.cf fragment (comments and blank lines dropped, continuations joined). */
+export function mainCfSettings(text: string): [string, string][] {
+  const joined = text.replace(/\n[ \t]+(?=\S)/g, ' ')
+  return joined
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'))
+    .map((l) => {
+      const m = /^([A-Za-z0-9_]+)\s*=\s*(.*)$/.exec(l)
+      assert.ok(m, `main.cf line is KEY = VALUE: ${l}`)
+      return [m[1]!, m[2]!.trim()]
+    })
+}
+
+function run(cmd: string, args: string[], env = ENV): { status: number | null; out: string; err: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env, timeout: 60_000 })
+  return { status: r.status, out: r.stdout, err: r.stderr }
+}
+
+/** Starts a postfix-up.sh instance and returns its config directory; the caller stops it. */
+async function startPostfix(): Promise<{ dir: string; conf: string }> {
+  const env = { ...ENV, PORT: String(await freePort()), SINK_PORT: String(await freePort()) }
+  const r = run(path.join(PEERS, 'postfix-up.sh'), [], env)
+  assert.equal(r.status, 0, r.err)
+  const dir = /export PF_DIR='([^']+)'/.exec(r.out)?.[1]
+  assert.ok(dir, r.out)
+  return { dir, conf: path.join(dir, 'etc') }
+}
+
+/** Map files and other support files of the example go next to main.cf, paths rewritten. */
+function installExample(conf: string): [string, string][] {
+  const rewrite = (s: string) => s.replaceAll('/etc/postfix/', `${conf}/`)
+  for (const f of readdirSync(EXAMPLE))
+    if (!['main.cf', 'master.cf', 'README.md'].includes(f))
+      writeFileSync(path.join(conf, f), rewrite(readFileSync(path.join(EXAMPLE, f), 'utf8')))
+  const settings = mainCfSettings(rewrite(readFileSync(path.join(EXAMPLE, 'main.cf'), 'utf8')))
+  const r = run('postconf', ['-c', conf, '-e', ...settings.map(([k, v]) => `${k} = ${v}`)])
+  assert.equal(r.status, 0, r.err)
+  if (existsSync(path.join(EXAMPLE, 'master.cf')))
+    appendFileSync(
+      path.join(conf, 'master.cf'),
+      '\n' + rewrite(readFileSync(path.join(EXAMPLE, 'master.cf'), 'utf8')),
+    )
+  return settings
+}
+
+test('the main.cf fragment has the settings the design fixes', () => {
+  const settings = new Map(mainCfSettings(readFileSync(path.join(EXAMPLE, 'main.cf'), 'utf8')))
+  assert.equal(settings.get('smtpd_milters'), 'inet:127.0.0.1:8891')
+  assert.equal(settings.get('milter_default_action'), 'tempfail')
+  assert.equal(settings.get('milter_protocol'), '6')
+  assert.equal(settings.get('smtp_tls_policy_maps'), 'socketmap:inet:127.0.0.1:8461:linksec')
+  assert.equal(settings.get('smtp_tls_security_level'), 'may')
+})
+
+test('a private Postfix accepts the example lines: postconf, postfix check, reload', async (t) => {
+  if (!needTools(t, { postfix: 'postfix', postconf: 'postfix' })) return
+  if (!isRoot()) return t.skip('postfix start needs root')
+  const pf = await startPostfix()
+  try {
+    const settings = installExample(pf.conf)
+    copyFileSync(path.join(pf.conf, 'main.cf'), path.join(pf.dir, 'main.cf.applied'))
+    for (const [k, v] of settings) {
+      const r = run('postconf', ['-c', pf.conf, '-h', k])
+      assert.equal(r.err.trim(), '', `postconf ${k} prints no warning`)
+      assert.equal(r.out.trim(), v, k)
+    }
+    const n = run('postconf', ['-c', pf.conf, '-n'])
+    assert.equal(n.err.trim(), '', 'postconf -n prints no warning (no unknown or misspelt parameter)')
+    const check = run('postfix', ['-c', pf.conf, 'check'])
+    assert.equal(check.status, 0, check.err)
+    assert.equal(check.err.trim(), '', 'postfix check prints no warning')
+    const reload = run('postfix', ['-c', pf.conf, 'reload'])
+    assert.equal(reload.status, 0, reload.err)
+    assert.equal(run('postfix', ['-c', pf.conf, 'status']).status, 0)
+  } finally {
+    run(path.join(PEERS, 'postfix-down.sh'), [pf.dir])
+  }
+})
