@@ -1,0 +1,174 @@
+/**
+ * Session events -> core -> milter responses. At end of message the app
+ * builds the plain InboundMessage, runs the message policies in order, and
+ * turns their header edits and verdict into milter actions plus one final
+ * reply. Every path ends in a catch-all that answers 451 4.3.0: an error in
+ * a policy never becomes an accept.
+ */
+import { describeError, LinksecError } from '../core/errors'
+import type { Runtime } from '../core/runtime'
+import { CONTINUE, internalError, type HeaderEdit, type MessageDecision, type Verdict } from '../core/verdict'
+import { inboundMessage, type InboundMessage, type MessagePolicy } from './message'
+import type { HandlerNeeds } from './negotiate'
+import { MESSAGE_POLICIES } from './policies'
+import { INTERNAL_ERROR_REPLY, verdictResponse } from './reply'
+import type { EndOfMessageReply, MilterHandler, SessionFacts } from './session'
+import { Action } from './wire/codes'
+import type { MilterResponse } from './wire/types'
+
+export type { InboundMessage, MessagePolicy, MessagePolicyFn } from './message'
+export { messagePolicy } from './message'
+
+export interface MilterAppOptions {
+  policies?: readonly MessagePolicy[]
+  /** Time allowed for all policies of one message; kept below Postfix's milter_content_timeout. */
+  deadlineMs?: number
+}
+
+/** What linksec asks of Postfix: everything it only observes gets no reply, the rest is switched off. */
+export function milterNeeds(needsBody: boolean): HandlerNeeds {
+  return {
+    events: {
+      connect: 'observe',
+      helo: 'observe',
+      mail: 'observe',
+      rcpt: 'observe',
+      data: 'none',
+      header: 'observe',
+      eoh: 'none',
+      body: needsBody ? 'observe' : 'none',
+      unknown: 'none',
+    },
+    actions: Action.addHeaders | Action.changeHeaders | Action.quarantine,
+  }
+}
+
+export function createMilterApp(rt: Runtime, opts: MilterAppOptions = {}): MilterHandler {
+  const policies = opts.policies ?? MESSAGE_POLICIES
+  const needsBody = policies.some((p) => p.needsBody)
+  // Below the verifier's own deadline plus slack, and below Postfix's 30 s/300 s timeouts.
+  const deadlineMs = opts.deadlineMs ?? Math.min(rt.config.verify.deadline_ms + 5000, 25000)
+  return {
+    needs: milterNeeds(needsBody),
+    maxBodyBytes: needsBody ? rt.config.verify.max_message_bytes : 0,
+    endOfMessage: (facts) => endOfMessage(rt, policies, facts, deadlineMs),
+  }
+}
+
+async function endOfMessage(
+  rt: Runtime,
+  policies: readonly MessagePolicy[],
+  facts: SessionFacts,
+  deadlineMs: number,
+): Promise<EndOfMessageReply> {
+  try {
+    const msg = inboundMessage(facts, facts.transaction!)
+    const decision = await withDeadline(runPolicies(rt, policies, msg), deadlineMs)
+    countMessage(rt, msg, decision.verdict)
+    logMessage(rt, facts, msg, decision.verdict)
+    return milterReply(decision)
+  } catch (e) {
+    rt.log.error('milter end of message failed; answering 451', {
+      session: facts.id,
+      error: describeError(e),
+    })
+    rt.metrics.internalErrors.inc({ adapter: 'milter', stage: 'end_of_message' })
+    rt.metrics.messages.inc({ adapter: 'milter', verdict: 'tempfail' })
+    return { modifications: [], final: INTERNAL_ERROR_REPLY }
+  }
+}
+
+/** Runs policies in order; the first verdict that is not continue/accept ends the run. */
+export async function runPolicies(
+  rt: Runtime,
+  policies: readonly MessagePolicy[],
+  msg: InboundMessage,
+): Promise<MessageDecision> {
+  const headers: HeaderEdit[] = []
+  for (const policy of policies) {
+    const d = await runOne(rt, policy, msg)
+    headers.push(...d.headers)
+    if (d.verdict.action !== 'continue' && d.verdict.action !== 'accept')
+      return { verdict: d.verdict, headers }
+  }
+  return { verdict: CONTINUE, headers }
+}
+
+async function runOne(rt: Runtime, policy: MessagePolicy, msg: InboundMessage): Promise<MessageDecision> {
+  try {
+    return await policy.run(msg, rt)
+  } catch (e) {
+    rt.log.error('message policy failed; answering 451', { policy: policy.name, error: describeError(e) })
+    rt.metrics.internalErrors.inc({ adapter: 'milter', stage: policy.name })
+    return { verdict: internalError(`${policy.name}_error`), headers: [] }
+  }
+}
+
+/**
+ * Header edits as milter actions: deletions first, highest index first (so
+ * indexes stay valid whatever the MTA renumbers, and before our own field of
+ * the same name exists), then insertions at the top, then appends.
+ */
+export function headerActions(edits: readonly HeaderEdit[]): MilterResponse[] {
+  const deletes = edits.flatMap((e) => (e.op === 'delete' ? [e] : [])).sort((a, b) => b.index - a.index)
+  const prepends = edits.flatMap((e) => (e.op === 'prepend' ? [e] : []))
+  const appends = edits.flatMap((e) => (e.op === 'append' ? [e] : []))
+  return [
+    ...deletes.map((e): MilterResponse => ({
+      type: 'changeHeader',
+      index: e.index,
+      name: e.name,
+      value: '',
+    })),
+    // Each insert at index 0 lands above the previous one: insert in reverse to keep the order.
+    ...prepends
+      .reverse()
+      .map((e): MilterResponse => ({ type: 'insertHeader', index: 0, name: e.name, value: e.value })),
+    ...appends.map((e): MilterResponse => ({ type: 'addHeader', name: e.name, value: e.value })),
+  ]
+}
+
+export function milterReply(d: MessageDecision): EndOfMessageReply {
+  const modifications = headerActions(d.headers)
+  if (d.verdict.action === 'quarantine')
+    modifications.push({ type: 'quarantine', reason: d.verdict.text ?? d.verdict.reason })
+  return { modifications, final: verdictResponse(d.verdict) }
+}
+
+function countMessage(rt: Runtime, msg: InboundMessage, v: Verdict): void {
+  const m = rt.metrics
+  m.messages.inc({ adapter: 'milter', verdict: v.action })
+  m.inboundTls.inc({ adapter: 'milter', tls: msg.tls.version || msg.tls.cipher ? 'yes' : 'no' })
+  if (msg.requirement.level > 0) {
+    const level = msg.requirement.source === 'requiretls' ? 'requiretls' : String(msg.requirement.level)
+    m.taggedMessages.inc({ level, outcome: taggedOutcome(v) })
+  }
+}
+
+function taggedOutcome(v: Verdict): string {
+  if (v.reason === 'tagged_plaintext') return 'rejected_plaintext'
+  if (v.action === 'continue' || v.action === 'accept') return 'accepted'
+  return v.action
+}
+
+function logMessage(rt: Runtime, facts: SessionFacts, msg: InboundMessage, v: Verdict): void {
+  rt.log.info('milter message', {
+    session: facts.id,
+    queue_id: msg.queueId,
+    verdict: v.action,
+    reason: v.reason,
+    tls: msg.tls.version ?? 'none',
+    required_level: msg.requirement.level,
+  })
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new LinksecError('LINKSEC_MILTER_DEADLINE', `message policies took longer than ${ms} ms`)),
+      ms,
+    )
+  })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}

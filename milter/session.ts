@@ -1,0 +1,332 @@
+/**
+ * One milter connection's state: negotiation, macros attached to their
+ * stage, the transaction being built (envelope, headers, body) and the stage
+ * order. It owns the MTA's quirks: Postfix sends a `D` before every event,
+ * aborts and repeats HELO after STARTTLS, and may reuse the connection for
+ * several messages. Edits are held until end of message, where the handler's
+ * modifications and final reply are returned together (one write).
+ */
+import { describeError } from '../core/errors'
+import type { Logger } from '../core/log'
+import { MacroStore } from './macros'
+import {
+  expectsReply,
+  isSent,
+  negotiate,
+  type EventName,
+  type HandlerNeeds,
+  type Negotiated,
+} from './negotiate'
+import { INTERNAL_ERROR_REPLY } from './reply'
+import { Action } from './wire/codes'
+import { MilterProtocolError } from './wire/errors'
+import {
+  MODIFICATION_TYPES,
+  type ConnectCommand,
+  type MilterCommand,
+  type MilterResponse,
+} from './wire/types'
+
+export interface Header {
+  name: string
+  value: string
+}
+
+export interface Recipient {
+  address: string
+  args: string[]
+}
+
+export interface Transaction {
+  sender: string
+  senderArgs: string[]
+  recipients: Recipient[]
+  headers: Header[]
+  body: Buffer[]
+  bodyBytes: number
+  /** More body arrived than the handler keeps. */
+  bodyTruncated: boolean
+}
+
+export interface SessionFacts {
+  readonly id: number
+  readonly negotiated?: Negotiated
+  readonly connection?: ConnectCommand
+  readonly helo?: string
+  readonly macros: MacroStore
+  readonly transaction?: Transaction
+}
+
+export interface EndOfMessageReply {
+  /** Header/recipient/body edits and quarantine, sent before the final reply. */
+  modifications: MilterResponse[]
+  /** continue, accept, discard, reject, tempfail or replyCode. */
+  final: MilterResponse
+}
+
+export interface MilterHandler {
+  readonly needs: HandlerNeeds
+  /** Largest body kept in memory when the body is needed; the rest is counted, not kept. */
+  readonly maxBodyBytes?: number
+  /** Answers an event the handler declared as 'decide'. */
+  decide?(event: EventName, facts: SessionFacts): MilterResponse | Promise<MilterResponse>
+  endOfMessage(facts: SessionFacts): Promise<EndOfMessageReply>
+}
+
+export interface SessionOptions {
+  id: number
+  log: Logger
+  /** Counts a handler failure (the session has already answered 4xx or will). */
+  onInternalError?: (stage: string, e: unknown) => void
+}
+
+type Phase = 'new' | 'negotiated' | 'connected' | 'closed'
+type Out = MilterResponse[] | Promise<MilterResponse[]>
+
+/** Order of the transaction's stages; a command may not go back to an earlier one. */
+const RANK = { mail: 1, rcpt: 2, data: 3, header: 4, eoh: 5, body: 6 } as const
+const NONE: MilterResponse[] = []
+const CONTINUE: MilterResponse[] = [{ type: 'continue' }]
+
+export class MilterSession implements SessionFacts {
+  readonly id: number
+  readonly macros = new MacroStore()
+  negotiated?: Negotiated
+  connection?: ConnectCommand
+  helo?: string
+  transaction?: Transaction
+  private phase: Phase = 'new'
+  private rank = 0
+  private inFlight = 0
+
+  constructor(
+    private readonly handler: MilterHandler,
+    private readonly opts: SessionOptions,
+  ) {
+    this.id = opts.id
+  }
+
+  get closed(): boolean {
+    return this.phase === 'closed'
+  }
+
+  /** A message is under way or a handler is running: shutdown waits for it. */
+  get busy(): boolean {
+    return this.transaction !== undefined || this.inFlight > 0
+  }
+
+  /** Handles one command; returns what to send back (often nothing). */
+  handle(cmd: MilterCommand): Out {
+    if (this.phase === 'closed') throw this.orderError(cmd, 'after QUIT')
+    if (cmd.type === 'optneg') return this.onOptneg(cmd)
+    if (this.phase === 'new') throw this.orderError(cmd, 'before option negotiation')
+    switch (cmd.type) {
+      case 'macro':
+        this.macros.set(cmd.command, cmd.macros)
+        return NONE
+      case 'connect':
+        return this.onConnect(cmd)
+      case 'helo':
+        return this.onHelo(cmd.name, cmd)
+      case 'mail':
+        return this.onMail(cmd)
+      case 'rcpt':
+        return this.onRcpt(cmd)
+      case 'data':
+        this.advance(cmd, RANK.data, RANK.rcpt)
+        return this.event('data')
+      case 'header':
+        this.advance(cmd, RANK.header, RANK.header)
+        this.transaction!.headers.push({ name: cmd.name, value: cmd.value })
+        return this.event('header')
+      case 'eoh':
+        this.advance(cmd, RANK.eoh, RANK.header)
+        return this.event('eoh')
+      case 'body':
+        this.advance(cmd, RANK.body, RANK.body)
+        return this.onBody(cmd.chunk)
+      case 'endOfMessage':
+        return this.onEndOfMessage(cmd)
+      case 'unknown':
+        if (this.transaction && this.rank > RANK.rcpt)
+          throw this.orderError(cmd, 'inside the message content')
+        return this.event('unknown')
+      case 'abort':
+        this.resetTransaction()
+        return NONE
+      case 'quit':
+        this.phase = 'closed'
+        return NONE
+      case 'quitNewConnection':
+        this.resetConnection()
+        return NONE
+    }
+  }
+
+  private onOptneg(cmd: Extract<MilterCommand, { type: 'optneg' }>): Out {
+    if (this.phase !== 'new') throw this.orderError(cmd, 'twice')
+    const { negotiated, reply } = negotiate(cmd, this.handler.needs)
+    this.negotiated = negotiated
+    this.phase = isSent(negotiated, 'connect') ? 'negotiated' : 'connected'
+    return [reply]
+  }
+
+  private onConnect(cmd: ConnectCommand): Out {
+    if (this.phase !== 'negotiated') throw this.orderError(cmd, 'twice in one connection')
+    this.phase = 'connected'
+    this.connection = cmd
+    return this.event('connect')
+  }
+
+  private onHelo(name: string, cmd: MilterCommand): Out {
+    this.requireConnected(cmd)
+    if (this.transaction) throw this.orderError(cmd, 'inside a transaction (no ABORT first)')
+    // Repeated after STARTTLS (with the TLS macros) and on a second EHLO: the latest wins.
+    this.helo = name
+    return this.event('helo')
+  }
+
+  private onMail(cmd: Extract<MilterCommand, { type: 'mail' }>): Out {
+    this.requireConnected(cmd)
+    if (this.transaction)
+      throw this.orderError(cmd, 'inside a transaction (no ABORT or end of message first)')
+    const [sender, ...senderArgs] = cmd.args
+    this.transaction = newTransaction(sender!, senderArgs)
+    this.rank = RANK.mail
+    return this.event('mail')
+  }
+
+  private onRcpt(cmd: Extract<MilterCommand, { type: 'rcpt' }>): Out {
+    this.advance(cmd, RANK.rcpt, RANK.rcpt)
+    const [address, ...args] = cmd.args
+    this.transaction!.recipients.push({ address: address!, args })
+    return this.event('rcpt')
+  }
+
+  private onBody(chunk: Buffer): Out {
+    const tx = this.transaction!
+    tx.bodyBytes += chunk.length
+    const keep = this.handler.maxBodyBytes ?? 0
+    const kept = tx.bodyBytes - chunk.length
+    if (kept + chunk.length <= keep) tx.body.push(chunk)
+    else tx.bodyTruncated = true
+    if (!expectsReply(this.negotiated!, 'body')) return NONE
+    // Over the cap, ask the MTA to stop sending body chunks (SMFIR_SKIP) if it understands that.
+    if (tx.bodyTruncated && this.negotiated!.canSkip) return [{ type: 'skip' }]
+    return CONTINUE
+  }
+
+  private onEndOfMessage(cmd: Extract<MilterCommand, { type: 'endOfMessage' }>): Out {
+    this.advance(cmd, RANK.body, RANK.body)
+    if (cmd.chunk.length) this.onBody(cmd.chunk)
+    return this.track('endOfMessage', async () => {
+      const r = await this.handler.endOfMessage(this)
+      return [...this.allowedModifications(r.modifications), r.final]
+    }).then((out) => this.finishMessage(out))
+  }
+
+  private finishMessage(out: MilterResponse[]): MilterResponse[] {
+    this.resetTransaction()
+    return out
+  }
+
+  /** Drops edits the MTA did not allow in negotiation (it would drop the connection). */
+  private allowedModifications(mods: MilterResponse[]): MilterResponse[] {
+    const allowed = this.negotiated!.actions
+    return mods.filter((m) => {
+      const need = ACTION_FOR[m.type]
+      if (!MODIFICATION_TYPES.has(m.type) || need === undefined || (allowed & need) === 0) {
+        this.opts.log.warn('milter modification not negotiated; dropped', {
+          session: this.id,
+          action: m.type,
+        })
+        return false
+      }
+      return true
+    })
+  }
+
+  /** An event: the handler's answer if it decides here, else continue, or nothing under NR_x. */
+  private event(event: EventName): Out {
+    if (!expectsReply(this.negotiated!, event)) return NONE
+    if (this.handler.needs.events[event] !== 'decide' || !this.handler.decide) return CONTINUE
+    return this.track(event, async () => [await this.handler.decide!(event, this)])
+  }
+
+  /** Runs a handler call; any error becomes a 4xx answer, never an accept. */
+  private track(stage: string, call: () => Promise<MilterResponse[]>): Promise<MilterResponse[]> {
+    this.inFlight++
+    return call()
+      .catch((e: unknown) => {
+        this.opts.log.error('milter handler failed; answering 451', {
+          session: this.id,
+          stage,
+          error: describeError(e),
+        })
+        this.opts.onInternalError?.(stage, e)
+        return [INTERNAL_ERROR_REPLY]
+      })
+      .finally(() => this.inFlight--)
+  }
+
+  private requireConnected(cmd: MilterCommand): void {
+    if (this.phase !== 'connected') throw this.orderError(cmd, 'before CONNECT')
+  }
+
+  /** Moves the transaction to a later stage; `maxFrom` is the latest stage it may come after. */
+  private advance(cmd: MilterCommand, to: number, maxFrom: number): void {
+    this.requireConnected(cmd)
+    if (!this.transaction && !this.opensTransactionImplicitly()) throw this.orderError(cmd, 'before MAIL')
+    this.transaction ??= newTransaction('', [])
+    if (this.rank > maxFrom) throw this.orderError(cmd, `after ${stageName(this.rank)}`)
+    this.rank = Math.max(this.rank, to)
+  }
+
+  /** With SMFIP_NOMAIL there is no MAIL event: the first later event opens the transaction. */
+  private opensTransactionImplicitly(): boolean {
+    return !isSent(this.negotiated!, 'mail')
+  }
+
+  private resetTransaction(): void {
+    this.transaction = undefined
+    this.rank = 0
+    this.macros.clearTransaction()
+  }
+
+  private resetConnection(): void {
+    this.resetTransaction()
+    this.macros.clearAll()
+    this.connection = undefined
+    this.helo = undefined
+    this.phase = isSent(this.negotiated!, 'connect') ? 'negotiated' : 'connected'
+  }
+
+  private orderError(cmd: MilterCommand, what: string): MilterProtocolError {
+    return new MilterProtocolError('stage_order', `${cmd.type.toUpperCase()} ${what}`)
+  }
+}
+
+function newTransaction(sender: string, senderArgs: string[]): Transaction {
+  return { sender, senderArgs, recipients: [], headers: [], body: [], bodyBytes: 0, bodyTruncated: false }
+}
+
+function stageName(rank: number): string {
+  return (
+    Object.entries(RANK)
+      .find(([, r]) => r === rank)?.[0]
+      ?.toUpperCase() ?? 'start'
+  )
+}
+
+/** Which negotiated action (SMFIF_*) each modification needs. */
+const ACTION_FOR: Partial<Record<MilterResponse['type'], number>> = {
+  quarantine: Action.quarantine,
+  addHeader: Action.addHeaders,
+  insertHeader: Action.addHeaders,
+  changeHeader: Action.changeHeaders,
+  changeSender: Action.changeSender,
+  addRecipient: Action.addRecipients,
+  addRecipientWithArgs: Action.addRecipientsWithArgs,
+  deleteRecipient: Action.deleteRecipients,
+  replaceBody: Action.changeBody,
+}
