@@ -1,0 +1,46 @@
+/**
+ * Key discovery services per runtime: the local store and the finder built
+ * from `[keys]`, `[net]` and `[resolver]` (DESIGN §4, §5).
+ */
+import { configPath } from '../config'
+import { dnsClientFor } from '../net/dns'
+import type { HttpsClient } from '../net/types'
+import { perRuntime, type Runtime } from '../runtime'
+import { createKeyFinder, type KeyFinder } from './finder'
+import { KeyStore } from './store'
+
+export { parseAddress, fromAddress, addressKey, type MailAddress } from './address'
+export { wkdHash, wkdUrls, openpgpkeyName, zbase32 } from './names'
+export { KeyStore, type StoredKey } from './store'
+export { createKeyFinder, type KeyFinder, type KeyLookup, type KeySource } from './finder'
+export type { KeyRing, SignerEntry } from './material'
+
+/** The store under `[keys] dir`, one per runtime. */
+export const keyStoreFor = perRuntime(
+  (rt: Runtime) => new KeyStore(configPath(rt.config, rt.config.keys.dir), rt.log, rt.now),
+)
+
+/** The HTTPS client is loaded lazily: only remote key discovery needs it. */
+function httpsClient(rt: Runtime): HttpsClient {
+  const mod = require('../net/https') as { httpsClientFor(rt: Runtime): HttpsClient }
+  return mod.httpsClientFor(rt)
+}
+
+export const keyFinderFor = perRuntime((rt: Runtime): KeyFinder =>
+  createKeyFinder({
+    methods: rt.config.keys.methods,
+    store: keyStoreFor(rt),
+    remote: {
+      dns: dnsClientFor(rt),
+      get https() {
+        return httpsClient(rt)
+      },
+      maxBytes: rt.config.net.max_bytes,
+    },
+    metrics: rt.metrics,
+    now: rt.now,
+    cacheMax: rt.config.keys.cache_max,
+    positiveTtlMs: rt.config.keys.positive_ttl * 1000,
+    negativeTtlMs: rt.config.keys.negative_ttl * 1000,
+  }),
+)

@@ -1,0 +1,44 @@
+/**
+ * Our own Authentication-Results field for sender signatures (DESIGN §4),
+ * never merged with SPF/DKIM/DMARC results (standards.md §0.6):
+ *
+ *   mx.example.net; x-openpgp=pass header.from=alice@example.org
+ *     body.openpgp-fingerprint=0123…CDEF (key from wkd_advanced)
+ *
+ * Properties follow RFC 8601 §2.3 (ptype.property=value); the fingerprint
+ * uses the `body` ptype as RFC 7281 does for S/MIME (`body.smime-serial`).
+ */
+import * as os from 'node:os'
+import type { LinksecConfig } from '../config'
+
+export type SignatureResult = 'pass' | 'fail' | 'none' | 'neutral' | 'temperror' | 'permerror'
+
+export interface ResultFacts {
+  result: SignatureResult
+  /** Words explaining the result (reason= for anything but pass). */
+  reason: string
+  from?: string
+  fingerprint?: string
+  /** Where the key came from: local, cache, wkd_advanced, wkd_direct, openpgpkey. */
+  keySource?: string
+}
+
+/** [main] authserv_id, or this host's name when empty. */
+export function authservId(cfg: LinksecConfig): string {
+  return cfg.main.authserv_id || os.hostname()
+}
+
+/** RFC 2045 value: a token when possible, else a quoted string. */
+function value(v: string): string {
+  return /^[A-Za-z0-9!#$%&'*+\-.^_`{|}~/@]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
+}
+
+/** The field value (without "Authentication-Results: "). */
+export function formatAuthResults(id: string, f: ResultFacts): string {
+  const parts = [`x-openpgp=${f.result}`]
+  if (f.result !== 'pass') parts.push(`reason=${value(f.reason.replace(/[\r\n]+/g, ' '))}`)
+  if (f.from) parts.push(`header.from=${value(f.from)}`)
+  if (f.fingerprint) parts.push(`body.openpgp-fingerprint=${f.fingerprint}`)
+  if (f.keySource) parts.push(`(key from ${f.keySource})`)
+  return `${value(id)}; ${parts.join(' ')}`
+}

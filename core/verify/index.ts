@@ -1,0 +1,210 @@
+/**
+ * Sender signature verification for one message (DESIGN §4), the entry both
+ * adapters and `linksec verify` call:
+ *
+ *   verifyMessage(rt, raw) -> { verdict, headers, result, facts }
+ *
+ * `raw` is the whole message as received (headers + body). The result goes
+ * into our own Authentication-Results field (prepended); incoming fields
+ * claiming our authserv-id are deleted; the verdict follows `[verify]`.
+ * Unexpected errors and the deadline give temperror, never a crash.
+ */
+import { describeError } from '../errors'
+import { forgedAuthResults } from '../inbound'
+import { fromAddress, keyFinderFor, type KeyFinder, type MailAddress } from '../keys'
+import { dnsClientFor } from '../net/dns'
+import { perRuntime, type Runtime } from '../runtime'
+import type { HeaderEdit, MessageDecision } from '../verdict'
+import { authservId, formatAuthResults, type ResultFacts, type SignatureResult } from './authres'
+import { checkSignatures, parseSignatureBlock } from './check'
+import { findSignedForm, type SignedForm } from './extract'
+import { headerValues, parseEntity, toCrlf, type HeaderField } from './mime'
+import { decide } from './policy'
+import { createSignaturePolicyLookup, type SignaturePolicy, type SignaturePolicyLookup } from './sig-policy'
+
+export { formatAuthResults, authservId, type ResultFacts, type SignatureResult } from './authres'
+export type { SignaturePolicy, SignaturePolicyLookup } from './sig-policy'
+
+export interface VerifyContext {
+  signal?: AbortSignal
+  /** Replaces the default `_linksec` TXT lookup (e.g. core/policy's resolver). */
+  signaturePolicy?: SignaturePolicyLookup
+  /** Replaces the runtime's key finder (tests). */
+  finder?: KeyFinder
+}
+
+export interface VerifyDecision extends MessageDecision {
+  result: SignatureResult
+  facts: ResultFacts
+}
+
+/** Mutable so the catch-all still knows whether the message was signed. */
+interface Evaluation {
+  facts: ResultFacts
+  signed: boolean
+  requirement?: SignaturePolicy
+}
+
+const defaultSignaturePolicy = perRuntime((rt: Runtime) =>
+  createSignaturePolicyLookup({
+    dns: dnsClientFor(rt),
+    now: rt.now,
+    negativeTtlMs: rt.config.policy.negative_ttl * 1000,
+  }),
+)
+
+export async function verifyMessage(
+  rt: Runtime,
+  raw: Buffer,
+  ctx: VerifyContext = {},
+): Promise<VerifyDecision> {
+  const cfg = rt.config
+  if (!cfg.verify.enabled)
+    return {
+      verdict: { action: 'continue', reason: 'verify_disabled' },
+      headers: [],
+      result: 'none',
+      facts: { result: 'none', reason: 'verification is off' },
+    }
+  const message = parseEntity(raw.length > cfg.verify.max_message_bytes ? raw : toCrlf(raw))
+  const ev: Evaluation = { facts: { result: 'none', reason: 'not checked' }, signed: false }
+  const abort = new AbortController()
+  const stop = () => abort.abort()
+  ctx.signal?.addEventListener('abort', stop)
+  try {
+    const work = evaluate(rt, raw.length, message.headers, message, ev, { ...ctx, signal: abort.signal })
+    await withDeadline(work, cfg.verify.deadline_ms, abort)
+  } catch (e) {
+    ev.facts = { ...ev.facts, result: 'temperror', reason: describeError(e) }
+    rt.log.warn('signature check failed', { error: describeError(e) })
+  } finally {
+    ctx.signal?.removeEventListener('abort', stop)
+  }
+  rt.metrics.signatureResults.inc({ result: ev.facts.result })
+  const id = authservId(cfg)
+  const verdict = decide(cfg, ev)
+  logResult(rt, ev, verdict.action)
+  return {
+    verdict,
+    headers: headerEdits(id, message.headers, ev.facts),
+    result: ev.facts.result,
+    facts: ev.facts,
+  }
+}
+
+async function evaluate(
+  rt: Runtime,
+  size: number,
+  headers: HeaderField[],
+  message: ReturnType<typeof parseEntity>,
+  ev: Evaluation,
+  ctx: VerifyContext,
+): Promise<void> {
+  const froms = headerValues(headers, 'from')
+  const from = froms.length === 1 ? fromAddress(froms[0]!) : undefined
+  ev.facts.from = from?.address
+  if (size > rt.config.verify.max_message_bytes) {
+    ev.facts = {
+      ...ev.facts,
+      result: 'neutral',
+      reason: 'the message is larger than [verify] max_message_bytes',
+    }
+    return
+  }
+  const form = findSignedForm(message)
+  ev.signed = form.kind !== 'none'
+  ev.facts = { ...ev.facts, ...(await resultOf(rt, form, from, ctx)) }
+  const r = ev.facts.result
+  if (from && (r === 'none' || r === 'neutral' || r === 'permerror'))
+    await applyRequirement(rt, from, ev, ctx)
+}
+
+async function resultOf(
+  rt: Runtime,
+  form: SignedForm,
+  from: MailAddress | undefined,
+  ctx: VerifyContext,
+): Promise<Omit<ResultFacts, 'from'>> {
+  if (form.kind === 'none') return { result: 'none', reason: form.reason }
+  if (form.kind === 'broken') return { result: 'permerror', reason: form.reason }
+  if (form.kind === 'unverifiable') return { result: 'neutral', reason: form.reason }
+  if (!from) return { result: 'permerror', reason: 'the From field does not hold exactly one address' }
+  const mismatch = protectedFromMismatch(form.signedHeaders, from)
+  if (mismatch) return { result: 'fail', reason: mismatch }
+  const sigs = parseSignatureBlock(form.signature)
+  if (!Array.isArray(sigs)) return sigs
+  const found = await (ctx.finder ?? keyFinderFor(rt)).find(from, ctx.signal)
+  if (found.kind === 'temperror') return { result: 'temperror', reason: `key lookup failed: ${found.reason}` }
+  if (found.kind === 'notfound') return { result: 'neutral', reason: found.reason }
+  if (found.kind === 'unusable') return { result: found.result, reason: found.reason }
+  const check = await checkSignatures(form.data, sigs, found.ring, rt.now())
+  return { ...check, keySource: found.source }
+}
+
+/**
+ * RFC 9788 (hp="clear", legacy protected-headers="v1"): a From inside the
+ * signed part is what the signer vouched for; it must be the outer From.
+ */
+function protectedFromMismatch(inner: HeaderField[], outer: MailAddress): string | undefined {
+  const froms = headerValues(inner, 'from')
+  if (froms.length === 0) return undefined
+  const signedFrom = froms.length === 1 ? fromAddress(froms[0]!) : undefined
+  if (signedFrom?.address.toLowerCase() === outer.address.toLowerCase()) return undefined
+  return `the signed (protected) From ${signedFrom?.address ?? froms.join(', ')} differs from the message's From ${outer.address}`
+}
+
+/** Unsigned or uncheckable: the domain's sig=required decides; not knowing it is a temperror. */
+async function applyRequirement(
+  rt: Runtime,
+  from: MailAddress,
+  ev: Evaluation,
+  ctx: VerifyContext,
+): Promise<void> {
+  const lookup = ctx.signaturePolicy ?? defaultSignaturePolicy(rt)
+  ev.requirement = await lookup(from.domain, ctx.signal)
+  if (ev.requirement === 'unknown')
+    ev.facts = {
+      ...ev.facts,
+      result: 'temperror',
+      reason: `${ev.facts.reason}; could not learn whether ${from.domain} requires signed mail`,
+    }
+}
+
+function headerEdits(id: string, headers: HeaderField[], facts: ResultFacts): HeaderEdit[] {
+  const forged = forgedAuthResults(id, headerValues(headers, 'authentication-results'))
+  // Highest index first, so each delete leaves the earlier indexes valid.
+  const deletes: HeaderEdit[] = forged
+    .reverse()
+    .map((index) => ({ op: 'delete', name: 'Authentication-Results', index }))
+  return [...deletes, { op: 'prepend', name: 'Authentication-Results', value: formatAuthResults(id, facts) }]
+}
+
+/** Races the work against the deadline and aborts its lookups when the deadline wins. */
+async function withDeadline<T>(work: Promise<T>, ms: number, abort: AbortController): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort()
+      reject(new Error(`the check took longer than [verify] deadline_ms (${ms} ms)`))
+    }, ms)
+  })
+  try {
+    return await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function logResult(rt: Runtime, ev: Evaluation, action: string): void {
+  const f = ev.facts
+  const fields = {
+    from: f.from,
+    result: f.result,
+    reason: f.reason,
+    key: f.fingerprint,
+    source: f.keySource,
+    action,
+  }
+  if (f.result === 'none') rt.log.debug('sender signature', fields)
+  else rt.log.info('sender signature', fields)
+}

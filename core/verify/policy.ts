@@ -1,0 +1,64 @@
+/**
+ * From a signature result to what the client is told (DESIGN §4, [verify]):
+ * fail -> 550 5.7.1 (or quarantine, or tag); unsigned or uncheckable mail
+ * from a domain declaring sig=required -> 550 5.7.1; temperror -> 451 4.7.5
+ * when a signature is present or required, otherwise tag and accept.
+ * Every reject names the sender and the reason in words.
+ */
+import type { LinksecConfig } from '../config'
+import { CONTINUE, reject, tempfail, type Verdict } from '../verdict'
+import type { ResultFacts } from './authres'
+import type { SignaturePolicy } from './sig-policy'
+
+export interface PolicyInput {
+  facts: ResultFacts
+  /** The message carries a signature (checkable or not). */
+  signed: boolean
+  /** The sender domain's declaration, when it was needed. */
+  requirement?: SignaturePolicy
+}
+
+type Action = LinksecConfig['verify']['on_fail']
+
+export function decide(cfg: LinksecConfig, input: PolicyInput): Verdict {
+  const { facts } = input
+  const who = facts.from ?? 'the sender'
+  switch (facts.result) {
+    case 'pass':
+      return CONTINUE
+    case 'fail':
+      return apply(
+        cfg.verify.on_fail,
+        `the OpenPGP signature of this message from ${who} is not valid: ${facts.reason}`,
+        'signature_fail',
+      )
+    case 'temperror':
+      if (!input.signed && input.requirement !== 'required') return CONTINUE
+      return tempfail(
+        451,
+        '4.7.5',
+        `the OpenPGP signature of this message from ${who} could not be checked now (${facts.reason}); please try again later`,
+        'signature_temperror',
+      )
+    default:
+      if (input.requirement !== 'required') return CONTINUE
+      return apply(
+        cfg.verify.on_missing_required,
+        `${domainOf(who)} declares that all its mail is OpenPGP-signed (sig=required), but this message from ${who} ${
+          facts.result === 'none' ? 'is not signed' : `has no signature that can be checked (${facts.reason})`
+        }`,
+        'signature_missing_required',
+      )
+  }
+}
+
+function apply(action: Action, text: string, reason: string): Verdict {
+  if (action === 'reject') return reject(550, '5.7.1', text, reason)
+  if (action === 'quarantine') return { action: 'quarantine', text, reason }
+  return { ...CONTINUE, reason: `${reason}_tagged` }
+}
+
+function domainOf(addr: string): string {
+  const at = addr.lastIndexOf('@')
+  return at === -1 ? addr : addr.slice(at + 1)
+}
