@@ -53,6 +53,7 @@ const V4_RANGES: Range[] = [
 const V6_RANGES: Range[] = [
   r(Array(16).fill(0), 128, 'unspecified'),
   r([...Array(15).fill(0), 1], 128, 'loopback'),
+  r(Array(12).fill(0), 96, 'reserved'), // the rest of ::/96 (v4-compatible of 0.x.x.x)
   r([0x01, 0x00, 0, 0, 0, 0, 0, 0], 64, 'reserved'), // discard prefix, RFC 6666
   r([0x20, 0x01, 0x0d, 0xb8], 32, 'documentation'),
   r([0x20, 0x01, 0x00, 0x00], 23, 'reserved'), // IETF protocol assignments (Teredo, ORCHID, ...)
@@ -107,7 +108,7 @@ export function v6Bytes(ip: string): Uint8Array {
 export function embeddedV4(b: Uint8Array): Uint8Array | undefined {
   const zeros = (from: number, to: number) => b.subarray(from, to).every((x) => x === 0)
   if (zeros(0, 10) && b[10] === 0xff && b[11] === 0xff) return b.subarray(12) // ::ffff:a.b.c.d
-  if (zeros(0, 12) && !zeros(12, 14)) return b.subarray(12) // deprecated ::a.b.c.d
+  if (zeros(0, 12) && b[12] !== 0) return b.subarray(12) // deprecated ::a.b.c.d (RFC 4291 §2.5.5.1)
   const nat64 = [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0]
   if (nat64.every((x, i) => b[i] === x)) return b.subarray(12) // RFC 6052 well-known prefix
   if (b[0] === 0x20 && b[1] === 0x02) return b.subarray(2, 6) // 6to4, RFC 3056

@@ -91,6 +91,7 @@ const lower = (s: unknown) => String(s).toLowerCase().replace(/\.$/, '')
 /** Decides whether BUF answers EXPECTED, and if so what it says. */
 export function judgeReply(buf: Buffer, expected: Expected): Judged {
   if (buf.length < 2 || buf.readUInt16BE(0) !== expected.id) return { kind: 'ignore', why: 'id mismatch' }
+  checkCounts(buf)
   let pkt: dnsPacket.DecodedPacket
   try {
     pkt = dnsPacket.decode(buf)
@@ -105,6 +106,18 @@ export function judgeReply(buf: Buffer, expected: Expected): Judged {
   const rcode = toRcode(String((pkt as { rcode?: unknown }).rcode))
   const records = rcode === 'NOERROR' && !pkt.flag_tc ? collectRecords(pkt, expected) : []
   return { kind: 'reply', truncated: pkt.flag_tc, rcode, ad: pkt.flag_ad, records }
+}
+
+/**
+ * Section counts a reply of this size cannot hold (a question takes at least
+ * 5 bytes, a record 11) are malformed; checked before the decoder allocates
+ * arrays for up to 4 x 65535 entries.
+ */
+function checkCounts(buf: Buffer): void {
+  if (buf.length < 12) throw malformed(`${buf.length}-byte reply is shorter than a DNS header`)
+  const [qd, an, ns, ar] = [4, 6, 8, 10].map((at) => buf.readUInt16BE(at)) as [number, number, number, number]
+  if (12 + qd * 5 + (an + ns + ar) * 11 > buf.length)
+    throw malformed(`section counts ${qd}/${an}/${ns}/${ar} do not fit in ${buf.length} bytes`)
 }
 
 type RawAnswer = { type?: unknown; name?: unknown; ttl?: unknown; class?: unknown; data?: unknown }
