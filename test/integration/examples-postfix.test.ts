@@ -10,24 +10,12 @@ import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, wr
 import * as path from 'node:path'
 import { freePort } from '../helpers/ports'
 import { isRoot, needTools } from '../helpers/tools'
+import { mainCfSettings } from './examples-helpers'
 
 const ROOT = path.resolve(__dirname, '../../..')
 const EXAMPLE = path.join(ROOT, 'examples/postfix')
 const PEERS = path.resolve(ROOT, '..', 'shared', 'peers')
 const ENV = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` }
-
-/** `KEY = VALUE` settings of a main.cf fragment (comments and blank lines dropped, continuations joined). */
-export function mainCfSettings(text: string): [string, string][] {
-  const joined = text.replace(/\n[ \t]+(?=\S)/g, ' ')
-  return joined
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'))
-    .map((l) => {
-      const m = /^([A-Za-z0-9_]+)\s*=\s*(.*)$/.exec(l)
-      assert.ok(m, `main.cf line is KEY = VALUE: ${l}`)
-      return [m[1]!, m[2]!.trim()]
-    })
-}
 
 function run(cmd: string, args: string[], env = ENV): { status: number | null; out: string; err: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env, timeout: 60_000 })
