@@ -206,9 +206,7 @@ export class MilterSession implements SessionFacts {
   private onBody(chunk: Buffer): Out {
     const tx = this.transaction!
     tx.bodyBytes += chunk.length
-    const keep = this.handler.maxBodyBytes ?? 0
-    const kept = tx.bodyBytes - chunk.length
-    if (kept + chunk.length <= keep) tx.body.push(chunk)
+    if (tx.bodyBytes <= (this.handler.maxBodyBytes ?? 0)) tx.body.push(chunk)
     else tx.bodyTruncated = true
     if (!expectsReply(this.negotiated!, 'body')) return NONE
     // Over the cap, ask the MTA to stop sending body chunks (SMFIR_SKIP) if it understands that.
