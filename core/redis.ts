@@ -1,0 +1,98 @@
+/**
+ * The optional fleet cache (DESIGN §7): a SharedCache on Redis, set by
+ * [redis] url. It is a second level behind the in-process LRU, so it is
+ * best effort: it connects lazily, fails fast while Redis is away (no
+ * offline queue, short command timeout) and never keeps a process alive.
+ * With no url, everything works on one machine.
+ */
+import { createClient } from 'redis'
+import type { SharedCache } from './cache'
+import { describeError } from './errors'
+import type { Logger } from './log'
+import { perRuntime, type Runtime } from './runtime'
+
+export interface RedisSharedCache extends SharedCache {
+  close(): Promise<void>
+}
+
+export interface RedisCacheOptions {
+  url: string
+  /** Prepended to every key, e.g. "linksec:". */
+  prefix: string
+  /** Connect and command timeout, ms. */
+  timeoutMs: number
+  log: Logger
+}
+
+export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCache {
+  const client = createClient({
+    url: opts.url,
+    disableOfflineQueue: true,
+    commandOptions: { timeout: opts.timeoutMs },
+    socket: {
+      connectTimeout: opts.timeoutMs,
+      reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 3000),
+    },
+  })
+  let healthy = true
+  client.on('error', (e: unknown) => {
+    // Log once per outage, not once per retry.
+    if (healthy)
+      opts.log.warn('redis shared cache unavailable; continuing with the local cache', {
+        error: describeError(e),
+      })
+    healthy = false
+  })
+  client.on('ready', () => {
+    if (!healthy) opts.log.info('redis shared cache reachable again')
+    healthy = true
+  })
+  let connecting: Promise<unknown> | undefined
+  const ready = async () => {
+    if (client.isReady) return
+    connecting ??= client.connect().then(
+      () => client.unref(),
+      (e: unknown) => {
+        connecting = undefined
+        throw e
+      },
+    )
+    // The client keeps reconnecting in the background; a lookup never waits for it longer than this.
+    await withTimeout(connecting, opts.timeoutMs)
+  }
+  const key = (k: string) => `${opts.prefix}${k}`
+  return {
+    async get(k) {
+      await ready()
+      const v = await client.get(key(k))
+      return v ?? undefined
+    },
+    async set(k, value, ttlMs) {
+      await ready()
+      await client.set(key(k), value, { expiration: { type: 'PX', value: Math.max(1, Math.round(ttlMs)) } })
+    },
+    async close() {
+      if (client.isOpen) await client.close().catch(() => client.destroy())
+    },
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis not ready within ${ms} ms`)), ms)
+    timer.unref()
+  })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** The runtime's shared cache, or undefined when [redis] url is empty. */
+export const sharedCacheFor = perRuntime((rt: Runtime): RedisSharedCache | undefined => {
+  if (!rt.config.redis.url) return undefined
+  return createRedisSharedCache({
+    url: rt.config.redis.url,
+    prefix: rt.config.redis.prefix,
+    timeoutMs: Math.min(rt.config.resolver.timeout_ms, 1000),
+    log: rt.log,
+  })
+})

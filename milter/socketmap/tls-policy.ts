@@ -1,0 +1,89 @@
+/**
+ * Postfix smtp_tls_policy_maps over socketmap: the request `<name> <key>`
+ * and the reply for a DomainPolicy (socketmap_table(5), postconf(5)
+ * smtp_tls_policy_maps, standards.md §8):
+ *
+ *   dane-only                  OK dane-only
+ *   secure (MTA-STS, static)   OK secure match=mx.example.com:.example.net servername=hostname
+ *   encrypt (a linksec level)  OK encrypt
+ *   nothing known              NOTFOUND          (Postfix keeps its own default level)
+ *   a lookup failed that could have made the mode stricter, nothing valid cached
+ *                              TEMP <reason>     (Postfix defers the mail: never a silent downgrade)
+ *   a map name we do not serve PERM <reason>     (a configuration mistake, visible in Postfix's log)
+ *
+ * MTA-STS `*.example.com` becomes Postfix `.example.com`, as
+ * postfix-mta-sts-resolver does; Postfix's form also matches deeper labels,
+ * which is the closest `match=` can express.
+ */
+import type { DomainPolicy } from '../../core/policy'
+import { NetstringError } from './netstring'
+
+export type SocketmapReply =
+  | { status: 'OK'; data: string }
+  | { status: 'NOTFOUND' }
+  | { status: 'TEMP' | 'TIMEOUT' | 'PERM'; reason: string }
+
+export interface SocketmapRequest {
+  name: string
+  key: string
+}
+
+/** `name SP key`; names and keys are printable ASCII (Postfix folds keys to lower case). */
+export function parseRequest(payload: Buffer): SocketmapRequest {
+  const text = payload.toString('latin1')
+  const sp = text.indexOf(' ')
+  if (sp <= 0) throw new NetstringError('socketmap request is not "<name> <key>"')
+  const name = text.slice(0, sp)
+  const key = text.slice(sp + 1)
+  if (!/^[\x21-\x7e]+$/.test(name) || !/^[\x21-\x7e]+$/.test(key))
+    throw new NetstringError('socketmap request has an empty or non-printable name or key')
+  return { name, key }
+}
+
+export function formatReply(r: SocketmapReply): string {
+  switch (r.status) {
+    case 'OK':
+      return `OK ${r.data}`
+    case 'NOTFOUND':
+      return 'NOTFOUND '
+    default:
+      return `${r.status} ${cleanReason(r.reason)}`
+  }
+}
+
+/** One line of printable ASCII, short enough for Postfix's log. */
+function cleanReason(s: string): string {
+  return s.replace(/[^\x20-\x7e]+/g, ' ').slice(0, 400)
+}
+
+/** Postfix `match=` form of a pattern: `*.x` -> `.x`; host names and `.x` stay. */
+export function postfixMatchPattern(p: string): string {
+  return p.startsWith('*.') ? p.slice(1) : p
+}
+
+/** The smtp_tls_policy_maps value for a policy, or undefined when Postfix should use its default. */
+export function tlsPolicyValue(p: DomainPolicy): string | undefined {
+  switch (p.tlsMode) {
+    case 'dane-only':
+      return 'dane-only'
+    case 'secure':
+    case 'verify': {
+      const match = [...new Set(p.mxPatterns.map(postfixMatchPattern))].join(':')
+      // RFC 8461 §4.1: SNI is the MX host name, and the certificate must match it.
+      return match ? `${p.tlsMode} match=${match} servername=hostname` : `${p.tlsMode} servername=hostname`
+    }
+    case 'encrypt':
+      return 'encrypt'
+    default:
+      return undefined
+  }
+}
+
+export function policyReply(p: DomainPolicy): SocketmapReply {
+  if (p.tlsModeUncertain) {
+    const failed = p.sources.filter((s) => s.outcome === 'error').map((s) => `${s.source}: ${s.reason}`)
+    return { status: 'TEMP', reason: `policy lookup for ${p.domain} failed (${failed.join('; ')})` }
+  }
+  const value = tlsPolicyValue(p)
+  return value ? { status: 'OK', data: value } : { status: 'NOTFOUND' }
+}
