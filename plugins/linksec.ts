@@ -16,11 +16,12 @@ import type { Duty } from './duty'
 import { guarded } from './guard'
 import type { HarakaPlugin, HookMethod } from './haraka'
 import { inboundDuty } from './inbound'
+import { outboundDuty } from './outbound'
 import { RuntimeHolder } from './config'
 import { dataPostHandler, queueHandler } from './message'
 
 /** Every duty of the plugin, in the order their message steps run. */
-export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty]
+export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty, outboundDuty]
 
 /** Plugin-wide hooks: the data_post pipeline, and header additions just before queueing. */
 function coreHooks(duties: readonly Duty[]): Duty {

@@ -127,6 +127,7 @@ export function buildSafePartMessage(message: string, why: string): string | und
   const kept = top.headers.filter((h) => !DROPPED.has(h.name.toLowerCase())).map((h) => h.raw)
   const note = `${PARTIAL_HEADER}: only the part marked ${FALLBACK_HEADER} was delivered; ${why.replace(/[\r\n]+/g, ' ')}`
   const partHeaders = part.headers.filter((h) => h.name.toLowerCase() !== 'mime-version').map((h) => h.raw)
-  const body = part.body.replace(/\r?\n/g, '\r\n')
+  // The delimiter owns the CRLF before it (RFC 2046 §5.1.1); end the last line again.
+  const body = part.body.replace(/\r?\n/g, '\r\n').replace(/(?<!\r\n)$/, '\r\n')
   return [...kept, note, 'MIME-Version: 1.0', ...partHeaders].join('\r\n') + '\r\n\r\n' + body
 }

@@ -60,7 +60,12 @@ export type UpgradeCallback = (
   cipher: unknown,
 ) => void
 
-export type TryDeliverOnSocket = (mx: HarakaMx, host: string, port: number, socket: HarakaClientSocket) => void
+export type TryDeliverOnSocket = (
+  mx: HarakaMx,
+  host: string,
+  port: number,
+  socket: HarakaClientSocket,
+) => void
 export type TempFail = (err: string, extra?: unknown) => void
 export type Bounce = (err: string, opts?: unknown) => void
 

@@ -48,7 +48,7 @@ describe('safe-part fallback', () => {
     )
     assert.match(head!, /^Content-Type: text\/plain; charset=utf-8$/m)
     assert.doesNotMatch(head!, /Link-Security-Required|DKIM-Signature|multipart/)
-    assert.equal(body, 'Pick up your message at https://a.test/p/123')
+    assert.equal(body, 'Pick up your message at https://a.test/p/123\r\n')
     assert.doesNotMatch(out, /the secret text/)
   })
   it('has nothing to offer without a marked part, or for a single-part message', () => {
