@@ -12,7 +12,7 @@ import { executeBench } from './lib/execute'
 import { machineFacts } from './lib/machine'
 import { ProgressBar } from './lib/progress'
 import { defaultResultsPath, writeResults, type RecordedResult } from './lib/results'
-import { budgetMs, parseFlags, type CliFlags } from './lib/standalone'
+import { budgetMs, parseFlags, totalBudgetMs, type CliFlags } from './lib/standalone'
 import { formatResult } from './lib/table'
 
 async function runOne(mod: BenchModule, index: number, total: number, flags: CliFlags, bar: ProgressBar) {
@@ -55,8 +55,9 @@ async function main(): Promise<number> {
   process.stdout.write(`# linksec benchmarks${flags.quick ? ' (quick)' : ''}: ${describe(machine)}\n\n`)
   const bar = new ProgressBar()
   const results: RecordedResult[] = []
+  const end = Date.now() + totalBudgetMs(flags.quick)
   for (const [i, mod] of mods.entries()) {
-    const result = await runOne(mod, i, mods.length, flags, bar)
+    const result = await runOne(mod, i, mods.length, flags, bar, end - Date.now())
     results.push(result)
     process.stdout.write(formatResult(result) + '\n')
   }
