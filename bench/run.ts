@@ -15,18 +15,22 @@ import { defaultResultsPath, writeResults, type RecordedResult } from './lib/res
 import { budgetMs, parseFlags, totalBudgetMs, type CliFlags } from './lib/standalone'
 import { formatResult } from './lib/table'
 
-async function runOne(mod: BenchModule, index: number, total: number, flags: CliFlags, bar: ProgressBar) {
-  const prefix = `${index + 1}/${total} ${mod.name}`
+/** Below this much time left in the run's budget, a benchmark is not started. */
+const MIN_START_MS = 15_000
+
+interface Slot {
+  index: number
+  total: number
+  leftMs: number
+}
+
+async function runOne(mod: BenchModule, slot: Slot, flags: CliFlags, bar: ProgressBar) {
+  const prefix = `${slot.index + 1}/${slot.total} ${mod.name}`
   try {
+    if (slot.leftMs < MIN_START_MS) throw new Error('not run: the time budget of the whole run is spent')
     const run = loadRun(mod)
-    return await executeBench({
-      name: mod.name,
-      run,
-      quick: flags.quick,
-      budgetMs: budgetMs(flags.quick),
-      bar,
-      prefix,
-    })
+    const budget = Math.min(budgetMs(flags.quick), slot.leftMs)
+    return await executeBench({ name: mod.name, run, quick: flags.quick, budgetMs: budget, bar, prefix })
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err)
     const now = new Date().toISOString()
@@ -57,7 +61,7 @@ async function main(): Promise<number> {
   const results: RecordedResult[] = []
   const end = Date.now() + totalBudgetMs(flags.quick)
   for (const [i, mod] of mods.entries()) {
-    const result = await runOne(mod, i, mods.length, flags, bar, end - Date.now())
+    const result = await runOne(mod, { index: i, total: mods.length, leftMs: end - Date.now() }, flags, bar)
     results.push(result)
     process.stdout.write(formatResult(result) + '\n')
   }
