@@ -52,7 +52,9 @@ function failClosed(
   countInternalError(rt, stage)
   const already = n.called ? ' (after replying; reply unchanged)' : ''
   const line = `linksec internal error at ${stage}${already}: ${describeError(e)}`
-  if (rt) rt.log.error(line, { stage, stack: e instanceof Error ? e.stack : undefined })
+  // Errors from Haraka's vm-sandboxed plugins are not `instanceof Error` here.
+  const stack = (e as { stack?: unknown } | null)?.stack
+  if (rt) rt.log.error(line, { stage, stack: typeof stack === 'string' ? stack : undefined })
   else plugin.logerror(line)
   n.next(DENYSOFT, dsnFor(internalError(`internal_error_${stage}`)))
 }

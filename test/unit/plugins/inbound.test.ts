@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { cipherBits, inboundStep, tlsFactsOf } from '../../../plugins/inbound'
+import { messageContext } from '../../../plugins/message'
+import { connectionWith, fakePlugin, runtimeWith, type RawIni } from './fakes'
+
+function context(raw: RawIni, opts: Parameters<typeof connectionWith>[0]) {
+  return messageContext({ plugin: fakePlugin(), rt: runtimeWith(raw) }, connectionWith(opts))
+}
+
+describe('TLS facts from connection.tls', () => {
+  it('derives key bits from the OpenSSL cipher name', () => {
+    assert.equal(cipherBits('TLS_AES_256_GCM_SHA384'), 256)
+    assert.equal(cipherBits('ECDHE-RSA-AES128-GCM-SHA256'), 128)
+    assert.equal(cipherBits('TLS_CHACHA20_POLY1305_SHA256'), 256)
+    assert.equal(cipherBits('NULL-SHA'), undefined)
+  })
+
+  it('reads version and cipher; a plaintext session has none', () => {
+    assert.deepEqual(tlsFactsOf(connectionWith({ tls: true })), {
+      version: 'TLSv1.3',
+      cipher: 'TLS_AES_256_GCM_SHA384',
+      cipherBits: 256,
+    })
+    assert.deepEqual(tlsFactsOf(connectionWith()), {})
+  })
+})
+
+describe('inboundStep', () => {
+  it('rejects a tagged plaintext message 550 5.7.10 and counts it', async () => {
+    const m = context({}, { headerLines: ['Link-Security-Required: 2'] })
+    const d = inboundStep(m)
+    assert.equal(d.verdict.action, 'reject')
+    assert.equal(`${d.verdict.code} ${d.verdict.enhanced}`, '550 5.7.10')
+    assert.deepEqual(d.headers, [])
+    const tagged = await m.rt.metrics.taggedMessages.get()
+    assert.deepEqual(
+      tagged.values.map((v) => [v.labels, v.value]),
+      [[{ level: '2', outcome: 'rejected_plaintext' }, 1]],
+    )
+  })
+
+  it('lets TLS-Required: No through, and a tagged TLS message', () => {
+    assert.equal(
+      inboundStep(context({}, { headerLines: ['Link-Security-Required: 3', 'TLS-Required: No'] })).verdict
+        .action,
+      'continue',
+    )
+    assert.equal(
+      inboundStep(context({}, { tls: true, headerLines: ['Link-Security-Required: 3'] })).verdict.action,
+      'continue',
+    )
+  })
+
+  it('deletes fields claiming our authserv-id and prepends our own', () => {
+    const m = context(
+      {},
+      {
+        tls: true,
+        headerLines: [
+          'Authentication-Results: other.example; spf=pass',
+          'Authentication-Results: MX.test; x-tls=pass',
+          'Original-Authentication-Results: mx.test (forged); dkim=pass',
+        ],
+      },
+    )
+    assert.deepEqual(inboundStep(m).headers, [
+      { op: 'delete', name: 'Authentication-Results', index: 2 },
+      { op: 'delete', name: 'Original-Authentication-Results', index: 1 },
+      {
+        op: 'prepend',
+        name: 'Authentication-Results',
+        value: 'mx.test; x-tls=pass smtp.version=TLSv1.3 smtp.cipher=TLS_AES_256_GCM_SHA384 smtp.bits=256',
+      },
+    ])
+  })
+
+  it('switched off: no reject, no header of its own (forged ones still go)', () => {
+    const raw = { inbound: { reject_tagged_plaintext: false, tls_results: false } }
+    const d = inboundStep(
+      context(raw, { headerLines: ['Link-Security-Required: 3', 'Authentication-Results: mx.test; x=1'] }),
+    )
+    assert.equal(d.verdict.action, 'continue')
+    assert.deepEqual(d.headers, [{ op: 'delete', name: 'Authentication-Results', index: 1 }])
+  })
+
+  it('records the requirement and link in transaction.notes.linksec', () => {
+    const m = context({}, { tls: true, headerLines: ['Link-Security-Required: 4'] })
+    const notes = m.transaction.notes.linksec as { requirement: { level: number }; inbound: { tls: boolean } }
+    assert.equal(notes.requirement.level, 4)
+    assert.equal(notes.inbound.tls, true)
+  })
+})

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { RuntimeHolder } from '../../../plugins/config'
+import type { Duty } from '../../../plugins/duty'
+import { CONT, DENY, DENYSOFT, type HookMethod } from '../../../plugins/haraka'
+import { DUTIES, register, registerDuties } from '../../../plugins/linksec'
+import { reject, CONTINUE } from '../../../core/verdict'
+import { callNext, connectionWith, fakePlugin } from './fakes'
+
+describe('register()', () => {
+  it('registers every duty hook as a linksec_<duty>_<hook> method, plus data_post and the queue hooks', () => {
+    const plugin = fakePlugin({ main: { mailboxes_tls_only: 'true' } })
+    register.call(plugin)
+    const hooks = plugin.hooks.map((h) => `${h.hook}:${h.method}:${h.priority}`)
+    for (const expected of [
+      'capabilities:linksec_declare_capabilities:0',
+      'mail:linksec_declare_mail:-50',
+      'data_post:linksec_linksec_data_post:0',
+      'queue:linksec_linksec_queue:-100',
+      'queue_outbound:linksec_linksec_queue_outbound:-100',
+    ])
+      assert.ok(hooks.includes(expected), `${expected} in ${hooks.join(', ')}`)
+    for (const h of plugin.hooks) assert.equal(typeof plugin[h.method], 'function', h.method)
+    assert.ok(DUTIES.length >= 2)
+  })
+})
+
+describe('the data_post pipeline', () => {
+  function setup(duties: Duty[]) {
+    const plugin = fakePlugin({ main: { authserv_id: 'mx.test' } })
+    const holder = new RuntimeHolder(plugin, '/x')
+    registerDuties(plugin, holder, duties)
+    const call = (name: string, conn: unknown) =>
+      callNext((next) => (plugin[name] as HookMethod).call(plugin, next, conn))
+    return { plugin, call }
+  }
+
+  it('first non-continue verdict decides; later steps do not run; no header is staged', async () => {
+    const ran: string[] = []
+    const { call } = setup([
+      {
+        name: 'a',
+        message: () => (
+          ran.push('a'),
+          { verdict: CONTINUE, headers: [{ op: 'prepend', name: 'X-A', value: '1' }] }
+        ),
+      },
+      {
+        name: 'b',
+        message: () => (ran.push('b'), { verdict: reject(550, '5.7.1', 'no', 'test'), headers: [] }),
+      },
+      { name: 'c', message: () => (ran.push('c'), { verdict: CONTINUE, headers: [] }) },
+    ])
+    const conn = connectionWith()
+    const r = await call('linksec_linksec_data_post', conn)
+    assert.equal(r.code, DENY)
+    assert.deepEqual(ran, ['a', 'b'])
+    await call('linksec_linksec_queue', conn)
+    assert.deepEqual(conn.transaction.header.get_all('X-A'), [])
+  })
+
+  it('accepted: continue, and the staged headers are written at queue time', async () => {
+    const { call } = setup([
+      {
+        name: 'a',
+        message: async () => ({ verdict: CONTINUE, headers: [{ op: 'prepend', name: 'X-A', value: '1' }] }),
+      },
+    ])
+    const conn = connectionWith()
+    assert.equal((await call('linksec_linksec_data_post', conn)).code, CONT)
+    assert.deepEqual(conn.transaction.header.get_all('X-A'), [])
+    assert.equal((await call('linksec_linksec_queue', conn)).code, undefined)
+    assert.deepEqual(conn.transaction.header.get_all('X-A'), ['1'])
+  })
+
+  it('a step that throws answers DENYSOFT 451', async () => {
+    const { call } = setup([{ name: 'a', message: () => { throw new Error('x') } }]) // prettier-ignore
+    const r = await call('linksec_linksec_data_post', connectionWith())
+    assert.equal(r.code, DENYSOFT)
+    assert.equal((r.msg as { code: number }).code, 451)
+  })
+})
