@@ -19,6 +19,7 @@ import { inboundDuty } from './inbound'
 import { outboundDuty } from './outbound'
 import { RuntimeHolder } from './config'
 import { dataPostHandler, queueHandler } from './message'
+import { registerMetricsEndpoint } from './metrics'
 
 /** Every duty of the plugin, in the order their message steps run. */
 export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty, outboundDuty]
@@ -71,6 +72,7 @@ export function register(this: HarakaPlugin): void {
   // A ConfigError here stops Haraka's start-up with the key and the fix.
   const holder = new RuntimeHolder(this)
   registerDuties(this, holder, DUTIES)
+  registerMetricsEndpoint(this, () => holder.current()) // /metrics, /healthz, WKD (plugins/metrics.ts)
   warnUnbackedLevel(holder, DUTIES)
   holder.current().log.info('linksec plugin registered', {
     duties: DUTIES.map((d) => d.name).join(','),

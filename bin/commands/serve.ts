@@ -10,6 +10,7 @@ import type { LinksecConfig } from '../../core/config'
 import { describeError } from '../../core/errors'
 import { createRuntime, type Runtime } from '../../core/runtime'
 import type { Service } from '../../core/service'
+import { healthOf } from '../../core/http/health'
 import { configFromArgs, type ParsedArgs } from '../args'
 
 interface ServiceSpec {
@@ -62,6 +63,7 @@ export async function startServices(rt: Runtime, out: (line: string) => void): P
       }
       const service = await start(rt)
       started.push(service)
+      healthOf(rt).add(service) // listed on /healthz
       out(`linksec: ${service.name} listening on ${service.address}`)
     }
   } catch (e) {
