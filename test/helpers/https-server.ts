@@ -12,6 +12,7 @@
  *   web.route('/moved', redirect('https://elsewhere.test/x'))
  *   web.certFault('bad.example.test', 'wrong-name')   // or 'unknown-ca'
  *   web.requests                            // [{ host, path, method, servername }]
+ *   await web.prepare(['mta-sts.example.test'])        // make certificates ahead of the first handshake
  *   await web.close()
  *
  * Route keys are 'host/path' (matched first) or '/path' (any host); the path
@@ -58,6 +59,8 @@ export interface TestHttpsServer {
   readonly requests: HttpsRequestLog[]
   route(key: string, route: Route | undefined): void
   certFault(host: string, fault: CertFault | undefined): void
+  /** Issues the certificates for NAMES now (else they are made at the first handshake). */
+  prepare(names: string[]): Promise<void>
   close(): Promise<void>
 }
 
@@ -183,6 +186,9 @@ export async function startHttpsServer(
     certFault(host, fault) {
       if (fault) faults.set(host.toLowerCase(), fault)
       else faults.delete(host.toLowerCase())
+    },
+    async prepare(names) {
+      await Promise.all(names.map((n) => contextFor(n)))
     },
     async close() {
       for (const t of timers) clearInterval(t)

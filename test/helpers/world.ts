@@ -88,15 +88,18 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   const dirs: string[] = []
   const host = (...names: string[]) => {
     for (const n of names) dns.set(n, { ...(dns.zone[n.toLowerCase()] ?? {}), A: [https.host] })
+    // Certificates are made ahead so the first fetch is not slowed by openssl.
+    https.prepare(names).catch(() => {})
   }
   host(...(opts.hosts ?? []))
+  await https.prepare(opts.hosts ?? [])
 
   const configIni = (extra: IniSections = {}, files: Record<string, string | Buffer> = {}) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-world-'))
     dirs.push(dir)
     const base: IniSections = {
       resolver: { servers: [dns.address], timeout_ms: 2000 },
-      net: { ca_file: ca.caFile, https_port: https.port, allow_private_addresses: true, timeout_ms: 5000 },
+      net: { ca_file: ca.caFile, https_port: https.port, allow_private_addresses: true, timeout_ms: 10000 },
     }
     fs.writeFileSync(path.join(dir, 'linksec.ini'), renderIni(merge(base, extra)))
     for (const [name, content] of Object.entries(files)) {

@@ -54,12 +54,19 @@ describe('HTTPS client against the test HTTPS server', () => {
     })
     web.certFault('wrongname.example.test', 'wrong-name')
     web.certFault('untrusted.example.test', 'unknown-ca')
+    await web.prepare([
+      'mta-sts.example.test',
+      'other.example.test',
+      'wrongname.example.test',
+      'untrusted.example.test',
+    ])
+    await web.prepare(['two.example.test', 'v6only.example.test'])
     base = {
-      dns: createDnsClient({ servers: [dns.address], timeoutMs: 1000, trustAd: false }),
+      dns: createDnsClient({ servers: [dns.address], timeoutMs: 3000, trustAd: false }),
       caFile: testCa().caFile,
       allowPrivateAddresses: true,
       httpsPort: web.port,
-      timeoutMs: 1500,
+      timeoutMs: 10000, // generous: only the timeout tests use short deadlines
       maxBytes: 16 * 1024,
     }
     client = createHttpsClient(base)
