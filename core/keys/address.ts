@@ -26,7 +26,7 @@ export function parseAddress(addr: string): MailAddress | undefined {
     local = local.slice(1, -1).replace(/\\(.)/g, '$1')
   if (!/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/.test(domain))
     return undefined
-  if (local === '' || local.length > 64 || /[\s\x00-\x1f\x7f]/.test(local)) return undefined
+  if (local === '' || local.length > 64 || /[\x00-\x1f\x7f]/.test(local)) return undefined
   return { local, domain, address: `${local}@${domain}` }
 }
 

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import {
+  decodeQuotedPrintable,
+  decodeTransfer,
+  parseContentType,
+  parseEntity,
+  splitMultipart,
+  toCrlf,
+} from '../../../../core/verify/mime'
+
+const b = (s: string) => Buffer.from(s, 'latin1')
+
+test('Content-Type: type lower-cased, quoted parameters, comments, default text/plain', () => {
+  const ct = parseContentType(
+    'Multipart/Signed; micalg=pgp-sha256; protocol="application/pgp-signature" (pgp); boundary="a;b\\"c"',
+  )
+  assert.equal(ct.type, 'multipart/signed')
+  assert.equal(ct.params.protocol, 'application/pgp-signature')
+  assert.equal(ct.params.boundary, 'a;b"c')
+  assert.equal(ct.params.micalg, 'pgp-sha256')
+  assert.deepEqual(parseContentType(undefined), { type: 'text/plain', params: {} })
+})
+
+test('entity: folded headers unfolded, body starts after the blank line', () => {
+  const e = parseEntity(b('Subject: a\r\n b\r\nX: 1\r\n\r\nbody\r\n'))
+  assert.deepEqual(
+    e.headers.map((h) => [h.key, h.value]),
+    [
+      ['subject', 'a b'],
+      ['x', '1'],
+    ],
+  )
+  assert.equal(e.body.toString(), 'body\r\n')
+  assert.equal(parseEntity(b('\r\nonly body')).body.toString(), 'only body')
+  assert.equal(parseEntity(b('X: no body')).body.length, 0)
+})
+
+test('multipart: parts are byte-exact, the CRLF before a delimiter belongs to the delimiter', () => {
+  const body = b('preamble\r\n--B\r\npart one\r\n\r\n--B  \r\npart two\r\n--B--\r\nepilogue')
+  const mp = splitMultipart(body, 'B')
+  assert.equal(mp.closed, true)
+  assert.deepEqual(
+    mp.parts.map((p) => p.toString()),
+    ['part one\r\n', 'part two'],
+  )
+})
+
+test('multipart: a boundary-like string inside a line, or a longer boundary, is not a delimiter', () => {
+  const mp = splitMultipart(b('--B\r\nx --B y\r\n--Bextra\r\nz\r\n--B--'), 'B')
+  assert.deepEqual(
+    mp.parts.map((p) => p.toString()),
+    ['x --B y\r\n--Bextra\r\nz'],
+  )
+  assert.equal(splitMultipart(b('--B\r\nno close\r\n'), 'B').closed, false)
+})
+
+test('toCrlf converts bare LF only', () => {
+  assert.equal(toCrlf(b('a\nb\r\nc\n')).toString(), 'a\r\nb\r\nc\r\n')
+  const same = b('a\r\nb\r\n')
+  assert.equal(toCrlf(same), same)
+})
+
+test('quoted-printable and base64 decoding', () => {
+  assert.equal(
+    decodeQuotedPrintable(b('Gr=C3=BC=C3=9Fe =3D soft=\r\nbreak  \r\nx=ZZ')).toString('utf8'),
+    'Grüße = softbreak\r\nx=ZZ',
+  )
+  assert.equal(decodeTransfer(b('aGVs\r\nbG8='), 'BASE64').toString(), 'hello')
+  assert.equal(decodeTransfer(b('as is'), '8bit').toString(), 'as is')
+})
