@@ -31,10 +31,11 @@ const CONFIGS: Config[] = [
   { key: 'b', label: 'Haraka with linksec', plugins: ['tls', 'linksec', 'test_sink'] },
 ]
 
+/** Haraka is one Node process: its JIT needs a longer warm-up than Postfix before a round is fair. */
 export function harakaCounts(quick: boolean) {
   return quick
-    ? { rounds: 1, sessions: 20, messages: 300, warmup: 20, latencyMessages: 20, timeoutMs: 60_000 }
-    : { rounds: 3, sessions: 20, messages: 2000, warmup: 50, latencyMessages: 150, timeoutMs: 180_000 }
+    ? { rounds: 1, sessions: 20, messages: 300, warmup: 100, latencyMessages: 20, timeoutMs: 60_000 }
+    : { rounds: 3, sessions: 20, messages: 2000, warmup: 200, latencyMessages: 150, timeoutMs: 180_000 }
 }
 
 interface Sample {
