@@ -4,10 +4,12 @@
  * naming the domains, so the sender learns before anything is queued.
  *
  * Decisions (documented in README):
- * - a domain nobody has declared anything for is "unknown": the Haraka
- *   adapter accepts it (the EHLO at delivery decides), the milter rejects it
- *   when it performs the level-4 duty, because Postfix cannot read the
- *   peer's EHLO at delivery and so can never check it later;
+ * - a domain nobody has declared anything for is "unknown" and accepted
+ *   here (`unknown: 'accept'`, both adapters): Haraka checks the peer's EHLO
+ *   at delivery; Postfix cannot read EHLO keywords, so there the strict
+ *   transport (TLS, and a verified certificate for N = 4) is all that is
+ *   checked later. `unknown: 'reject'` exists for an operator who wants
+ *   Postfix to accept only declared domains;
  * - a lookup that fails (DNS timeout, ...) gives 451 4.4.3: the level could
  *   not be known now, the sender's server tries again (never an accept we
  *   cannot stand behind, STYLE "never lose mail").
