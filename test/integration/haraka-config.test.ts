@@ -4,10 +4,13 @@
  * start-up, and an internal error answers 451 with nothing queued.
  */
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
 import { after, before, describe, it, type TestContext } from 'node:test'
 import {
   startHaraka,
   startHarakaExpectingFailure,
+  REPO_ROOT,
   TEST_AUTHSERV_ID,
   type HarakaInstance,
   type IniSections,
@@ -180,5 +183,30 @@ exports.sabotage = (next, connection) => {
     assert.equal(r.started, false)
     assert.match(r.output, /\[main\] level: 9 is out of range; write a number between 0 and 4/)
     assert.match(r.output, /\[inbound\] tls_result is not a known key/)
+  })
+})
+
+describe('Haraka + linksec: the shipped examples/haraka configuration', () => {
+  it('starts, declares LINKSEC 3, offers REQUIRETLS under TLS and writes its authserv-id', async (t) => {
+    if (!needTools(t, TOOLS)) return
+    const dir = path.join(REPO_ROOT, 'examples', 'haraka', 'config')
+    const plugins = fs
+      .readFileSync(path.join(dir, 'plugins'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'))
+    const h = await startHaraka({
+      plugins: [...plugins, 'test_sink'],
+      linksecIniText: fs.readFileSync(path.join(dir, 'linksec.ini'), 'utf8'),
+    })
+    try {
+      assert.equal(linksecKeyword(await ehlo(h)), 'LINKSEC 3 ttl=86400')
+      assert.ok((await ehlo(h, true)).includes('REQUIRETLS'))
+      await swaks({ port: h.port, headers: { Subject: 'example' } })
+      const [msg] = await h.waitForQueued(1)
+      assert.ok(msg!.raw.includes('Authentication-Results: mx.example.net; x-tls=none'), msg!.raw)
+    } finally {
+      await h.stop()
+    }
   })
 })
