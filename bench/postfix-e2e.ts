@@ -98,12 +98,18 @@ async function measureRounds(all: Started[], msg: BenchMessage, opts: BenchOptio
   return samples
 }
 
+/** linksec's row says what it measured: verification only if the sink saw x-openpgp=pass. */
+function labelOf(s: Started): string {
+  if (s.config.key !== 'b' || s.skipped || /x-openpgp=pass/i.test(s.verdict)) return s.config.label
+  return 'linksec (policies of this build; no x-openpgp verdict)'
+}
+
 function rowFor(s: Started, runs: Measurement[], base: Measurement[] | undefined) {
   const lat = runs.flatMap((m) => m.latenciesMs)
   const baseLat = base?.flatMap((m) => m.latenciesMs) ?? []
   const p = (v: number[], q: number) => percentile(v, q)
   return {
-    config: `(${s.config.key}) ${s.config.label}`,
+    config: `(${s.config.key}) ${labelOf(s)}`,
     'delivered msg/s': s.skipped ? 'skipped' : formatSpread(spread(runs.map((m) => m.load.rate))),
     'injected msg/s': round(median(runs.map((m) => m.load.count / m.load.injectedSeconds))),
     'p50 ms': round(p(lat, 50)),
