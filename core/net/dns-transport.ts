@@ -68,6 +68,7 @@ export function udpExchange(
   expected: Expected,
   signal: AbortSignal,
   maxBytes: number,
+  retransmitMs: number,
 ): Promise<Reply> {
   return exchange<Reply>(server, signal, (ok, fail) => {
     const sock = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4')
@@ -82,10 +83,12 @@ export function udpExchange(
         fail(e)
       }
     })
-    sock.connect(server.port, server.host, () => {
-      sock.send(query, (e) => e && fail(networkError(server, e)))
-    })
+    const send = () => sock.send(query, (e) => e && fail(networkError(server, e)))
+    // UDP may lose the query or the reply: send it once more halfway through (same id).
+    const again = setTimeout(send, retransmitMs)
+    sock.connect(server.port, server.host, send)
     return () => {
+      clearTimeout(again)
       try {
         sock.close()
       } catch {

@@ -40,9 +40,16 @@ export function createDnsClient(opts: DnsClientOptions): DnsClient {
   const servers = () => (configured.length ? configured : (system ??= systemServers(opts.resolvConf)))
   const maxBytes = Math.min(opts.maxResponseBytes ?? 65535, 65535)
 
-  async function askOne(server: ServerAddress, name: string, type: DnsType, signal: AbortSignal) {
+  async function askOne(
+    server: ServerAddress,
+    name: string,
+    type: DnsType,
+    signal: AbortSignal,
+    share: number,
+  ) {
     const expected: Expected = { id: randomInt(65536), name, type }
-    const reply = await udpExchange(server, encodeQuery(expected), expected, signal, maxBytes)
+    const query = encodeQuery(expected)
+    const reply = await udpExchange(server, query, expected, signal, maxBytes, Math.max(1, share / 2))
     if (!reply.truncated) return reply
     // RFC 7766 §5: a truncated UDP reply is retried over TCP, with a fresh id.
     const again: Expected = { ...expected, id: randomInt(65536) }
@@ -61,7 +68,7 @@ export function createDnsClient(opts: DnsClientOptions): DnsClient {
       const share = Math.max(1, Math.floor((deadline - Date.now()) / (list.length - i)))
       const attempt = AbortSignal.any([overall, AbortSignal.timeout(share)])
       try {
-        const reply = await askOne(list[i]!, qname, type, attempt)
+        const reply = await askOne(list[i]!, qname, type, attempt, share)
         if (!TRY_NEXT.has(reply.rcode)) return toAnswer(reply, opts.trustAd)
         lastReply = reply
       } catch (e) {

@@ -210,7 +210,11 @@ describe('DNS client with several servers', () => {
       r.records.map((x) => x.type === 'A' && x.address),
       ['192.0.2.10'],
     )
-    assert.equal(bad.asked('x.example.test'), 1)
+    // The silent server was asked, then asked once more halfway through its share (UDP retransmit).
+    assert.deepEqual(
+      bad.queries.filter((q) => q.name === 'x.example.test').map((q) => q.transport),
+      ['udp', 'udp'],
+    )
   })
 
   it('tries the next server after SERVFAIL', async () => {
@@ -269,6 +273,34 @@ describe('DNS client wire behaviour (raw server)', () => {
   })
 })
 
+describe('DNS client over a lossy path', () => {
+  it('sends the query again when the first one goes unanswered', { timeout: 5000 }, async () => {
+    const sock = dgram.createSocket('udp4')
+    const port = await new Promise<number>((res) => sock.bind(0, '127.0.0.1', () => res(sock.address().port)))
+    let seen = 0
+    sock.on('message', (msg, rinfo) => {
+      if (++seen === 1) return // "lost"
+      const q = dnsPacket.decode(msg)
+      const name = q.questions![0]!.name
+      const reply = dnsPacket.encode({
+        type: 'response',
+        id: q.id,
+        questions: q.questions,
+        answers: [{ name, type: 'A', class: 'IN', ttl: 60, data: '192.0.2.1' }],
+      })
+      sock.send(reply, rinfo.port, rinfo.address)
+    })
+    try {
+      const c = createDnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 600, trustAd: true })
+      const r = await c.query('lossy.example.test', 'A')
+      assert.equal(r.records.length, 1)
+      assert.equal(seen, 2)
+    } finally {
+      sock.close()
+    }
+  })
+})
+
 describe('DNS client configuration', () => {
   it('refuses the system resolver while test helpers forbid it', async () => {
     const c = createDnsClient({ servers: [], timeoutMs: 100, trustAd: false })
@@ -287,7 +319,7 @@ describe('DNS client configuration', () => {
   it('builds one client per runtime from [resolver]', async () => {
     const dns = await startDnsServer({ 'r.example.test': { A: ['192.0.2.20'] } })
     try {
-      const cfg = parseConfig({ resolver: { servers: dns.address, timeout_ms: '1000' } }, '/tmp')
+      const cfg = parseConfig({ resolver: { servers: dns.address, timeout_ms: '3000' } }, '/tmp')
       const rt = createRuntime(cfg, { log: silentLogger })
       assert.equal(dnsClientFor(rt), dnsClientFor(rt))
       const r = await dnsClientFor(rt).query('r.example.test', 'A')
