@@ -1,11 +1,12 @@
 /**
- * Where the outbound duty asks what a destination domain declares. The
- * policy engine (core/policy) is wired in through one provider per Runtime;
- * until a provider is set, nothing is known of any domain (every tagged
- * message then rests on the peer's EHLO in the session, which is what the
- * Haraka adapter checks anyway).
+ * Where the outbound duty asks what a destination domain declares: the
+ * policy engine of the runtime (core/policy: static list, DANE, MTA-STS,
+ * `_linksec` TXT, learned EHLO declarations), seen through peerPolicyOf().
+ * Tests may install another provider.
  */
-import type { PeerPolicyWithMx } from '../../core/enforce'
+import { isLinksecError } from '../../core/errors'
+import { peerPolicyOf, type PeerPolicyWithMx } from '../../core/enforce'
+import { policyResolverFor } from '../../core/policy'
 import type { Runtime } from '../../core/runtime'
 
 export interface PolicyProvider {
@@ -15,14 +16,36 @@ export interface PolicyProvider {
   learnFromEhlo?(domain: string, lines: readonly string[]): unknown
 }
 
-export const NOTHING_KNOWN: PolicyProvider = {
-  resolve: async (domain) => ({ domain, tlsRequired: false, certificateRequired: false, mxPatterns: [] }),
+export const NOTHING_KNOWN: PolicyProvider = { resolve: async (domain) => nothingFor(domain) }
+
+/** A name that is not a domain (an address literal) has no policy: nothing is known. */
+const nothingFor = (domain: string): PeerPolicyWithMx => ({
+  domain,
+  tlsRequired: false,
+  certificateRequired: false,
+  mxPatterns: [],
+})
+
+/** The runtime's policy engine as a PolicyProvider. */
+export function engineProvider(rt: Runtime): PolicyProvider {
+  const engine = policyResolverFor(rt)
+  return {
+    resolve: async (domain) => {
+      try {
+        return peerPolicyOf(await engine.resolve(domain))
+      } catch (e) {
+        if (isLinksecError(e) && e.code === 'LINKSEC_BAD_DOMAIN') return nothingFor(domain)
+        throw e
+      }
+    },
+    learnFromEhlo: (domain, lines) => engine.learnFromEhlo(domain, lines),
+  }
 }
 
-let factory: ((rt: Runtime) => PolicyProvider) | undefined
+let factory: ((rt: Runtime) => PolicyProvider) | undefined = engineProvider
 const byRuntime = new WeakMap<Runtime, PolicyProvider>()
 
-/** Installs the policy engine (tests install fakes). */
+/** Replaces the policy engine (tests install fakes; undefined = nothing known). */
 export function setPolicyProviderFactory(f: ((rt: Runtime) => PolicyProvider) | undefined): void {
   factory = f
 }

@@ -130,15 +130,19 @@ describe('Haraka outbound no-downgrade table', { timeout: 180_000 }, () => {
       plugins: ['tls', 'linksec', 'test_relay', 'pinned_mx'],
       localPlugins: { pinned_mx: PINNED_MX_PLUGIN },
       config: {
-        'pinned_mx.ini': pinnedMxIni(receivers),
+        // weak.test (static list: level 1, so TLS is required) is served by the plaintext receiver.
+        'pinned_mx.ini': `${pinnedMxIni(receivers)}weak.test=mx.weak.test:127.0.0.1:${receivers.plain.haraka.port}\n`,
         // The pinned MX is 127.0.0.1 with a name: allow it, retry quickly.
         'outbound.ini': 'local_mx_ok=true\ntemp_fail_intervals=5s\n',
         // Haraka's own bounce template (the harness's config dir does not inherit it).
         'outbound.bounce_message': fs.readFileSync(BOUNCE_TEMPLATE, 'utf8'),
+        'linksec.domains.json': JSON.stringify({ policies: { 'weak.test': { mode: 'testing', level: 1 } } }),
       },
       linksec: {
         main: { level: 4, mailboxes_tls_only: true },
         enforce: { tls_retry_window: 0, fallback: 'deliver_safe_part' },
+        // Static list and learned EHLO only: no policy lookup leaves the machine.
+        policy: { txt: false, mta_sts: false, dane: false },
       },
     })
   })
@@ -167,6 +171,25 @@ describe('Haraka outbound no-downgrade table', { timeout: 180_000 }, () => {
     }
   })
 
+  it('refuses at end of data a tagged message for a domain known to be below its level', async () => {
+    const r = await submit({
+      port: sender!.port,
+      from: 'alice@sender.test',
+      to: ['bob@level4.test', 'carol@weak.test'],
+      data: 'Subject: enf-eom\r\nLink-Security-Required: 3\r\n\r\nsecret\r\n',
+    })
+    assert.equal(r.accepted, false)
+    assert.match(r.reply, /^550 5\.7\.10 .*weak\.test \(level 1\)/)
+    assert.doesNotMatch(r.reply, /level4\.test/)
+    const untagged = await submit({
+      port: sender!.port,
+      from: 'alice@sender.test',
+      to: ['carol@weak.test'],
+      data: 'Subject: enf-eom-untagged\r\n\r\nhello\r\n',
+    })
+    assert.ok(untagged.accepted, untagged.reply)
+  })
+
   it('every row ends where the table says', async () => {
     const expected = TABLE.flatMap((row) =>
       (['plain', 'tls', 'level4'] as Target[]).map((t) => ({ row, target: t })),
@@ -176,10 +199,23 @@ describe('Haraka outbound no-downgrade table', { timeout: 180_000 }, () => {
       collect(receivers!, outcome)
       await new Promise((r) => setTimeout(r, 250))
     }
-    const missing = expected.map((e) => caseId(e.row, e.target)).filter((id) => !outcome.has(id))
+    const ids = [...expected.map((e) => caseId(e.row, e.target)), 'enf-eom-untagged']
+    while (ids.some((id) => !outcome.has(id)) && Date.now() < deadline) {
+      collect(receivers!, outcome)
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    const missing = ids.filter((id) => !outcome.has(id))
     assert.deepEqual(missing, [], `no outcome for ${missing.join(', ')}\n${sender!.log().slice(-6000)}`)
     for (const { row, target } of expected)
       checkCase(row, target, receivers!, outcome.get(caseId(row, target))!)
+    // Level-1 duty for untagged mail: a domain whose policy requires TLS never gets plaintext.
+    const eom = outcome.get('enf-eom-untagged')!
+    assert.equal(eom.got, undefined, 'untagged mail to a TLS-required domain is not sent in the clear')
+    assert.equal(eom.dsn?.recipients[0]?.status, '5.7.10')
+    assert.match(
+      eom.dsn!.recipients[0]!.detail,
+      /mx\.weak\.test .*does not offer STARTTLS \(weak\.test publishes a policy that requires TLS\)/,
+    )
   })
 })
 
