@@ -1,0 +1,62 @@
+/**
+ * `linksec record [domain] [--sig=required|optional] [--json] [--config DIR]`:
+ * the `_linksec` TXT record to publish (DESIGN §2). The level is what this
+ * configuration actually performs (performedLevel), never more than
+ * [main] level; when it is less, stderr says which setting holds it back.
+ * `--sig=required` is for domains that sign every message (DESIGN §4).
+ */
+import type { LinksecConfig } from '../../core/config'
+import { formatTxtRecord, performedLevel, txtRecordName, type Duties, type Level } from '../../core/levels'
+import { normalizeDomain } from '../../core/policy/domain'
+import { configFromArgs, type ParsedArgs } from '../args'
+
+const USAGE = 'usage: linksec record [domain] [--sig=required|optional] [--json] [--config DIR]\n'
+
+export function dutiesFromConfig(c: LinksecConfig): Duties {
+  return {
+    configuredLevel: c.main.level as Level,
+    mailboxesTlsOnly: c.main.mailboxes_tls_only,
+    enforceNoDowngrade: c.enforce.enabled,
+    enforcePeerLevel: c.enforce.enabled && c.enforce.peer_level,
+  }
+}
+
+/** Why the performed level is below the configured one: the first duty not performed. */
+export function heldBackBy(d: Duties): string | undefined {
+  const performed = performedLevel(d)
+  if (performed >= d.configuredLevel) return undefined
+  if (!d.mailboxesTlsOnly) return 'level 2 needs [main] mailboxes_tls_only=true'
+  if (!d.enforceNoDowngrade) return 'level 3 needs [enforce] enabled=true'
+  return 'level 4 needs [enforce] peer_level=true'
+}
+
+export async function run(args: ParsedArgs): Promise<number> {
+  const sig = args.flags.sig ?? 'optional'
+  if (sig !== 'required' && sig !== 'optional') {
+    process.stderr.write(`linksec record: --sig must be required or optional\n${USAGE}`)
+    return 2
+  }
+  const config = configFromArgs(args)
+  const given = args.positional[0] ?? config.main.domain
+  if (!given) {
+    process.stderr.write(`linksec record: name a domain, or set [main] domain in linksec.ini\n${USAGE}`)
+    return 2
+  }
+  const domain = normalizeDomain(given)
+  if (!domain) {
+    process.stderr.write(`linksec record: "${given}" is not a domain name\n`)
+    return 65
+  }
+  const duties = dutiesFromConfig(config)
+  const level = performedLevel(duties)
+  const value = formatTxtRecord({ level, ttlSeconds: config.main.declaration_ttl, signatures: sig })
+  const name = `${txtRecordName(domain)}.`
+  const why = heldBackBy(duties)
+  if (why)
+    process.stderr.write(
+      `note: [main] level=${duties.configuredLevel}, but this configuration performs level ${level}: ${why}\n`,
+    )
+  if (args.flags.json) process.stdout.write(JSON.stringify({ name, type: 'TXT', value, level }) + '\n')
+  else process.stdout.write(`${name} IN TXT "${value}"\n`)
+  return 0
+}
