@@ -8,7 +8,7 @@
  * names the key and the fix).
  */
 import * as path from 'node:path'
-import { booleanKeys, parseConfig, PACKAGE_CONFIG_DIR, type LinksecConfig } from '../core/config'
+import { HARAKA_CONFIG_OPTIONS, parseConfig, PACKAGE_CONFIG_DIR, type LinksecConfig } from '../core/config'
 import { describeError } from '../core/errors'
 import type { LogFields, Logger } from '../core/log'
 import { createMetrics, type Metrics } from '../core/metrics'
@@ -84,7 +84,7 @@ export class RuntimeHolder {
   }
 
   private read(): LinksecConfig {
-    const raw = this.plugin.config.get(CONFIG_FILE, { booleans: booleanKeys() }, () => this.reload())
+    const raw = this.plugin.config.get(CONFIG_FILE, HARAKA_CONFIG_OPTIONS, () => this.reload())
     return parseConfig((raw ?? {}) as Record<string, unknown>, this.dir)
   }
 

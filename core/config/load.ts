@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { ConfigError } from '../errors'
-import { booleanKeys, type LinksecConfig } from './schema'
+import { HARAKA_CONFIG_OPTIONS, type LinksecConfig } from './schema'
 import { parseConfig } from './parse'
 
 /** The package's own config/ directory (the shipped defaults). */
@@ -28,7 +28,7 @@ export function loadConfig(
     )
   }
   const file = path.join(abs, 'linksec.ini')
-  const read = () => harakaConfig().get(file, { booleans: booleanKeys() }, reload) as Record<string, unknown>
+  const read = () => harakaConfig().get(file, HARAKA_CONFIG_OPTIONS, reload) as Record<string, unknown>
   const reload = onReload
     ? () => {
         try {

@@ -34,7 +34,10 @@ const list = (d: readonly string[], pattern?: RegExp, hint?: string): ListSpec =
 const ENDPOINT = /^(inet:[^\s:]+:\d{1,5}|inet6?:\[[0-9a-fA-F:.]+\]:\d{1,5}|unix:\/\S+)$/
 const ENDPOINT_HINT = 'inet:HOST:PORT (e.g. inet:127.0.0.1:8891) or unix:/absolute/path'
 const HOSTPORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
-const HOSTPORT_HINT = 'HOST:PORT, e.g. 127.0.0.1:53 or [::1]:5353'
+const HOSTPORT_HINT = 'HOST:PORT, e.g. 127.0.0.1:9464'
+/** DNS servers must be addresses: a resolver's name cannot be resolved without a resolver. */
+const IPPORT = /^(\[[0-9a-fA-F:.]+\]|\d{1,3}(\.\d{1,3}){3})(:\d{1,5})?$/
+const IPPORT_HINT = 'IP:PORT, e.g. 127.0.0.1:53 or [::1]:5353 (an address, not a name)'
 
 export const SCHEMA = {
   main: {
@@ -112,7 +115,7 @@ export const SCHEMA = {
   },
   resolver: {
     /** DNS servers (HOST:PORT); empty = the system's /etc/resolv.conf servers. */
-    servers: list([], HOSTPORT, HOSTPORT_HINT),
+    servers: list([], IPPORT, IPPORT_HINT),
     timeout_ms: int(3000, 50, 60000),
     /** Trust the AD bit from these servers (a validating resolver on a trusted path). */
     trust_ad: bool(true),
@@ -172,13 +175,10 @@ export type LinksecConfig = {
   readonly dir: string
 }
 
-/** Boolean keys for haraka-config (`+` = default true), e.g. `main.mailboxes_tls_only`. */
-export function booleanKeys(): string[] {
-  const out: string[] = []
-  for (const [sec, keys] of Object.entries(SCHEMA)) {
-    for (const [key, spec] of Object.entries(keys as Record<string, KeySpec>)) {
-      if (spec.type === 'bool') out.push(`${spec.default ? '+' : '-'}${sec}.${key}`)
-    }
-  }
-  return out
-}
+/**
+ * Options for haraka-config's get(). No `booleans` list on purpose: with one,
+ * haraka-config turns any value of a boolean key into true/false silently
+ * (`ehlo=maybe` becomes false), so a typo would never reach our validator.
+ * Without it values arrive as written and parseConfig names the mistake.
+ */
+export const HARAKA_CONFIG_OPTIONS = Object.freeze({})

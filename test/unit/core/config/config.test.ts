@@ -66,6 +66,7 @@ for (const [ini, mention] of [
     /\[verify\] on_fail: "bounce" is not allowed; write one of: reject, quarantine, tag/,
   ],
   ['[resolver]\nservers=not a server!\n', /\[resolver\] servers/],
+  ['[resolver]\nservers=dns.example.net:53\n', /\[resolver\] servers: .*an address, not a name/],
   ['[nope]\nx=1\n', /\[nope\] is not a linksec section/],
 ] as const) {
   test(`bad config names the key and the fix: ${JSON.stringify(ini)}`, () => {
@@ -78,4 +79,14 @@ for (const [ini, mention] of [
 
 test('a missing configuration directory is a clear error', () => {
   assert.throws(() => loadConfig('/nonexistent/linksec'), /does not exist; pass --config DIR/)
+})
+
+test('a boolean typo is an error, not silently false', () => {
+  assert.throws(
+    () => loadConfig(tmpConfig('[declare]\nehlo=maybe\n')),
+    /\[declare\] ehlo: "maybe" is not a boolean; write true or false/,
+  )
+  const cfg = loadConfig(tmpConfig('[declare]\nehlo=false\n[net]\nallow_private_addresses=yes\n'))
+  assert.equal(cfg.declare.ehlo, false)
+  assert.equal(cfg.net.allow_private_addresses, true)
 })
