@@ -15,6 +15,7 @@ import { createMetrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
 import type { Service } from '../../core/service'
 import { startSocketmapService } from '../../milter/socketmap/server'
+import { freePort, waitForPort } from '../helpers/ports'
 import { needTools, which } from '../helpers/tools'
 import { startWorld, type World } from '../helpers/world'
 
@@ -114,4 +115,40 @@ test('postmap: a failed lookup is a temporary error, an unknown map name a perma
   const perm = await postmap('sts.test', 'other')
   assert.notEqual(perm.status, 0)
   assert.match(perm.err, /unknown map "other"/)
+})
+
+test('linksec serve answers postmap on its configured socketmap listener', async (t) => {
+  if (!needTools(t, { postmap: 'postfix' })) return
+  const servePort = await freePort()
+  const dir = world.configIni({
+    milter: { enabled: false },
+    http: { enabled: false },
+    socketmap: { listen: `inet:127.0.0.1:${servePort}`, name: 'tlspolicy' },
+  })
+  const child = spawn(
+    process.execPath,
+    [path.resolve(__dirname, '..', '..', 'bin', 'linksec.js'), 'serve', '--config', dir],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  t.after(() => {
+    child.kill('SIGTERM')
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  await waitForPort(servePort)
+  const savedPort = port
+  port = servePort
+  try {
+    const r = await postmap('sts.test', 'tlspolicy')
+    assert.equal(r.status, 0, r.err)
+    assert.equal(r.out, 'secure match=mx.sts.test:.backup.sts.test servername=hostname')
+  } finally {
+    port = savedPort
+  }
+  assert.match(out, new RegExp(`socketmap listening on inet:127.0.0.1:${servePort}`))
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  assert.equal(await exited, 0)
 })
