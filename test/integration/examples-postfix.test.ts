@@ -6,11 +6,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { freePort } from '../helpers/ports'
 import { isRoot, needTools } from '../helpers/tools'
-import { mainCfSettings } from './examples-helpers'
+import { installPostfixExample, mainCfSettings } from './examples-helpers'
 
 const ROOT = path.resolve(__dirname, '../../..')
 const EXAMPLE = path.join(ROOT, 'examples/postfix')
@@ -32,23 +32,6 @@ async function startPostfix(): Promise<{ dir: string; conf: string }> {
   return { dir, conf: path.join(dir, 'etc') }
 }
 
-/** Map files and other support files of the example go next to main.cf, paths rewritten. */
-function installExample(conf: string): [string, string][] {
-  const rewrite = (s: string) => s.replaceAll('/etc/postfix/', `${conf}/`)
-  for (const f of readdirSync(EXAMPLE))
-    if (!['main.cf', 'master.cf', 'README.md'].includes(f))
-      writeFileSync(path.join(conf, f), rewrite(readFileSync(path.join(EXAMPLE, f), 'utf8')))
-  const settings = mainCfSettings(rewrite(readFileSync(path.join(EXAMPLE, 'main.cf'), 'utf8')))
-  const r = run('postconf', ['-c', conf, '-e', ...settings.map(([k, v]) => `${k} = ${v}`)])
-  assert.equal(r.status, 0, r.err)
-  if (existsSync(path.join(EXAMPLE, 'master.cf')))
-    appendFileSync(
-      path.join(conf, 'master.cf'),
-      '\n' + rewrite(readFileSync(path.join(EXAMPLE, 'master.cf'), 'utf8')),
-    )
-  return settings
-}
-
 test('the main.cf fragment has the settings the design fixes', () => {
   const settings = new Map(mainCfSettings(readFileSync(path.join(EXAMPLE, 'main.cf'), 'utf8')))
   assert.equal(settings.get('smtpd_milters'), 'inet:127.0.0.1:8891')
@@ -63,7 +46,7 @@ test('a private Postfix accepts the example lines: postconf, postfix check, relo
   if (!isRoot()) return t.skip('postfix start needs root')
   const pf = await startPostfix()
   try {
-    const settings = installExample(pf.conf)
+    const settings = installPostfixExample(pf.conf)
     copyFileSync(path.join(pf.conf, 'main.cf'), path.join(pf.dir, 'main.cf.applied'))
     for (const [k, v] of settings) {
       const r = run('postconf', ['-c', pf.conf, '-h', k])
