@@ -9,8 +9,18 @@ import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { which } from './tools'
 
 export type Tool = 'gpg' | 'sq'
+
+/** needTools() for a whole suite (`describe(..., { skip: missingSigners() })`): fails in CI, skips locally. */
+export function missingSigners(tools = ['gpg', 'sq', 'gpgv']): string | false {
+  const missing = tools.filter((t) => !which(t))
+  if (missing.length === 0) return false
+  const msg = `missing ${missing.join(', ')} (apt-get install gnupg gpgv sq)`
+  if (process.env.CI) throw new Error(`${msg}; .ci/run must install it`)
+  return msg
+}
 
 export interface TestSigner {
   tool: Tool
@@ -200,23 +210,29 @@ function makeSqSigner(
   const fingerprint = /Fingerprint: ([0-9A-F]{40})/.exec(inspect)![1]!
   const signingFingerprint = signingSubkey(inspect)
   const time = o.expired ? ['--time', '20200101T120000'] : []
-  let revoked: Buffer[] = []
+  let subkeyRevocations: Buffer[] = []
+  let keyRevocation: Buffer | undefined
   const merge = () => {
-    const parts = revoked.map((b, i) => {
-      const f = path.join(dir, `rev-${i}.pgp`)
-      fs.writeFileSync(f, b)
-      return f
-    })
-    const merged = path.join(dir, 'merged.pgp')
-    sqRun(['keyring', 'merge', '--binary', '-o', merged, cert, ...parts])
-    return sqRun(['key', 'extract-cert', '--binary', merged])
+    let out: Buffer = fs.readFileSync(cert)
+    if (subkeyRevocations.length) {
+      const parts = subkeyRevocations.map((b, i) => {
+        const f = path.join(dir, `rev-${i}.pgp`)
+        fs.writeFileSync(f, b)
+        return f
+      })
+      const merged = path.join(dir, 'merged.pgp')
+      sqRun(['keyring', 'merge', '--binary', '-o', merged, cert, ...parts])
+      out = sqRun(['key', 'extract-cert', '--binary', merged])
+    }
+    // `sq revoke certificate` prints a bare revocation signature; it belongs right after the primary key.
+    return keyRevocation ? afterFirstPacket(out, keyRevocation) : out
   }
   return {
     tool: 'sq',
     address: o.address,
     fingerprint,
     signingFingerprint,
-    publicKey: () => (revoked.length ? merge() : fs.readFileSync(cert)),
+    publicKey: merge,
     detachSign: (data, so = {}) => {
       if (so.text) throw new Error('sq 0.27 makes binary signatures only')
       return sqRun(['sign', '--detached', ...time, '--signer-key', key], data).toString('latin1')
@@ -226,19 +242,44 @@ function makeSqSigner(
         ['sign', '--cleartext-signature', ...time, '--signer-key', key],
         Buffer.from(text, 'utf8'),
       ).toString('utf8'),
+    // "compromised" is a hard revocation: no signature by the key counts any more.
     revoke: () => {
-      revoked = [
-        ...revoked,
-        sqRun(['revoke', 'certificate', '--certificate', key, '--binary', 'retired', 'test']),
-      ]
+      keyRevocation = sqRun([
+        'revoke',
+        'certificate',
+        '--certificate',
+        key,
+        '--binary',
+        'compromised',
+        'test',
+      ])
     },
     revokeSigningSubkey: () => {
-      revoked = [
-        ...revoked,
-        sqRun(['revoke', 'subkey', '--certificate', key, '--binary', signingFingerprint, 'retired', 'test']),
+      const args = [
+        'revoke',
+        'subkey',
+        '--certificate',
+        key,
+        '--binary',
+        signingFingerprint,
+        'compromised',
+        'test',
       ]
+      subkeyRevocations = [...subkeyRevocations, sqRun(args)]
     },
   }
+}
+
+/** Inserts `extra` after the first packet of `data` (new-format packet headers, as sq writes them). */
+function afterFirstPacket(data: Buffer, extra: Buffer): Buffer {
+  const a = data[1]!
+  let len: number
+  let header: number
+  if (a < 192) [len, header] = [a, 2]
+  else if (a < 224) [len, header] = [((a - 192) << 8) + data[2]! + 192, 3]
+  else [len, header] = [data.readUInt32BE(2), 6]
+  const end = header + len
+  return Buffer.concat([data.subarray(0, end), extra, data.subarray(end)])
 }
 
 /** The fingerprint of the subkey whose flags say "signing" in `sq inspect` output. */
