@@ -1,0 +1,157 @@
+/**
+ * Real Postfix 3.7 on loopback with `smtpd_milters` pointing at `linksec
+ * serve` and `milter_default_action = tempfail`: messages reach smtp-sink
+ * carrying our Authentication-Results; a tagged message over plain SMTP gets
+ * 550 5.7.10 and reaches no sink; with linksec stopped Postfix answers 4xx
+ * and accepts nothing.
+ */
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { isRoot, needTools, which } from '../helpers/tools'
+import {
+  startLinksecServe,
+  startPostfix,
+  swaks,
+  type PostfixInstance,
+  type ServeInstance,
+} from '../helpers/postfix'
+
+const TOOLS = { postfix: 'postfix', 'smtp-sink': 'postfix', swaks: 'swaks' }
+const AUTHSERV = 'mx.linksec.test'
+
+describe('Postfix with linksec serve as its milter', () => {
+  let serve: ServeInstance | undefined
+  let pf: PostfixInstance | undefined
+  let ready = false
+
+  before(async () => {
+    // Without the tools or root, each test reports why (needTools fails in CI, skips locally).
+    if (!Object.keys(TOOLS).every((tool) => which(tool)) || !isRoot()) return
+    serve = await startLinksecServe({ ini: { main: { authserv_id: AUTHSERV }, log: { level: 'warn' } } })
+    pf = await startPostfix({ milter: serve.milterAddress, milterDefaultAction: 'tempfail' })
+    ready = true
+  })
+
+  after(async () => {
+    await pf?.stop()
+    await serve?.stop()
+  })
+
+  const skipUnlessReady = (t: Parameters<typeof needTools>[0]): boolean => {
+    if (!needTools(t, TOOLS)) return false
+    if (!isRoot()) {
+      t.skip('postfix-up.sh needs root (postfix start is reserved for root)')
+      return false
+    }
+    assert.ok(ready, 'peers did not start')
+    return true
+  }
+
+  it('relays a plain message with x-tls=none added at the top', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const before = pf!.sinkMessages().length
+    const r = swaks(pf!, { headers: ['Subject: plain'] })
+    assert.equal(r.status, 0, r.transcript)
+    const msgs = await pf!.waitForSink(before + 1)
+    const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'plain'))!
+    assert.ok(msg, 'the message reached the sink')
+    assert.deepEqual(msg.headers[0], ['Authentication-Results', `${AUTHSERV}; x-tls=none`])
+  })
+
+  it('says TLS and names the version for a message sent with STARTTLS', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const before = pf!.sinkMessages().length
+    const r = swaks(pf!, { tls: true, headers: ['Subject: over tls'] })
+    assert.equal(r.status, 0, r.transcript)
+    const msgs = await pf!.waitForSink(before + 1)
+    const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'over tls'))!
+    const ar = msg.headers.find(([n]) => n === 'Authentication-Results')![1]
+    assert.match(
+      ar,
+      new RegExp(`^${AUTHSERV}; x-tls=pass smtp\\.version=TLSv1\\.[23] smtp\\.cipher=\\S+ smtp\\.bits=\\d+$`),
+    )
+  })
+
+  it('rejects a tagged message over plain SMTP with 550 5.7.10; nothing reaches the sink', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const before = pf!.sinkMessages().length
+    const r = swaks(pf!, { headers: ['Link-Security-Required: 3', 'Subject: tagged plain'] })
+    assert.notEqual(r.status, 0)
+    assert.match(
+      r.dataReply,
+      /^550 5\.7\.10 this message is tagged Link-Security-Required: 3 .*STARTTLS/,
+      r.transcript,
+    )
+    assert.match(pf!.maillog(), /milter-reject: END-OF-MESSAGE .*: 5\.7\.10 this message is tagged/)
+    assert.equal(pf!.queued(), 0)
+    assert.equal(pf!.sinkMessages().length, before)
+  })
+
+  it('relays a tagged message that came over STARTTLS', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const before = pf!.sinkMessages().length
+    const r = swaks(pf!, { tls: true, headers: ['Link-Security-Required: 3', 'Subject: tagged tls'] })
+    assert.equal(r.status, 0, r.transcript)
+    const msgs = await pf!.waitForSink(before + 1)
+    assert.ok(msgs.some((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'tagged tls')))
+  })
+
+  it('removes a forged Authentication-Results that claims our authserv-id', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const before = pf!.sinkMessages().length
+    const forged = `Authentication-Results: ${AUTHSERV}; x-tls=pass smtp.version=TLSv1.3`
+    const r = swaks(pf!, {
+      headers: [forged, 'Authentication-Results: other.example; spf=pass', 'Subject: forged'],
+    })
+    assert.equal(r.status, 0, r.transcript)
+    const msgs = await pf!.waitForSink(before + 1)
+    const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'forged'))!
+    const ars = msg.headers.filter(([n]) => n === 'Authentication-Results').map(([, v]) => v)
+    assert.deepEqual(ars, [`${AUTHSERV}; x-tls=none`, 'other.example; spf=pass'])
+  })
+
+  it('with linksec stopped, Postfix answers 4xx and accepts nothing', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const code = await serve!.stop('SIGTERM')
+    assert.equal(code, 0, `linksec serve exits 0 on SIGTERM:\n${serve!.output()}`)
+    const before = pf!.sinkMessages().length
+    const r = swaks(pf!, { headers: ['Subject: milter down'] })
+    assert.notEqual(r.status, 0)
+    assert.match(r.transcript, /^<\S*\s+4\d\d[ -]4\.\d+\.\d+ /m, r.transcript)
+    await new Promise((res) => setTimeout(res, 300))
+    assert.equal(pf!.queued(), 0)
+    assert.equal(pf!.sinkMessages().length, before)
+  })
+})
+
+describe('Postfix with linksec serve on a unix socket', () => {
+  it('relays a message through unix:PATH', async (t) => {
+    if (!needTools(t, TOOLS)) return
+    if (!isRoot()) return t.skip('postfix-up.sh needs root (postfix start is reserved for root)')
+    // Postfix's smtpd runs as user postfix: the directory must be traversable.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-sock-'))
+    fs.chmodSync(dir, 0o755)
+    const sock = path.join(dir, 'milter.sock')
+    const serve = await startLinksecServe({
+      milterListen: `unix:${sock}`,
+      ini: { main: { authserv_id: AUTHSERV } },
+    })
+    const pf = await startPostfix({ milter: `unix:${sock}` }).catch(async (e) => {
+      await serve.stop()
+      throw e
+    })
+    try {
+      const r = swaks(pf, { headers: ['Subject: via unix'] })
+      assert.equal(r.status, 0, r.transcript)
+      const [msg] = await pf.waitForSink(1)
+      assert.deepEqual(msg!.headers[0], ['Authentication-Results', `${AUTHSERV}; x-tls=none`])
+    } finally {
+      await pf.stop()
+      await serve.stop()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
