@@ -19,6 +19,10 @@ function find(dir) {
   })
 }
 
+// DNS is the trap: the system resolver is off the machine. Every test process
+// (and the linksec/Haraka children they start) refuses to fall back to it.
+process.env.LINKSEC_FORBID_SYSTEM_RESOLVER = '1'
+
 const totals = { pass: 0, fail: 0, skipped: 0 }
 let failedRun = false
 function run(files, concurrency) {
