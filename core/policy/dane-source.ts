@@ -39,7 +39,7 @@ export async function lookupDane(
   }
   if (mx.rcode === 'NXDOMAIN') return keepOrNone('dane', prev, `${domain} does not exist (NXDOMAIN)`, ctx)
   if (mx.rcode !== 'NOERROR')
-    return keepOrFail('dane', prev, `DNS answered ${mx.rcode} for ${domain} MX (DNSSEC may be bogus)`, ctx)
+    return keepOrFail('dane', prev, `DNS answered ${mx.rcode} for ${domain} MX${bogusHint(mx.rcode)}`, ctx)
   if (!mx.authenticated)
     return keepOrNone(
       'dane',
@@ -52,6 +52,9 @@ export async function lookupDane(
   const results = await Promise.all(hosts.map((h) => lookupHostTlsa(h, ctx)))
   return daneAnswer(domain, prev, results, mx, ctx)
 }
+
+/** A validating resolver answers SERVFAIL when signatures do not verify. */
+const bogusHint = (rcode: string) => (rcode === 'SERVFAIL' ? ' (DNSSEC may be bogus)' : '')
 
 /** MX hosts by preference; no MX records means the domain itself (RFC 5321 §5.1). */
 function mxHosts(domain: string, records: DnsRecord[]): string[] {
