@@ -18,12 +18,15 @@ export interface Counts {
   messages: number
   warmup: number
   latencyMessages: number
+  /** Transactions timed while `sessions` of our clients run in parallel (latency under load). */
+  loadedLatencyMessages: number
   timeoutMs: number
 }
 
 export interface Measurement {
   load: LoadOutcome
   latenciesMs: number[]
+  loadedLatenciesMs: number[]
   /** Milter CPU per delivered message in the throughput run (ms), NaN without a milter. */
   milterCpuMsPerMessage: number
 }
@@ -61,8 +64,16 @@ export async function measureOnce(
       payload,
       signal,
     })
+    const loadedLatenciesMs = await measureLatencies({
+      port: pf.port,
+      count: counts.loadedLatencyMessages,
+      sessions: counts.sessions,
+      envelope: ENVELOPE,
+      payload,
+      signal,
+    })
     await waitQueueEmpty(pf, counts.timeoutMs)
-    return { load, latenciesMs, milterCpuMsPerMessage: (cpu1 - cpu0) / counts.messages }
+    return { load, latenciesMs, loadedLatenciesMs, milterCpuMsPerMessage: (cpu1 - cpu0) / counts.messages }
   } finally {
     await stopPostfix(pf)
   }
