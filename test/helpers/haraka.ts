@@ -151,8 +151,16 @@ export function toIni(sections: IniSections): string {
   return out.join('\n')
 }
 
+/**
+ * Harness defaults: our authserv-id, and the metrics listener on an ephemeral
+ * port so parallel Haraka instances never fight over 127.0.0.1:9464.
+ */
 function withAuthservId(sections: IniSections = {}): IniSections {
-  return { ...sections, main: { authserv_id: TEST_AUTHSERV_ID, ...(sections.main ?? {}) } }
+  return {
+    ...sections,
+    main: { authserv_id: TEST_AUTHSERV_ID, ...(sections.main ?? {}) },
+    http: { listen: '127.0.0.1:0', ...(sections.http ?? {}) },
+  }
 }
 
 let selfSigned: { key: string; cert: string; dhparams: string } | undefined
