@@ -41,6 +41,8 @@ export interface KeyFinderOptions {
 
 export interface KeyFinder {
   find(a: MailAddress, signal?: AbortSignal): Promise<KeyLookup>
+  /** The answer if it is known without I/O (local store or cache), else undefined. */
+  peek?(a: MailAddress): KeyLookup | undefined
   readonly store: KeyStore
 }
 
@@ -54,12 +56,18 @@ export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
   const now = opts.now ?? Date.now
   const cache = new LookupCache<Cached>({ max: opts.cacheMax, now, shared: opts.shared, namespace: 'key:' })
   const rings = new WeakMap<Cached, Promise<KeyRing>>()
+  /** Rings already parsed, for the synchronous peek(). */
+  const ready = new WeakMap<Cached, KeyRing>()
   const count = (method: string, outcome: string) => opts.metrics?.keyLookups.inc({ method, outcome })
 
   const ringOf = (c: Extract<Cached, { kind: 'found' }>, address: string): Promise<KeyRing> => {
     let p = rings.get(c)
     if (!p) {
-      p = readKeyBlob(Buffer.from(c.key, 'base64')).then((keys) => ringFor(address, keys))
+      p = readKeyBlob(Buffer.from(c.key, 'base64')).then((keys) => {
+        const ring = ringFor(address, keys)
+        ready.set(c, ring)
+        return ring
+      })
       rings.set(c, p)
     }
     return p
@@ -76,6 +84,7 @@ export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
       if (o.outcome === 'found') {
         const value: Cached = { kind: 'found', method: o.method, key: o.ring.binary.toString('base64') }
         rings.set(value, Promise.resolve(o.ring))
+        ready.set(value, o.ring)
         return { value, ttlMs: opts.positiveTtlMs }
       }
       outcomes.push(o)
@@ -132,5 +141,26 @@ export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
     return { kind: 'found', ring: await ringOf(value, key), source }
   }
 
-  return { find, store: opts.store }
+  const peek = (a: MailAddress): KeyLookup | undefined => {
+    if (opts.methods.includes('local')) {
+      const local = opts.store.peek(a.address)
+      if (local === undefined) return undefined
+      if (local) {
+        count('local', 'found')
+        return { kind: 'found', ring: local, source: 'local' }
+      }
+    }
+    const hit = cache.get(a.address.toLowerCase())
+    if (hit === undefined) return undefined
+    if (hit.kind !== 'found') {
+      count('cache', hit.kind)
+      return hit
+    }
+    const ring = ready.get(hit)
+    if (!ring) return undefined
+    count('cache', 'found')
+    return { kind: 'found', ring, source: 'cache' }
+  }
+
+  return { find, peek, store: opts.store }
 }

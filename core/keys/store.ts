@@ -42,6 +42,15 @@ export class KeyStore {
     return (await this.snapshot()).byAddress.get(addressKey(address))?.ring
   }
 
+  /**
+   * Without I/O: the ring, null when the store surely has none, undefined
+   * when the directory is due for a look (then use lookup()).
+   */
+  peek(address: string): KeyRing | null | undefined {
+    if (!this.snap || this.now() - this.checkedAt >= STAT_EVERY_MS) return undefined
+    return this.snap.byAddress.get(addressKey(address))?.ring ?? null
+  }
+
   async list(): Promise<StoredKey[]> {
     return [...(await this.snapshot()).byAddress.values()].sort((a, b) => a.address.localeCompare(b.address))
   }

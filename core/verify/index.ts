@@ -68,17 +68,12 @@ export async function verifyMessage(
     }
   const message = parseEntity(raw.length > cfg.verify.max_message_bytes ? raw : toCrlf(raw))
   const ev: Evaluation = { facts: { result: 'none', reason: 'not checked' }, signed: false }
-  const abort = new AbortController()
-  const stop = () => abort.abort()
-  ctx.signal?.addEventListener('abort', stop)
   try {
-    const work = evaluate(rt, raw.length, message.headers, message, ev, { ...ctx, signal: abort.signal })
-    await withDeadline(work, cfg.verify.deadline_ms, abort)
+    const deadline = new Deadline(cfg.verify.deadline_ms, ctx.signal)
+    await evaluate(rt, raw.length, message, ev, ctx, deadline)
   } catch (e) {
     ev.facts = { ...ev.facts, result: 'temperror', reason: describeError(e) }
     rt.log.warn('signature check failed', { error: describeError(e) })
-  } finally {
-    ctx.signal?.removeEventListener('abort', stop)
   }
   rt.metrics.signatureResults.inc({ result: ev.facts.result })
   const id = authservId(cfg)
@@ -95,12 +90,12 @@ export async function verifyMessage(
 async function evaluate(
   rt: Runtime,
   size: number,
-  headers: HeaderField[],
   message: ReturnType<typeof parseEntity>,
   ev: Evaluation,
   ctx: VerifyContext,
+  deadline: Deadline,
 ): Promise<void> {
-  const froms = headerValues(headers, 'from')
+  const froms = headerValues(message.headers, 'from')
   const from = froms.length === 1 ? fromAddress(froms[0]!) : undefined
   ev.facts.from = from?.address
   if (size > rt.config.verify.max_message_bytes) {
@@ -113,10 +108,10 @@ async function evaluate(
   }
   const form = findSignedForm(message)
   ev.signed = form.kind !== 'none'
-  ev.facts = { ...ev.facts, ...(await resultOf(rt, form, from, ctx)) }
+  ev.facts = { ...ev.facts, ...(await resultOf(rt, form, from, ctx, deadline)) }
   const r = ev.facts.result
   if (from && (r === 'none' || r === 'neutral' || r === 'permerror'))
-    await applyRequirement(rt, from, ev, ctx)
+    await applyRequirement(rt, from, ev, ctx, deadline)
 }
 
 async function resultOf(
@@ -124,6 +119,7 @@ async function resultOf(
   form: SignedForm,
   from: MailAddress | undefined,
   ctx: VerifyContext,
+  deadline: Deadline,
 ): Promise<Omit<ResultFacts, 'from'>> {
   if (form.kind === 'none') return { result: 'none', reason: form.reason }
   if (form.kind === 'broken') return { result: 'permerror', reason: form.reason }
@@ -133,7 +129,9 @@ async function resultOf(
   if (mismatch) return { result: 'fail', reason: mismatch }
   const sigs = parseSignatureBlock(form.signature)
   if (!Array.isArray(sigs)) return sigs
-  const found = await (ctx.finder ?? keyFinderFor(rt)).find(from, ctx.signal)
+  const finder = ctx.finder ?? keyFinderFor(rt)
+  // Local and cached keys need no I/O: no timer on that path.
+  const found = finder.peek?.(from) ?? (await deadline.bound(finder.find(from, deadline.signal)))
   if (found.kind === 'temperror') return { result: 'temperror', reason: `key lookup failed: ${found.reason}` }
   if (found.kind === 'notfound') return { result: 'neutral', reason: found.reason }
   if (found.kind === 'unusable') return { result: found.result, reason: found.reason }
@@ -159,9 +157,10 @@ async function applyRequirement(
   from: MailAddress,
   ev: Evaluation,
   ctx: VerifyContext,
+  deadline: Deadline,
 ): Promise<void> {
   const lookup = ctx.signaturePolicy ?? defaultSignaturePolicy(rt)
-  ev.requirement = await lookup(from.domain, ctx.signal)
+  ev.requirement = await deadline.bound(lookup(from.domain, deadline.signal))
   if (ev.requirement === 'unknown')
     ev.facts = {
       ...ev.facts,
@@ -179,19 +178,48 @@ function headerEdits(id: string, headers: HeaderField[], facts: ResultFacts): He
   return [...deletes, { op: 'prepend', name: 'Authentication-Results', value: formatAuthResults(id, facts) }]
 }
 
-/** Races the work against the deadline and aborts its lookups when the deadline wins. */
-async function withDeadline<T>(work: Promise<T>, ms: number, abort: AbortController): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abort.abort()
-      reject(new Error(`the check took longer than [verify] deadline_ms (${ms} ms)`))
-    }, ms)
-  })
-  try {
-    return await Promise.race([work, deadline])
-  } finally {
-    clearTimeout(timer)
+/**
+ * `[verify] deadline_ms` for the message, applied to the steps that wait on
+ * the network (key discovery, the sender's policy); the abort signal reaches
+ * their requests. Created lazily: most messages never wait.
+ */
+class Deadline {
+  private readonly at: number
+  private controller: AbortController | undefined
+
+  constructor(
+    private readonly ms: number,
+    private readonly outer?: AbortSignal,
+  ) {
+    this.at = Date.now() + ms
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const c = new AbortController()
+      this.controller = c
+      if (this.outer?.aborted) c.abort()
+      else this.outer?.addEventListener('abort', () => c.abort(), { once: true })
+    }
+    return this.controller.signal
+  }
+
+  async bound<T>(work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => {
+          this.controller?.abort()
+          reject(new Error(`the check took longer than [verify] deadline_ms (${this.ms} ms)`))
+        },
+        Math.max(0, this.at - Date.now()),
+      )
+    })
+    try {
+      return await Promise.race([work, expired])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 }
 

@@ -108,6 +108,8 @@ export function parseContentType(value: string | undefined): ContentType {
 
 /** Splits at semicolons outside quoted strings, dropping (comments). */
 function splitParams(value: string): string[] {
+  // Most values have no quotes or comments: a plain split is exact for them.
+  if (!value.includes('"') && !value.includes('(')) return value.split(';')
   const out: string[] = []
   let cur = ''
   let quoted = false
