@@ -37,7 +37,12 @@ function bodyLines(count: number): string[] {
   )
 }
 
-/** The signed MIME entity, CRLF-canonical as RFC 3156 §5 requires for signing. */
+/**
+ * The signed MIME entity, CRLF-canonical as RFC 3156 §5 requires for signing.
+ * It ends in CRLF and is followed by another CRLF before the boundary: that
+ * second CRLF belongs to the delimiter (RFC 2046 §5.1.1), so the signed bytes
+ * are exactly this string.
+ */
 function innerPart(): string {
   const head = ['Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 7bit', '']
   return [...head, ...bodyLines(11)].join('\r\n') + '\r\n'
@@ -52,7 +57,7 @@ async function pgpMime(): Promise<{ message: string; publicKeyArmored: string }>
   })
   const key = await openpgp.readPrivateKey({ armoredKey: privateKey })
   const inner = innerPart()
-  const unsigned = await openpgp.createMessage({ text: inner, format: 'binary' })
+  const unsigned = await openpgp.createMessage({ binary: Buffer.from(inner) })
   const signature = await openpgp.sign({
     message: unsigned,
     signingKeys: key,
@@ -75,7 +80,7 @@ function assemble(inner: string, signature: string): string {
     ' protocol="application/pgp-signature"',
   ]
   const sigPart = ['Content-Type: application/pgp-signature; name="signature.asc"', '', signature.trim()]
-  const lines = [...headers, '', `--${boundary}`, inner.replace(/\r\n$/, ''), `--${boundary}`, ...sigPart]
+  const lines = [...headers, '', `--${boundary}`, inner, `--${boundary}`, ...sigPart]
   lines.push(`--${boundary}--`, '')
   return lines.join('\r\n').replace(/\r\n/g, '\n')
 }
