@@ -63,8 +63,14 @@ interface Snapshot {
   stage: string
   rss: number
   peak: number
+  /** V8 heap in use (live objects and not yet collected garbage), from the process metrics. */
+  heapUsed: number
+  /** Memory outside the V8 heap that V8 knows of (Buffers, TLS), from the process metrics. */
+  external: number
   sessions: number
 }
+
+const MB = 2 ** 20
 
 async function snapshot(ls: RunningLinksec, stage: string): Promise<Snapshot> {
   // Let the event loop settle so the figure is not taken mid-burst.
@@ -74,20 +80,26 @@ async function snapshot(ls: RunningLinksec, stage: string): Promise<Snapshot> {
     stage,
     rss: rssMB(ls.pid),
     peak: peakMB(ls.pid),
+    heapUsed: metricSum(metrics, 'linksec_nodejs_heap_size_used_bytes') / MB,
+    external: metricSum(metrics, 'linksec_nodejs_external_memory_bytes') / MB,
     sessions: metricSum(metrics, 'linksec_milter_sessions'),
   }
 }
 
-/** Each transaction comes from its own domain: u<n>@d<n>.bench.test, same signed body. */
+/**
+ * Each transaction comes from its own domain (u<n>@d<n>.bench.test) to a
+ * recipient in another new domain, with the same signed body; every second
+ * one is tagged Link-Security-Required: 3, so key lookups (sender) and
+ * policy lookups (recipient) both meet a new domain each time.
+ */
 function domainMessage(template: MessageParts) {
+  const base = template.headers.filter(([name]) => !/^(dkim-signature|from|to)$/i.test(name))
   return (n: number) => {
     const sender = `u${n}@d${n}.bench.test`
-    const headers = template.headers
-      .filter(([name]) => !/^dkim-signature$/i.test(name))
-      .map(([name, value]): [string, string] =>
-        /^from$/i.test(name) ? [name, `<${sender}>`] : [name, value],
-      )
-    return { sender, rcpt: 'bob@example.net', parts: { headers, body: template.body } }
+    const rcpt = `bob@r${n}.bench.test`
+    const headers: Array<[string, string]> = [['From', `<${sender}>`], ['To', `<${rcpt}>`], ...base]
+    if (n % 2 === 0) headers.push(['Link-Security-Required', '3'])
+    return { sender, rcpt, parts: { headers, body: template.body } }
   }
 }
 
@@ -130,18 +142,21 @@ function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean): Benc
     stage: s.stage,
     'RSS MB': round(s.rss),
     'peak RSS MB': round(s.peak),
+    'V8 heap used MB': round(s.heapUsed),
+    'external MB': round(s.external),
     'milter sessions (gauge)': s.sessions,
   }))
   const worst = Math.max(...r.snaps.map((s) => s.peak))
   const lookups = metricSum(r.metrics, 'linksec_key_lookups_total')
+  const policyLookups = metricSum(r.metrics, 'linksec_policy_lookups_total')
   const notes = [
     `${r.held} sessions held open after OPTNEG+CONNECT+HELO (test/helpers/milter-client.ts) while ${r.load.done} transactions from distinct sender domains u<n>@d<n>.bench.test to bob@r<n>.bench.test ran over ${c.workers} more TLS sessions (PGP/MIME body signed by another key; every second message tagged Link-Security-Required: 3).`,
-    `Replies: ${JSON.stringify(r.load.replies)}. DNS queries the milter made to the loopback test DNS (all NXDOMAIN): ${r.dnsQueries}; linksec_key_lookups_total: ${Number.isNaN(lookups) ? 'absent' : lookups}.`,
+    `Replies: ${JSON.stringify(r.load.replies)}. DNS queries the milter made to the loopback test DNS (all NXDOMAIN): ${r.dnsQueries}; linksec_key_lookups_total: ${Number.isNaN(lookups) ? 'absent' : lookups}; linksec_policy_lookups_total: ${Number.isNaN(policyLookups) ? 'absent' : policyLookups}.`,
     'Caches are bounded by [keys] cache_max and [policy] cache_max / learned_max (defaults); peak = VmHWM of the linksec process.',
   ]
   if (r.load.done < c.domains)
     notes.push(`Only ${r.load.done} of ${c.domains} domains fitted in the ${c.seconds} s bound.`)
-  if (r.dnsQueries === 0 && !(lookups > 0))
+  if (r.dnsQueries === 0 && !(lookups > 0) && !(policyLookups > 0))
     notes.push(
       'No lookups were made: the milter did not consult the key or policy caches for these messages, so the figure covers sessions and message handling only.',
     )
