@@ -25,7 +25,14 @@ export interface MilterAppOptions {
   deadlineMs?: number
 }
 
-/** What linksec asks of Postfix: everything it only observes gets no reply, the rest is switched off. */
+/**
+ * What linksec asks of Postfix: events it only observes get no reply (Postfix
+ * then batches them into one write), unneeded ones are switched off. DATA is
+ * the exception: Postfix hands the milter socket from smtpd to cleanup there,
+ * flushing what smtpd buffered; unanswered, that small write leaves cleanup's
+ * first write waiting ~40 ms for our delayed ACK (Nagle). Answering DATA
+ * carries the ACK back at once (measured: 22 -> 400+ msg/s on one session).
+ */
 export function milterNeeds(needsBody: boolean): HandlerNeeds {
   return {
     events: {
@@ -33,7 +40,7 @@ export function milterNeeds(needsBody: boolean): HandlerNeeds {
       helo: 'observe',
       mail: 'observe',
       rcpt: 'observe',
-      data: 'none',
+      data: 'acknowledge',
       header: 'observe',
       eoh: 'none',
       body: needsBody ? 'observe' : 'none',

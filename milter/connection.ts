@@ -105,9 +105,10 @@ export class MilterConnection {
     if (this.draining && !this.pumping && !this.session.busy) this.end()
   }
 
-  /** Flushes what was written, then closes both directions (Postfix may keep its end open). */
+  /** Closes both directions (Postfix may keep its end open); waits for unsent bytes first. */
   private end(): void {
-    this.socket.end(() => this.socket.destroy())
+    if (this.socket.writableLength === 0) this.socket.destroy()
+    else this.socket.end(() => this.socket.destroy())
   }
 
   private onIdle(): void {

@@ -11,8 +11,12 @@ import type { MilterCommand, MilterResponse } from './wire/types'
 /** SMTP events a handler can take part in. */
 export type EventName = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'header' | 'eoh' | 'body' | 'unknown'
 
-/** How much of an event the handler needs: not at all, to see it, or to answer it. */
-export type Need = 'none' | 'observe' | 'decide'
+/**
+ * How much of an event the handler needs: not at all (NO_x), to see it
+ * without replying (NR_x), to see it and acknowledge it with continue (paces
+ * the MTA, see milterNeeds in app.ts), or to decide the reply.
+ */
+export type Need = 'none' | 'observe' | 'acknowledge' | 'decide'
 
 export interface HandlerNeeds {
   events: Readonly<Record<EventName, Need>>

@@ -7,6 +7,7 @@ import { createRuntime, type Runtime } from '../../../core/runtime'
 import { CONTINUE } from '../../../core/verdict'
 import { createMilterApp, headerActions, messagePolicy } from '../../../milter/app'
 import { MacroStore } from '../../../milter/macros'
+import { inboundLinkPolicy } from '../../../milter/policies/inbound-link'
 import type { SessionFacts, Transaction } from '../../../milter/session'
 import { Cmd } from '../../../milter/wire/codes'
 
@@ -48,10 +49,13 @@ async function metricValue(rt: Runtime, name: string, labels: Record<string, str
   return v ? Number(v.value) : 0
 }
 
+/** The app with the inbound-link policy alone (other policies join the default list over time). */
+const inboundApp = (rt: Runtime) => createMilterApp(rt, { policies: [inboundLinkPolicy] })
+
 describe('milter app: the inbound link policy', () => {
   it('adds x-tls=none at the top for a plaintext message and lets it through', async () => {
     const rt = runtime()
-    const r = await createMilterApp(rt).endOfMessage(facts())
+    const r = await inboundApp(rt).endOfMessage(facts())
     assert.deepEqual(r.modifications, [
       { type: 'insertHeader', index: 0, name: 'Authentication-Results', value: 'mx.example.net; x-tls=none' },
     ])
@@ -64,7 +68,7 @@ describe('milter app: the inbound link policy', () => {
   })
 
   it('names the TLS version and cipher for a message that came over STARTTLS', async () => {
-    const r = await createMilterApp(runtime()).endOfMessage(facts({ tls: true }))
+    const r = await inboundApp(runtime()).endOfMessage(facts({ tls: true }))
     assert.deepEqual(r.modifications, [
       {
         type: 'insertHeader',
@@ -78,7 +82,7 @@ describe('milter app: the inbound link policy', () => {
 
   it('rejects a tagged message over plaintext with 550 5.7.10 and a sentence', async () => {
     const rt = runtime()
-    const r = await createMilterApp(rt).endOfMessage(facts({ headers: [['Link-Security-Required', '3']] }))
+    const r = await inboundApp(rt).endOfMessage(facts({ headers: [['Link-Security-Required', '3']] }))
     assert.equal(r.final.type, 'replyCode')
     assert.match(
       (r.final as { text: string }).text,
@@ -91,7 +95,7 @@ describe('milter app: the inbound link policy', () => {
   })
 
   it('lets a tagged message over TLS through, and honours TLS-Required: No over plaintext', async () => {
-    const app = createMilterApp(runtime())
+    const app = inboundApp(runtime())
     assert.deepEqual(
       (await app.endOfMessage(facts({ tls: true, headers: [['Link-Security-Required', '3']] }))).final,
       {
@@ -108,7 +112,7 @@ describe('milter app: the inbound link policy', () => {
   })
 
   it('reads REQUIRETLS from the MAIL arguments (Postfix 3.11+ passes it on)', async () => {
-    const r = await createMilterApp(runtime()).endOfMessage(facts({ mailArgs: ['REQUIRETLS'] }))
+    const r = await inboundApp(runtime()).endOfMessage(facts({ mailArgs: ['REQUIRETLS'] }))
     assert.match((r.final as { text: string }).text, /^550 5\.7\.10 .*REQUIRETLS/)
   })
 
@@ -118,7 +122,7 @@ describe('milter app: the inbound link policy', () => {
       ['Authentication-Results', 'other.example; spf=pass'],
       ['authentication-results', 'MX.example.net; x-openpgp=pass'],
     ]
-    const r = await createMilterApp(runtime()).endOfMessage(facts({ headers }))
+    const r = await inboundApp(runtime()).endOfMessage(facts({ headers }))
     assert.deepEqual(
       r.modifications.map((m) => [m.type, 'index' in m ? m.index : -1, 'value' in m ? m.value : '']),
       [
@@ -131,7 +135,7 @@ describe('milter app: the inbound link policy', () => {
 
   it('obeys [inbound] switches', async () => {
     const rt = runtime({ inbound: { tls_results: 'false', reject_tagged_plaintext: 'false' } })
-    const r = await createMilterApp(rt).endOfMessage(facts({ headers: [['Link-Security-Required', '3']] }))
+    const r = await inboundApp(rt).endOfMessage(facts({ headers: [['Link-Security-Required', '3']] }))
     assert.deepEqual(r, { modifications: [], final: { type: 'continue' } })
   })
 })
@@ -187,7 +191,7 @@ describe('milter app: the policy pipeline', () => {
 
   it('asks Postfix for the body only when a policy needs it', () => {
     const rt = runtime()
-    assert.equal(createMilterApp(rt).needs.events.body, 'none')
+    assert.equal(inboundApp(rt).needs.events.body, 'none')
     const reader = messagePolicy('reader', async () => ({ verdict: CONTINUE, headers: [] }), {
       needsBody: true,
     })
