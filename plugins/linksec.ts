@@ -17,12 +17,13 @@ import { guarded } from './guard'
 import type { HarakaPlugin, HookMethod } from './haraka'
 import { inboundDuty } from './inbound'
 import { outboundDuty } from './outbound'
+import { verifyDuty } from './verify'
 import { RuntimeHolder } from './config'
 import { dataPostHandler, queueHandler } from './message'
 import { registerMetricsEndpoint } from './metrics'
 
 /** Every duty of the plugin, in the order their message steps run. */
-export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty, outboundDuty]
+export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty, verifyDuty, outboundDuty]
 
 /** Plugin-wide hooks: the data_post pipeline, and header additions just before queueing. */
 function coreHooks(duties: readonly Duty[]): Duty {

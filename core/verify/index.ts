@@ -31,6 +31,8 @@ export interface VerifyContext {
   signaturePolicy?: SignaturePolicyLookup
   /** Replaces the runtime's key finder (tests). */
   finder?: KeyFinder
+  /** The adapter cut the body at [verify] max_message_bytes: the result is neutral. */
+  truncated?: boolean
 }
 
 export interface VerifyDecision extends MessageDecision {
@@ -43,6 +45,8 @@ interface Evaluation {
   facts: ResultFacts
   signed: boolean
   requirement?: SignaturePolicy
+  /** The From domain that declared sig=required. */
+  requiredBy?: string
 }
 
 const defaultSignaturePolicy = perRuntime((rt: Runtime) =>
@@ -98,7 +102,7 @@ async function evaluate(
   const froms = headerValues(message.headers, 'from')
   const from = froms.length === 1 ? fromAddress(froms[0]!) : undefined
   ev.facts.from = from?.address
-  if (size > rt.config.verify.max_message_bytes) {
+  if (size > rt.config.verify.max_message_bytes || ctx.truncated) {
     ev.facts = {
       ...ev.facts,
       result: 'neutral',
@@ -110,8 +114,22 @@ async function evaluate(
   ev.signed = form.kind !== 'none'
   ev.facts = { ...ev.facts, ...(await resultOf(rt, form, from, ctx, deadline)) }
   const r = ev.facts.result
-  if (from && (r === 'none' || r === 'neutral' || r === 'permerror'))
-    await applyRequirement(rt, from, ev, ctx, deadline)
+  if (r === 'none' || r === 'neutral' || r === 'permerror')
+    await applyRequirement(rt, fromDomains(froms), ev, ctx, deadline)
+}
+
+/**
+ * Every domain any From field names (at most 5). Several From fields or
+ * mailboxes must not hide a domain that requires signatures: a reader may
+ * see any of them.
+ */
+function fromDomains(froms: string[]): string[] {
+  const out = new Set<string>()
+  for (const v of froms) {
+    for (const m of v.matchAll(/@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+)/g))
+      out.add(m[1]!.toLowerCase())
+  }
+  return [...out].slice(0, 5)
 }
 
 async function resultOf(
@@ -154,18 +172,28 @@ function protectedFromMismatch(inner: HeaderField[], outer: MailAddress): string
 /** Unsigned or uncheckable: the domain's sig=required decides; not knowing it is a temperror. */
 async function applyRequirement(
   rt: Runtime,
-  from: MailAddress,
+  domains: string[],
   ev: Evaluation,
   ctx: VerifyContext,
   deadline: Deadline,
 ): Promise<void> {
   const lookup = ctx.signaturePolicy ?? defaultSignaturePolicy(rt)
-  ev.requirement = await deadline.bound(lookup(from.domain, deadline.signal))
-  if (ev.requirement === 'unknown')
+  let unknown: string | undefined
+  for (const domain of domains) {
+    const p = await deadline.bound(lookup(domain, deadline.signal))
+    if (p === 'required') {
+      ev.requirement = 'required'
+      ev.requiredBy = domain
+      return
+    }
+    if (p === 'unknown') unknown ??= domain
+  }
+  ev.requirement = unknown ? 'unknown' : 'optional'
+  if (unknown)
     ev.facts = {
       ...ev.facts,
       result: 'temperror',
-      reason: `${ev.facts.reason}; could not learn whether ${from.domain} requires signed mail`,
+      reason: `${ev.facts.reason}; could not learn whether ${unknown} requires signed mail`,
     }
 }
 

@@ -16,6 +16,8 @@ export interface PolicyInput {
   signed: boolean
   /** The sender domain's declaration, when it was needed. */
   requirement?: SignaturePolicy
+  /** The From domain whose record says sig=required. */
+  requiredBy?: string
 }
 
 type Action = LinksecConfig['verify']['on_fail']
@@ -44,7 +46,7 @@ export function decide(cfg: LinksecConfig, input: PolicyInput): Verdict {
       if (input.requirement !== 'required') return CONTINUE
       return apply(
         cfg.verify.on_missing_required,
-        `${domainOf(who)} declares that all its mail is OpenPGP-signed (sig=required), but this message from ${who} ${
+        `${input.requiredBy ?? domainOf(who)} declares that all its mail is OpenPGP-signed (sig=required), but this message from ${who} ${
           facts.result === 'none' ? 'is not signed' : `has no signature that can be checked (${facts.reason})`
         }`,
         'signature_missing_required',

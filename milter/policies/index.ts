@@ -6,5 +6,6 @@
  */
 import type { MessagePolicy } from '../message'
 import { inboundLinkPolicy } from './inbound-link'
+import { openpgpPolicy } from './openpgp'
 
-export const MESSAGE_POLICIES: readonly MessagePolicy[] = [inboundLinkPolicy]
+export const MESSAGE_POLICIES: readonly MessagePolicy[] = [inboundLinkPolicy, openpgpPolicy]

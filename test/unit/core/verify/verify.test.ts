@@ -171,3 +171,19 @@ test('two From mailboxes on a signed message: permerror', async () => {
   )
   assert.equal(d.result, 'permerror')
 })
+
+test('several From fields cannot hide a domain that requires signatures', async () => {
+  const asked: string[] = []
+  const lookup = async (d: string) => (
+    asked.push(d),
+    d === 'bank.example' ? ('required' as const) : ('optional' as const)
+  )
+  const twice = Buffer.from(
+    'From: friend@other.example\r\nFrom: ceo@bank.example\r\nSubject: x\r\n\r\nunsigned\r\n',
+    'latin1',
+  )
+  const d = await verifyMessage(runtime(), twice, { signaturePolicy: lookup })
+  assert.equal(d.verdict.action, 'reject')
+  assert.match(d.verdict.text!, /^bank\.example declares/)
+  assert.deepEqual(asked, ['other.example', 'bank.example'])
+})
