@@ -4,6 +4,7 @@
  */
 import { configPath } from '../config'
 import { dnsClientFor } from '../net/dns'
+import { sharedCacheFor } from '../redis'
 import type { HttpsClient } from '../net/types'
 import { perRuntime, type Runtime } from '../runtime'
 import { createKeyFinder, type KeyFinder } from './finder'
@@ -42,5 +43,7 @@ export const keyFinderFor = perRuntime((rt: Runtime): KeyFinder =>
     cacheMax: rt.config.keys.cache_max,
     positiveTtlMs: rt.config.keys.positive_ttl * 1000,
     negativeTtlMs: rt.config.keys.negative_ttl * 1000,
+    // A fleet shares fetched keys and negative answers through Redis (DESIGN §7).
+    shared: sharedCacheFor(rt),
   }),
 )
