@@ -5,7 +5,7 @@
 import { configPath } from '../config'
 import { dnsClientFor } from '../net/dns'
 import { sharedCacheFor } from '../redis'
-import type { HttpsClient } from '../net/types'
+import { httpsClientFor } from '../net/https'
 import { perRuntime, type Runtime } from '../runtime'
 import { createKeyFinder, type KeyFinder } from './finder'
 import { KeyStore } from './store'
@@ -21,20 +21,15 @@ export const keyStoreFor = perRuntime(
   (rt: Runtime) => new KeyStore(configPath(rt.config, rt.config.keys.dir), rt.log, rt.now),
 )
 
-/** The HTTPS client is loaded lazily: only remote key discovery needs it. */
-function httpsClient(rt: Runtime): HttpsClient {
-  const mod = require('../net/https') as { httpsClientFor(rt: Runtime): HttpsClient }
-  return mod.httpsClientFor(rt)
-}
-
 export const keyFinderFor = perRuntime((rt: Runtime): KeyFinder =>
   createKeyFinder({
     methods: rt.config.keys.methods,
     store: keyStoreFor(rt),
     remote: {
       dns: dnsClientFor(rt),
+      // Built on first use: [net] ca_file is only read when a key is fetched.
       get https() {
-        return httpsClient(rt)
+        return httpsClientFor(rt)
       },
       maxBytes: rt.config.net.max_bytes,
     },
