@@ -47,8 +47,16 @@ export function milterNeeds(needsBody: boolean): HandlerNeeds {
       unknown: 'none',
     },
     actions: Action.addHeaders | Action.changeHeaders | Action.quarantine,
+    // Postfix sends the TLS macros with HELO only; a client that skips EHLO after
+    // STARTTLS would look like plain SMTP. Ask for them with MAIL too (Postfix's
+    // default MAIL list plus the TLS facts), so the link is judged right either way.
+    macros: { mail: `${POSTFIX_MAIL_MACROS} ${TLS_MACROS}` },
   }
 }
+
+/** Postfix 3.7's default milter_mail_macros, kept when we replace the list. */
+const POSTFIX_MAIL_MACROS = 'i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}'
+const TLS_MACROS = '{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}'
 
 export function createMilterApp(rt: Runtime, opts: MilterAppOptions = {}): MilterHandler {
   const policies = opts.policies ?? MESSAGE_POLICIES

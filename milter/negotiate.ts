@@ -4,9 +4,9 @@
  * only observes get no reply (NR_x), so Postfix batches them into one write
  * and waits on as few round trips as possible.
  */
-import { MILTER_VERSION, Proto } from './wire/codes'
+import { Action, MacroStage, MILTER_VERSION, Proto } from './wire/codes'
 import { MilterProtocolError } from './wire/errors'
-import type { MilterCommand, MilterResponse } from './wire/types'
+import type { MilterCommand, MilterResponse, SymbolList } from './wire/types'
 
 /** SMTP events a handler can take part in. */
 export type EventName = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'header' | 'eoh' | 'body' | 'unknown'
@@ -24,6 +24,11 @@ export interface HandlerNeeds {
   actions: number
   /** Keep the leading space of header values (SMFIP_HDR_LEADSPC): byte-exact headers. */
   rawHeaderValues?: boolean
+  /**
+   * Macros to ask for per stage (SMFIF_SETSYMLIST), as space-separated names.
+   * A list given here replaces the MTA's (Postfix: milter_<stage>_macros).
+   */
+  macros?: Partial<Record<keyof typeof MacroStage, string>>
 }
 
 export interface Negotiated {
@@ -71,12 +76,20 @@ export function negotiate(
       `MTA offers milter protocol version ${offer.version}; 2..6 needed`,
     )
   const version = Math.min(offer.version, MILTER_VERSION)
-  const actions = needs.actions & offer.actions
+  const symbolLists = (offer.actions & Action.setSymbolList) !== 0 ? wantedSymbolLists(needs) : []
+  const actions = (needs.actions | (symbolLists.length ? Action.setSymbolList : 0)) & offer.actions
   const protocol = wantedProtocol(needs, offer.protocol)
   return {
     negotiated: { version, actions, protocol, canSkip: (protocol & Proto.skip) !== 0 },
-    reply: { type: 'optneg', version, actions, protocol, symbolLists: [] },
+    reply: { type: 'optneg', version, actions, protocol, symbolLists },
   }
+}
+
+function wantedSymbolLists(needs: HandlerNeeds): SymbolList[] {
+  return Object.entries(needs.macros ?? {}).map(([stage, macros]) => ({
+    stage: MacroStage[stage as keyof typeof MacroStage],
+    macros: macros!,
+  }))
 }
 
 /** Whether the MTA waits for our reply to this event. */

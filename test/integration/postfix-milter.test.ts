@@ -8,7 +8,9 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
+import * as net from 'node:net'
 import * as path from 'node:path'
+import * as tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
 import { isRoot, needTools, which } from '../helpers/tools'
 import {
@@ -120,6 +122,19 @@ describe('Postfix with linksec serve as its milter', () => {
     for (const v of ars.filter((a) => a.startsWith(AUTHSERV))) assert.match(v, /; x-(tls|openpgp)=/)
   })
 
+  it('judges the link right when the client skips EHLO after STARTTLS (TLS macros come with MAIL too)', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const before = pf!.sinkMessages().length
+    const replies = await smtpWithoutEhloAfterStarttls(
+      pf!.port,
+      'Link-Security-Required: 3\r\nSubject: no ehlo after tls',
+    )
+    assert.match(replies.at(-2)!, /^250 /, replies.join(' | '))
+    const msgs = await pf!.waitForSink(before + 1)
+    const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'no ehlo after tls'))!
+    assert.match(msg.headers[0]![1], /^mx\.linksec\.test; x-tls=pass smtp\.version=TLSv1/)
+  })
+
   it('with linksec stopped, Postfix answers 4xx and accepts nothing', async (t) => {
     if (!skipUnlessReady(t)) return
     const code = await serve!.stop('SIGTERM')
@@ -162,3 +177,44 @@ describe('Postfix with linksec serve on a unix socket', () => {
     }
   })
 })
+
+/** EHLO, STARTTLS, then MAIL straight away (RFC 3207 only says SHOULD re-EHLO); returns every reply line. */
+async function smtpWithoutEhloAfterStarttls(port: number, headers: string): Promise<string[]> {
+  const replies: string[] = []
+  let socket: net.Socket | tls.TLSSocket = net.connect(port, '127.0.0.1')
+  let buffered = ''
+  let waiting: ((line: string) => void) | undefined
+  const onData = (d: Buffer) => {
+    buffered += d.toString('latin1')
+    let nl: number
+    while ((nl = buffered.indexOf('\r\n')) >= 0) {
+      const line = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 2)
+      if (/^\d{3} /.test(line)) {
+        replies.push(line)
+        waiting?.(line)
+      }
+    }
+  }
+  socket.on('data', onData)
+  const reply = () => new Promise<string>((resolve) => (waiting = resolve))
+  const say = async (cmd: string) => {
+    const r = reply()
+    socket.write(cmd + '\r\n')
+    return r
+  }
+  await reply() // 220 greeting
+  await say('EHLO client.example.test')
+  await say('STARTTLS')
+  socket.off('data', onData)
+  socket = tls.connect({ socket, rejectUnauthorized: false, servername: 'mta.example.test' })
+  await new Promise((resolve) => socket.once('secureConnect', resolve))
+  socket.on('data', onData)
+  await say('MAIL FROM:<alice@example.org>')
+  await say('RCPT TO:<bob@example.net>')
+  await say('DATA')
+  await say(`${headers}\r\nFrom: alice@example.org\r\n\r\nHello.\r\n.`)
+  await say('QUIT')
+  socket.destroy()
+  return replies
+}

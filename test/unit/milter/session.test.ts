@@ -108,6 +108,19 @@ describe('negotiation', () => {
     assert.equal(negotiated.canSkip, false)
   })
 
+  it('asks for macro lists (SMFIF_SETSYMLIST) only when the MTA offers that action', () => {
+    const needs: HandlerNeeds = { ...OBSERVE_ALL, macros: { mail: 'i {tls_version}' } }
+    const offer = OFFER as Extract<MilterCommand, { type: 'optneg' }>
+    const { reply } = negotiate(offer, needs)
+    assert.deepEqual((reply as { symbolLists: unknown }).symbolLists, [
+      { stage: 2, macros: 'i {tls_version}' },
+    ])
+    assert.ok((reply as { actions: number }).actions & Action.setSymbolList)
+    const old = negotiate({ ...offer, actions: Action.addHeaders | Action.changeHeaders }, needs).reply
+    assert.deepEqual((old as { symbolLists: unknown }).symbolLists, [])
+    assert.equal((old as { actions: number }).actions & Action.setSymbolList, 0)
+  })
+
   it('refuses protocol version 1', () => {
     assert.throws(
       () => negotiate({ type: 'optneg', version: 1, actions: 1, protocol: 0 }, OBSERVE_ALL),
