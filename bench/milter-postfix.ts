@@ -13,8 +13,14 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { freePort } from '../test/helpers/ports'
-import { PEERS_DIR, startLinksecServe, startPostfix, type ServeInstance } from '../test/helpers/postfix'
+import {
+  PEERS_DIR,
+  startLinksecServe,
+  startPostfix,
+  startTestMilter,
+  type ServeInstance,
+  type TestMilter,
+} from '../test/helpers/postfix'
 import { median, ratio } from './lib/stats'
 import { runStandalone } from './lib/standalone'
 import { atLeast, type BenchOptions, type BenchResult } from './lib/types'
@@ -60,20 +66,6 @@ async function measure(config: Config, count: number, sessions: number): Promise
   }
 }
 
-async function startLibmilter(): Promise<{ milter: string; stop(): void }> {
-  const port = await freePort()
-  const up = spawnSync('bash', [path.join(PEERS_DIR, 'test-milter-up.sh')], {
-    env: { ...process.env, PORT: String(port) },
-    encoding: 'utf8',
-  })
-  if (up.status !== 0) throw new Error(`test-milter-up.sh failed: ${up.stderr}`)
-  const dir = /TM_DIR='([^']+)'/.exec(up.stdout)![1]!
-  return {
-    milter: `inet:127.0.0.1:${port}`,
-    stop: () => void spawnSync('bash', [path.join(PEERS_DIR, 'peer-down.sh'), dir]),
-  }
-}
-
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const count = opts.quick ? 500 : 2000
   const rounds = opts.quick ? 1 : 3
@@ -85,16 +77,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   fs.chmodSync(sockDir, 0o755)
   let serve: ServeInstance | undefined
   let serveUnix: ServeInstance | undefined
-  let libmilter: Awaited<ReturnType<typeof startLibmilter>> | undefined
+  let libmilter: TestMilter | undefined
   try {
     serve = await startLinksecServe({ ini })
     serveUnix = await startLinksecServe({ ini, milterListen: `unix:${sockDir}/milter.sock` })
-    libmilter = await startLibmilter()
+    libmilter = await startTestMilter()
     const configs: Config[] = [
       { name: 'Postfix, no milter' },
       { name: 'Postfix + linksec serve', milter: serve.milterAddress },
       { name: 'Postfix + linksec serve (unix socket)', milter: serveUnix.milterAddress },
-      { name: 'Postfix + libmilter (python3-milter)', milter: libmilter.milter },
+      { name: 'Postfix + libmilter (python3-milter)', milter: libmilter.address },
     ]
     const results = new Map<string, Measured[]>(configs.map((c) => [c.name, []]))
     for (let r = 0; r < rounds && !opts.signal?.aborted; r++) {

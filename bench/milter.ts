@@ -10,8 +10,7 @@
  *
  *   node dist/bench/milter.js [--quick]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import * as path from 'node:path'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { defaultConfig } from '../core/config'
 import { silentLogger } from '../core/log'
 import { createMetrics } from '../core/metrics'
@@ -20,7 +19,7 @@ import { CONTINUE } from '../core/verdict'
 import { createMilterApp, messagePolicy } from '../milter/app'
 import { startMilterService } from '../milter/server'
 import { MilterClient, runTransaction, type TransactionSpec } from '../test/helpers/milter-client'
-import { PEERS_DIR } from '../test/helpers/postfix'
+import { startTestMilter } from '../test/helpers/postfix'
 import { freePort } from '../test/helpers/ports'
 import { median, percentile, ratio } from './lib/stats'
 import { runStandalone } from './lib/standalone'
@@ -123,20 +122,8 @@ async function serveInChild(role: string, port: number): Promise<void> {
 }
 
 async function startLibmilter(): Promise<Peer> {
-  const port = await freePort()
-  const up = spawnSync('bash', [path.join(PEERS_DIR, 'test-milter-up.sh')], {
-    env: { ...process.env, PORT: String(port) },
-    encoding: 'utf8',
-  })
-  if (up.status !== 0) throw new Error(`test-milter-up.sh failed: ${up.stderr}`)
-  const dir = /TM_DIR='([^']+)'/.exec(up.stdout)![1]!
-  return {
-    name: 'libmilter (python3-milter)',
-    target: `inet:127.0.0.1:${port}`,
-    async stop() {
-      spawnSync('bash', [path.join(PEERS_DIR, 'peer-down.sh'), dir], { encoding: 'utf8' })
-    },
-  }
+  const m = await startTestMilter()
+  return { name: 'libmilter (python3-milter)', target: m.address, stop: async () => m.stop() }
 }
 
 // ---------------------------------------------------------------- the benchmark

@@ -186,16 +186,19 @@ export function decodeResponse(frame: Frame): MilterResponse {
   return resp
 }
 
-/** Frames in, typed commands out: what the milter side reads. */
-export class CommandDecoder {
+/** Chunks in, typed messages out: a FrameDecoder plus one frame interpreter. */
+class TypedDecoder<T> {
   private readonly frames: FrameDecoder
 
-  constructor(maxFrameBytes: number) {
+  constructor(
+    maxFrameBytes: number,
+    private readonly interpret: (frame: Frame) => T,
+  ) {
     this.frames = new FrameDecoder(maxFrameBytes)
   }
 
-  push(chunk: Buffer): MilterCommand[] {
-    return this.frames.push(chunk).map(decodeCommand)
+  push(chunk: Buffer): T[] {
+    return this.frames.push(chunk).map(this.interpret)
   }
 
   get pendingBytes(): number {
@@ -203,15 +206,16 @@ export class CommandDecoder {
   }
 }
 
-/** Frames in, typed responses out: what the MTA side (the test client) reads. */
-export class ResponseDecoder {
-  private readonly frames: FrameDecoder
-
+/** Typed commands out: what the milter side reads. */
+export class CommandDecoder extends TypedDecoder<MilterCommand> {
   constructor(maxFrameBytes: number) {
-    this.frames = new FrameDecoder(maxFrameBytes)
+    super(maxFrameBytes, decodeCommand)
   }
+}
 
-  push(chunk: Buffer): MilterResponse[] {
-    return this.frames.push(chunk).map(decodeResponse)
+/** Typed responses out: what the MTA side (the test client) reads. */
+export class ResponseDecoder extends TypedDecoder<MilterResponse> {
+  constructor(maxFrameBytes: number) {
+    super(maxFrameBytes, decodeResponse)
   }
 }

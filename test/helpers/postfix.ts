@@ -221,6 +221,30 @@ export function swaks(pf: { port: number }, o: SwaksOptions = {}): SwaksResult {
   return { status: r.status, transcript, dataReply: reply?.[1] ?? '' }
 }
 
+// ---------------------------------------------------------------- libmilter test milter
+
+export interface TestMilter {
+  /** Postfix spelling, e.g. "inet:127.0.0.1:40123". */
+  address: string
+  stop(): void
+}
+
+/** shared/peers/test-milter.py (python3-milter, libmilter): adds X-Test-Milter: ok at end of message. */
+export async function startTestMilter(): Promise<TestMilter> {
+  const port = await freePort()
+  const up = spawnSync('bash', [path.join(PEERS_DIR, 'test-milter-up.sh')], {
+    env: { ...process.env, PORT: String(port) },
+    encoding: 'utf8',
+    timeout: 30000,
+  })
+  if (up.status !== 0) throw new Error(`test-milter-up.sh failed: ${up.stderr}`)
+  const dir = /TM_DIR='([^']+)'/.exec(up.stdout)![1]!
+  return {
+    address: `inet:127.0.0.1:${port}`,
+    stop: () => void spawnSync('bash', [path.join(PEERS_DIR, 'peer-down.sh'), dir], { timeout: 30000 }),
+  }
+}
+
 // ---------------------------------------------------------------- linksec serve
 
 export interface ServeOptions {
