@@ -5,7 +5,10 @@
  * reply. Every path ends in a catch-all that answers 451 4.3.0: an error in
  * a policy never becomes an accept.
  */
+import { logDecision } from '../core/decision-log'
+import { requirementLabel } from '../core/enforce'
 import { describeError, LinksecError } from '../core/errors'
+import type { Requirement } from '../core/levels'
 import type { Runtime } from '../core/runtime'
 import { CONTINUE, internalError, type HeaderEdit, type MessageDecision, type Verdict } from '../core/verdict'
 import { inboundMessage, type InboundMessage, type MessagePolicy } from './message'
@@ -76,11 +79,12 @@ async function endOfMessage(
   facts: SessionFacts,
   deadlineMs: number,
 ): Promise<EndOfMessageReply> {
+  let msg: InboundMessage | undefined
   try {
-    const msg = inboundMessage(facts, facts.transaction!)
-    const decision = await withDeadline(runPolicies(rt, policies, msg), deadlineMs)
+    msg = inboundMessage(facts, facts.transaction!)
+    const { decision, decidedBy } = await withDeadline(runNamedPolicies(rt, policies, msg), deadlineMs)
     countMessage(rt, msg, decision.verdict)
-    logMessage(rt, facts, msg, decision.verdict)
+    logMessage(rt, facts, msg, decision.verdict, decidedBy)
     return milterReply(decision)
   } catch (e) {
     rt.log.error('milter end of message failed; answering 451', {
@@ -88,7 +92,7 @@ async function endOfMessage(
       error: describeError(e),
     })
     rt.metrics.internalErrors.inc({ adapter: 'milter', stage: 'end_of_message' })
-    rt.metrics.messages.inc({ adapter: 'milter', verdict: 'tempfail' })
+    logMessage(rt, facts, msg, internalError(), undefined)
     return { modifications: [], final: INTERNAL_ERROR_REPLY }
   }
 }
@@ -99,14 +103,23 @@ export async function runPolicies(
   policies: readonly MessagePolicy[],
   msg: InboundMessage,
 ): Promise<MessageDecision> {
+  return (await runNamedPolicies(rt, policies, msg)).decision
+}
+
+/** runPolicies, also naming the policy whose verdict ended the run (for the decision line). */
+async function runNamedPolicies(
+  rt: Runtime,
+  policies: readonly MessagePolicy[],
+  msg: InboundMessage,
+): Promise<{ decision: MessageDecision; decidedBy?: string }> {
   const headers: HeaderEdit[] = []
   for (const policy of policies) {
     const d = await runOne(rt, policy, msg)
     headers.push(...d.headers)
     if (d.verdict.action !== 'continue' && d.verdict.action !== 'accept')
-      return { verdict: d.verdict, headers }
+      return { decision: { verdict: d.verdict, headers }, decidedBy: policy.name }
   }
-  return { verdict: CONTINUE, headers }
+  return { decision: { verdict: CONTINUE, headers } }
 }
 
 async function runOne(rt: Runtime, policy: MessagePolicy, msg: InboundMessage): Promise<MessageDecision> {
@@ -150,31 +163,64 @@ export function milterReply(d: MessageDecision): EndOfMessageReply {
   return { modifications, final: verdictResponse(d.verdict) }
 }
 
+/** Per-message counts besides linksec_messages_total (which logDecision counts). */
 function countMessage(rt: Runtime, msg: InboundMessage, v: Verdict): void {
   const m = rt.metrics
-  m.messages.inc({ adapter: 'milter', verdict: v.action })
   m.inboundTls.inc({ adapter: 'milter', tls: msg.tls.version || msg.tls.cipher ? 'yes' : 'no' })
-  if (msg.requirement.level > 0) {
-    const level = msg.requirement.source === 'requiretls' ? 'requiretls' : String(msg.requirement.level)
-    m.taggedMessages.inc({ level, outcome: taggedOutcome(v) })
-  }
+  if (msg.requirement.level > 0 || msg.requirement.source === 'requiretls')
+    m.taggedMessages.inc({ level: requirementLabel(msg.requirement), outcome: taggedOutcome(v) })
 }
 
+/** The outcome label, named as the Haraka adapter names the same end-of-message refusals. */
 function taggedOutcome(v: Verdict): string {
   if (v.reason === 'tagged_plaintext') return 'rejected_plaintext'
+  if (v.reason === 'recipient_level_low') return 'rejected_recipients'
+  if (v.reason === 'recipient_lookup_failed') return 'tempfail_recipients'
   if (v.action === 'continue' || v.action === 'accept') return 'accepted'
   return v.action
 }
 
-function logMessage(rt: Runtime, facts: SessionFacts, msg: InboundMessage, v: Verdict): void {
-  rt.log.info('milter message', {
-    session: facts.id,
-    queue_id: msg.queueId,
-    verdict: v.action,
-    reason: v.reason,
-    tls: msg.tls.version ?? 'none',
-    required_level: msg.requirement.level,
+/**
+ * One decision line per message, the same shape as the Haraka adapter's
+ * (core/decision-log.ts), which also counts linksec_messages_total: so the
+ * line and the metric can never disagree.
+ */
+function logMessage(
+  rt: Runtime,
+  facts: SessionFacts,
+  msg: InboundMessage | undefined,
+  v: Verdict,
+  decidedBy: string | undefined,
+): void {
+  logDecision(rt, {
+    adapter: 'milter',
+    queueId: msg?.queueId ?? facts.macros.get('i'),
+    verdict: v,
+    level: msg ? requiredLevel(msg.requirement) : undefined,
+    senderDomain: msg ? domainOf(msg.sender) : undefined,
+    extra: {
+      session: facts.id,
+      tls: msg ? (msg.tls.version ?? 'none') : undefined,
+      policy: decidedBy,
+    },
   })
+}
+
+function requiredLevel(req: Requirement): number | string | undefined {
+  if (req.source === 'requiretls') return 'requiretls'
+  return req.level || undefined
+}
+
+/** `<alice@Example.org>` -> `example.org`; the null sender `<>` has none. */
+export function domainOf(sender: string): string | undefined {
+  const at = sender.lastIndexOf('@')
+  if (at < 0) return undefined
+  const d = sender
+    .slice(at + 1)
+    .replace(/>.*$/, '')
+    .trim()
+    .toLowerCase()
+  return d || undefined
 }
 
 function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {

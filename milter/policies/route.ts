@@ -23,10 +23,12 @@ import {
   peerPolicyOf,
   recipientDomains,
   routeFor,
+  type PeerPolicy,
 } from '../../core/enforce'
-import { policyResolverFor } from '../../core/policy'
+import { isLinksecError, LinksecError } from '../../core/errors'
+import { policyResolverFor, type DomainPolicy } from '../../core/policy'
 import type { Runtime } from '../../core/runtime'
-import { CONTINUE, type HeaderEdit } from '../../core/verdict'
+import { CONTINUE, type HeaderEdit, type Verdict } from '../../core/verdict'
 import { headerValues, messagePolicy, type InboundMessage } from '../message'
 
 function forgedRouteHeaders(msg: InboundMessage, name: string): HeaderEdit[] {
@@ -35,13 +37,39 @@ function forgedRouteHeaders(msg: InboundMessage, name: string): HeaderEdit[] {
   return Array.from({ length: n }, (_, i): HeaderEdit => ({ op: 'delete', name, index: n - i }))
 }
 
-async function checkWeakRecipients(msg: InboundMessage, rt: Runtime) {
+/**
+ * What the milter knows of a recipient domain. Postfix cannot read a peer's
+ * EHLO `LINKSEC` keyword, so this end-of-message check is the only place
+ * the Postfix side compares a domain's declared level with the tag. A lookup
+ * that failed with nothing valid remembered ("uncertain", no level) might
+ * have shown the domain below the tag: it throws, which checkRecipients
+ * turns into 451 4.4.3 (the sender's server retries), never an accept.
+ */
+export async function recipientPolicy(rt: Runtime, domain: string): Promise<PeerPolicy> {
+  let found: DomainPolicy
+  try {
+    found = await policyResolverFor(rt).resolve(domain)
+  } catch (e) {
+    // An address literal (user@[192.0.2.1]) names no domain: nothing can be declared for it.
+    if (isLinksecError(e) && e.code === 'LINKSEC_BAD_DOMAIN')
+      return { domain, tlsRequired: false, certificateRequired: false }
+    throw e
+  }
+  const policy = peerPolicyOf(found)
+  if (policy.uncertain && policy.level === undefined) {
+    const failed = found.sources.filter((s) => s.outcome === 'error').map((s) => `${s.source}: ${s.reason}`)
+    rt.log.warn('recipient domain policy lookup failed', { domain, failed })
+    throw new LinksecError('LINKSEC_POLICY_UNCERTAIN', `the policy lookup for ${domain} failed`)
+  }
+  return policy
+}
+
+async function checkWeakRecipients(msg: InboundMessage, rt: Runtime): Promise<Verdict> {
   if (!rt.config.inbound.reject_weak_recipients) return CONTINUE
-  const resolver = policyResolverFor(rt)
   return checkRecipients(
     msg.requirement,
     recipientDomains(msg.recipients.map((r) => r.address)),
-    async (d) => peerPolicyOf(await resolver.resolve(d)),
+    (d) => recipientPolicy(rt, d),
     { duties: dutiesFromConfig(rt.config), unknown: 'accept' },
   )
 }

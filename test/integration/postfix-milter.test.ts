@@ -23,6 +23,12 @@ import {
 
 const TOOLS = { postfix: 'postfix', 'smtp-sink': 'postfix', swaks: 'swaks' }
 const AUTHSERV = 'mx.linksec.test'
+/**
+ * The policy engine's network sources are off: recipient domains are judged
+ * by the (empty) static list, so tagged mail is routed without a lookup
+ * (test/integration/enforce-postfix.test.ts runs them against a loopback DNS).
+ */
+const OFFLINE = { txt: false, mta_sts: false, dane: false }
 
 describe('Postfix with linksec serve as its milter', () => {
   let serve: ServeInstance | undefined
@@ -32,7 +38,9 @@ describe('Postfix with linksec serve as its milter', () => {
   before(async () => {
     // Without the tools or root, each test reports why (needTools fails in CI, skips locally).
     if (!Object.keys(TOOLS).every((tool) => which(tool)) || !isRoot()) return
-    serve = await startLinksecServe({ ini: { main: { authserv_id: AUTHSERV }, log: { level: 'warn' } } })
+    serve = await startLinksecServe({
+      ini: { main: { authserv_id: AUTHSERV }, log: { level: 'warn' }, policy: OFFLINE },
+    })
     pf = await startPostfix({ milter: serve.milterAddress, milterDefaultAction: 'tempfail' })
     ready = true
   })
@@ -98,7 +106,13 @@ describe('Postfix with linksec serve as its milter', () => {
     const r = swaks(pf!, { tls: true, headers: ['Link-Security-Required: 3', 'Subject: tagged tls'] })
     assert.equal(r.status, 0, r.transcript)
     const msgs = await pf!.waitForSink(before + 1)
-    assert.ok(msgs.some((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'tagged tls')))
+    const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'tagged tls'))
+    assert.ok(msg, 'the tagged message reached the sink')
+    // The route header milter_header_checks would turn into FILTER (this Postfix has none, so it travels on).
+    assert.deepEqual(
+      msg.headers.filter(([n]) => n === 'X-Linksec-Route'),
+      [['X-Linksec-Route', 'encrypt; level=3']],
+    )
   })
 
   it('removes a forged Authentication-Results that claims our authserv-id', async (t) => {
@@ -159,7 +173,7 @@ describe('Postfix with linksec serve on a unix socket', () => {
     const sock = path.join(dir, 'milter.sock')
     const serve = await startLinksecServe({
       milterListen: `unix:${sock}`,
-      ini: { main: { authserv_id: AUTHSERV } },
+      ini: { main: { authserv_id: AUTHSERV }, policy: OFFLINE },
     })
     const pf = await startPostfix({ milter: `unix:${sock}` }).catch(async (e) => {
       await serve.stop()

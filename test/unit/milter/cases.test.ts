@@ -19,8 +19,17 @@ import {
   type TransactionResult,
 } from '../../helpers/milter-client'
 
-/** No case may reach the network: DNS goes to a loopback port where nothing answers. */
-const OFFLINE = { resolver: { servers: '127.0.0.1:9', timeout_ms: '200' } }
+/**
+ * No case may reach the network: DNS goes to a loopback port where nothing
+ * answers, and the policy engine's network sources are off, so a recipient
+ * domain is judged by the static list alone (a case may switch them on). With
+ * them on, every tagged case would meet a failed lookup: 451 4.4.3, which
+ * test/unit/milter/app.test.ts checks on purpose.
+ */
+const OFFLINE = {
+  resolver: { servers: '127.0.0.1:9', timeout_ms: '200' },
+  policy: { txt: 'false', mta_sts: 'false', dane: 'false' },
+}
 
 function decisionOf(r: TransactionResult): Decision {
   const f = r.final
@@ -43,7 +52,12 @@ function replyOf(f: MilterResponse): string {
 
 async function runCase(c: Case): Promise<TransactionResult> {
   const config = parseConfig(
-    { ...OFFLINE, ...c.config, main: { ...c.config.main, authserv_id: CASE_AUTHSERV_ID } },
+    {
+      ...OFFLINE,
+      ...c.config,
+      policy: { ...OFFLINE.policy, ...c.config.policy },
+      main: { ...c.config.main, authserv_id: CASE_AUTHSERV_ID },
+    },
     PACKAGE_CONFIG_DIR,
   )
   const rt = createRuntime(config, { log: silentLogger, metrics: createMetrics({ processMetrics: false }) })
