@@ -30,12 +30,17 @@ export function harakaConfigDir(): string {
   return process.env.HARAKA ? path.join(process.env.HARAKA, 'config') : PACKAGE_CONFIG_DIR
 }
 
-function formatFields(fields?: LogFields): string {
-  if (!fields) return ''
-  const kv = Object.entries(fields)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
-  return kv.length ? ' ' + kv.join(' ') : ''
+const BLANK = /\s/
+
+/** ` key=value …` for a log line; strings with blanks (and non-strings) JSON-quoted. Runs per line. */
+export function formatFields(fields?: LogFields): string {
+  let out = ''
+  for (const k in fields) {
+    const v = fields[k]
+    if (v === undefined) continue
+    out += ` ${k}=${typeof v === 'string' && !BLANK.test(v) ? v : JSON.stringify(v)}`
+  }
+  return out
 }
 
 /** A core Logger that writes through Haraka's logger (its levels, its log plugins). */

@@ -13,24 +13,16 @@ import type { HookHandler } from './duty'
 import { DENYSOFT, type HarakaPlugin, type HookMethod, type Next } from './haraka'
 import { dsnFor } from './reply'
 
-interface OnceNext {
-  next: Next
-  readonly called: boolean
-}
-
 /** Haraka complains (and ignores) a second next(); we make sure there is only one. */
-function once(next: Next): OnceNext {
-  let called = false
-  return {
-    next: (code, msg) => {
-      if (called) return
-      called = true
-      next(code, msg)
-    },
-    get called() {
-      return called
-    },
+class OnceNext {
+  called = false
+  readonly next: Next = (code, msg) => {
+    if (this.called) return
+    this.called = true
+    this.inner(code, msg)
   }
+
+  constructor(private readonly inner: Next) {}
 }
 
 function countInternalError(rt: Runtime | undefined, stage: string): void {
@@ -59,18 +51,25 @@ function failClosed(
   n.next(DENYSOFT, dsnFor(internalError(`internal_error_${stage}`)))
 }
 
-/** Wraps a duty's handler as a Haraka hook method that can never fail open. */
+/**
+ * Wraps a duty's handler as a Haraka hook method that can never fail open.
+ * It runs on every SMTP command of every session, so the happy path
+ * allocates only the once-wrapper and the context; the failure handler of a
+ * promise is made only when the handler returned one.
+ */
 export function guarded(stage: string, handler: HookHandler, runtime: () => Runtime): HookMethod {
   return function (this: HarakaPlugin, next: Next, target: unknown, params?: unknown): void {
-    const n = once(next)
+    const n = new OnceNext(next)
     let rt: Runtime | undefined
-    const fail = (e: unknown) => failClosed(this, rt, stage, n, e)
     try {
       rt = runtime()
       const result = handler({ plugin: this, rt }, n.next, target, params)
-      if (result && typeof result.then === 'function') result.then(undefined, fail)
+      if (result && typeof result.then === 'function') {
+        const settled = rt
+        result.then(undefined, (e: unknown) => failClosed(this, settled, stage, n, e))
+      }
     } catch (e) {
-      fail(e)
+      failClosed(this, rt, stage, n, e)
     }
   }
 }

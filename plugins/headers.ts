@@ -16,6 +16,7 @@ import type { HeaderEdit } from '../core/verdict'
 import type { HarakaHeader, HarakaTransaction } from './haraka'
 
 type Addition = Exclude<HeaderEdit, { op: 'delete' }>
+type Deletion = Extract<HeaderEdit, { op: 'delete' }>
 
 const staged = new WeakMap<HarakaTransaction, Addition[]>()
 
@@ -39,9 +40,19 @@ export function removeHeaderOccurrence(header: HarakaHeader, name: string, index
 
 /** Deletes now (highest index first, so earlier indexes stay valid); stages additions. */
 export function applyHeaderEdits(txn: HarakaTransaction, edits: readonly HeaderEdit[]): void {
-  const deletes = edits
-    .filter((e): e is Extract<HeaderEdit, { op: 'delete' }> => e.op === 'delete')
-    .sort((a, b) => b.index - a.index)
+  const adds: Addition[] = []
+  const deletes: Deletion[] = []
+  for (const e of edits) {
+    if (e.op === 'delete') deletes.push(e)
+    else adds.push(e)
+  }
+  // Almost every message: nothing forged to delete, one or two fields to add.
+  if (deletes.length) deleteOccurrences(txn, deletes)
+  if (adds.length) staged.set(txn, [...(staged.get(txn) ?? []), ...adds])
+}
+
+function deleteOccurrences(txn: HarakaTransaction, deletes: Deletion[]): void {
+  deletes.sort((a, b) => b.index - a.index)
   const done = new Set<string>()
   for (const d of deletes) {
     const id = `${d.name.toLowerCase()}#${d.index}`
@@ -49,9 +60,7 @@ export function applyHeaderEdits(txn: HarakaTransaction, edits: readonly HeaderE
     done.add(id)
     removeHeaderOccurrence(txn.header, d.name, d.index)
   }
-  if (deletes.length) txn.reset_headers?.()
-  const adds = edits.filter((e): e is Addition => e.op !== 'delete')
-  if (adds.length) staged.set(txn, [...(staged.get(txn) ?? []), ...adds])
+  txn.reset_headers?.()
 }
 
 /** Writes staged additions; called once the message is accepted, just before queueing. */

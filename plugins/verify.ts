@@ -14,11 +14,16 @@ interface MessageStream {
   get_data(cb: (data: Buffer) => void): void
 }
 
-/** The message as Haraka will queue it (header_list + body, CRLF). */
+/**
+ * The message as Haraka will queue it (header_list + body, CRLF), read once
+ * per message and only by this duty. get_data() hands over a Buffer of its
+ * own (haraka-message-stream concatenates the chunks into a new one), so it
+ * is used as is, not copied again.
+ */
 export function readMessage(txn: HarakaTransaction): Promise<Buffer> {
   const stream = (txn as HarakaTransaction & { message_stream?: MessageStream }).message_stream
   if (!stream) return Promise.reject(new Error('transaction without a message_stream'))
-  return new Promise((resolve) => stream.get_data((data) => resolve(Buffer.from(data))))
+  return new Promise((resolve) => stream.get_data(resolve))
 }
 
 export async function verifyStep(m: MessageContext): Promise<MessageDecision> {
