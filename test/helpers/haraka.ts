@@ -85,6 +85,8 @@ export interface HarakaInstance {
   dir: string
   host: string
   port: number
+  /** The Haraka process (benchmarks read its CPU time from /proc). */
+  pid: number
   /** Haraka's stdout+stderr so far. */
   log(): string
   /** Messages the test_sink accepted so far. */
@@ -332,6 +334,7 @@ export async function startHaraka(opts: HarakaOptions = {}): Promise<HarakaInsta
     dir,
     host: '127.0.0.1',
     port,
+    pid: child.pid!,
     log: () => output,
     queued: () => readQueued(dir),
     waitForQueued: (n, ms = 10_000) =>
