@@ -17,6 +17,10 @@
  * (Haraka's own combined A-R field, added at data_done and re-written at the top
  * in data_post_respond). The header edits are measured against a control run
  * of the same Haraka steps without linksec, on the message as queued.
+ *
+ * What another plugin would do is left out: a `rcpt` or `queue` that every
+ * linksec hook let through (CONT) counts as taken, as if rcpt_to.in_host_list
+ * and a queue plugin followed linksec in config/plugins.
  */
 import { Address } from '@haraka/email-address'
 import { register } from '../../plugins/linksec'
