@@ -3,8 +3,15 @@
  * negative entries with their own lifetimes, concurrent lookups of the same
  * key deduplicated, and an optional second level shared by a fleet
  * (DESIGN §7: Redis behind the in-process LRU).
+ *
+ * Memory: the LRU is a Map in recency order (RecencyMap below), so an entry
+ * costs what it holds plus ~37 bytes of Map slot, and an empty cache costs
+ * nothing whatever its `max` (lru-cache preallocates ~28 bytes per slot of
+ * `max` up front: 2.8 MB for each 100,000-entry cache, used or not).
+ * Expired entries are swept once a minute unless `keepExpired` says they
+ * still matter (a stale stricter policy), so a cache holds what is live
+ * rather than the last `max` names ever seen.
  */
-import { LRUCache } from 'lru-cache'
 
 export interface Entry<V> {
   value: V
@@ -26,32 +33,86 @@ export interface LookupCacheOptions<V> {
   namespace?: string
   encode?: (v: V) => string
   decode?: (s: string) => V
+  /** Whether an expired value is still worth keeping for peek() (default: no, it is swept). */
+  keepExpired?: (value: V, now: number) => boolean
+}
+
+/** How often expired entries are swept (on the next set()). */
+export const SWEEP_EVERY_MS = 60_000
+
+/**
+ * A least-recently-used map on a plain Map, whose iteration order is
+ * insertion order: a read re-inserts the key at the end, so the first key is
+ * always the least recently used, and setting beyond `max` drops it.
+ */
+export class RecencyMap<K, V> {
+  private readonly map = new Map<K, V>()
+
+  constructor(readonly max: number) {}
+
+  get(key: K): V | undefined {
+    const v = this.map.get(key)
+    if (v !== undefined) {
+      this.map.delete(key)
+      this.map.set(key, v)
+    }
+    return v
+  }
+
+  /** Without touching recency. */
+  peek(key: K): V | undefined {
+    return this.map.get(key)
+  }
+
+  set(key: K, value: V): void {
+    if (this.max <= 0) return
+    this.map.delete(key)
+    this.map.set(key, value)
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K)
+  }
+
+  delete(key: K): boolean {
+    return this.map.delete(key)
+  }
+
+  get size(): number {
+    return this.map.size
+  }
+
+  /** Least recently used first. */
+  entries(): IterableIterator<[K, V]> {
+    return this.map.entries()
+  }
 }
 
 export class LookupCache<V extends NonNullable<unknown>> {
-  private readonly lru: LRUCache<string, Entry<V>> | undefined
+  private readonly lru: RecencyMap<string, Entry<V>>
   private readonly inflight = new Map<string, Promise<Entry<V>>>()
   private readonly now: () => number
+  private sweptAt: number
 
   constructor(private readonly opts: LookupCacheOptions<V>) {
     this.now = opts.now ?? Date.now
-    this.lru = opts.max > 0 ? new LRUCache({ max: opts.max }) : undefined
+    this.lru = new RecencyMap(Math.max(0, opts.max))
+    this.sweptAt = this.now()
   }
 
   /** The entry even if expired (a failed refresh may keep a stricter stale value). */
   peek(key: string): Entry<V> | undefined {
-    return this.lru?.get(key)
+    return this.lru.get(key)
   }
 
   /** A live entry, or undefined. */
   get(key: string): V | undefined {
-    const e = this.lru?.get(key)
+    const e = this.lru.get(key)
     return e && e.expiresAt > this.now() ? e.value : undefined
   }
 
   set(key: string, value: V, ttlMs: number): Entry<V> {
-    const entry = { value, expiresAt: this.now() + Math.max(0, ttlMs) }
-    this.lru?.set(key, entry)
+    const now = this.now()
+    const entry = { value, expiresAt: now + Math.max(0, ttlMs) }
+    this.lru.set(key, entry)
+    if (now - this.sweptAt >= SWEEP_EVERY_MS) this.sweep(now)
     if (this.opts.shared && ttlMs > 0) {
       const encode = this.opts.encode ?? JSON.stringify
       // The shared level is best effort: a Redis outage must not fail mail.
@@ -61,11 +122,25 @@ export class LookupCache<V extends NonNullable<unknown>> {
   }
 
   delete(key: string): void {
-    this.lru?.delete(key)
+    this.lru.delete(key)
   }
 
   get size(): number {
-    return this.lru?.size ?? 0
+    return this.lru.size
+  }
+
+  /** Drops expired entries nobody may need again; returns how many went. */
+  sweep(now = this.now()): number {
+    this.sweptAt = now
+    const keep = this.opts.keepExpired
+    let dropped = 0
+    for (const [key, e] of this.lru.entries()) {
+      if (e.expiresAt > now || keep?.(e.value, now)) continue
+      // Deleting the current key while iterating a Map is safe: iteration continues with the next.
+      this.lru.delete(key)
+      dropped++
+    }
+    return dropped
   }
 
   /**
@@ -95,7 +170,7 @@ export class LookupCache<V extends NonNullable<unknown>> {
   ): Promise<Entry<V>> {
     const fromShared = await this.readShared(key)
     if (fromShared) {
-      this.lru?.set(key, fromShared)
+      this.lru.set(key, fromShared)
       return fromShared
     }
     const { value, ttlMs } = await load()

@@ -4,8 +4,14 @@
  * concurrent lookups of one address deduplicated, optional fleet level),
  * then WKD and OPENPGPKEY as `[keys] methods` lists them. Temporary failures
  * are never cached. Every step is counted in linksec_key_lookups_total.
+ *
+ * Memory: the cache keeps a found key as its binary (~0.5-1.5 KB, outside
+ * the V8 heap), not parsed: an openpgp.js ring with its signer index costs
+ * ~14 KB of heap. Parsed rings are kept for the PARSED_RINGS_MAX addresses
+ * used most recently; any other cached key is parsed again on use (~2 ms).
+ * "No key published" entries share one value and rebuild their reason.
  */
-import { LookupCache, type SharedCache } from '../cache'
+import { LookupCache, RecencyMap, type SharedCache } from '../cache'
 import { LinksecError } from '../errors'
 import type { Metrics } from '../metrics'
 import type { MailAddress } from './address'
@@ -21,11 +27,43 @@ export type KeyLookup =
   | { kind: 'unusable'; reason: string; result: 'fail' | 'permerror' }
   | { kind: 'temperror'; reason: string }
 
-/** What the cache holds: JSON-safe, so a fleet can share it. */
+/** What the cache holds; encodeCached/decodeCached make it JSON for the fleet level. */
 type Cached =
-  | { kind: 'found'; method: RemoteMethod; key: string }
-  | { kind: 'notfound'; reason: string }
+  | { kind: 'found'; method: RemoteMethod; key: Buffer }
+  /** Without a reason: "no key is published for <address>", rebuilt on read. */
+  | { kind: 'notfound'; reason?: string }
   | { kind: 'unusable'; reason: string; result: 'fail' | 'permerror' }
+
+/** Parsed rings kept (per address, most recently used); ~14 KB of heap each. */
+export const PARSED_RINGS_MAX = 500
+
+const NOT_PUBLISHED: Cached = Object.freeze({ kind: 'notfound' })
+
+const notPublished = (address: string) => `no OpenPGP key is published for ${address}`
+
+/**
+ * A copy in memory of its own: small Buffers are slices of Node's shared 8 KB
+ * pool, and a long-lived slice keeps the whole slab alive.
+ */
+function ownBytes(b: Buffer): Buffer {
+  const out = Buffer.alloc(b.length)
+  b.copy(out)
+  return out
+}
+
+/** JSON for the shared level: the key as base64, as fleets stored it before. */
+function encodeCached(v: Cached): string {
+  return JSON.stringify(v.kind === 'found' ? { ...v, key: v.key.toString('base64') } : v)
+}
+
+type CachedJson = Exclude<Cached, { kind: 'found' }> | { kind: 'found'; method: RemoteMethod; key: string }
+
+function decodeCached(s: string): Cached {
+  const v = JSON.parse(s) as CachedJson
+  if (v.kind === 'found')
+    return { kind: 'found', method: v.method, key: ownBytes(Buffer.from(v.key, 'base64')) }
+  return v.kind === 'notfound' && !v.reason ? NOT_PUBLISHED : v
+}
 
 export interface KeyFinderOptions {
   methods: readonly string[]
@@ -37,6 +75,8 @@ export interface KeyFinderOptions {
   positiveTtlMs: number
   negativeTtlMs: number
   shared?: SharedCache
+  /** Parsed rings kept (default PARSED_RINGS_MAX, never more than cacheMax). */
+  parsedMax?: number
 }
 
 export interface KeyFinder {
@@ -54,24 +94,39 @@ class TemporaryLookup extends LinksecError {
 
 export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
   const now = opts.now ?? Date.now
-  const cache = new LookupCache<Cached>({ max: opts.cacheMax, now, shared: opts.shared, namespace: 'key:' })
-  const rings = new WeakMap<Cached, Promise<KeyRing>>()
-  /** Rings already parsed, for the synchronous peek(). */
-  const ready = new WeakMap<Cached, KeyRing>()
+  const cache = new LookupCache<Cached>({
+    max: opts.cacheMax,
+    now,
+    shared: opts.shared,
+    namespace: 'key:',
+    encode: encodeCached,
+    decode: decodeCached,
+  })
+  /** Parsed rings by cache key; `of` ties a ring to the cached value it was parsed from. */
+  const parsed = new RecencyMap<string, { of: Cached; ring: Promise<KeyRing>; ready?: KeyRing }>(
+    Math.min(opts.cacheMax, opts.parsedMax ?? PARSED_RINGS_MAX),
+  )
   const count = (method: string, outcome: string) => opts.metrics?.keyLookups.inc({ method, outcome })
 
-  const ringOf = (c: Extract<Cached, { kind: 'found' }>, address: string): Promise<KeyRing> => {
-    let p = rings.get(c)
-    if (!p) {
-      p = readKeyBlob(Buffer.from(c.key, 'base64')).then((keys) => {
-        const ring = ringFor(address, keys)
-        ready.set(c, ring)
-        return ring
-      })
-      rings.set(c, p)
+  const keepParsed = (key: string, of: Cached, ring: KeyRing) =>
+    parsed.set(key, { of, ring: Promise.resolve(ring), ready: ring })
+
+  const ringOf = (c: Extract<Cached, { kind: 'found' }>, key: string): Promise<KeyRing> => {
+    const hit = parsed.get(key)
+    if (hit?.of === c) return hit.ring
+    const slot: { of: Cached; ring: Promise<KeyRing>; ready?: KeyRing } = {
+      of: c,
+      ring: readKeyBlob(c.key).then((keys) => (slot.ready = ringFor(key, keys))),
     }
-    return p
+    // A blob that no longer parses must not stay as a rejected promise.
+    slot.ring.catch(() => parsed.peek(key) === slot && parsed.delete(key))
+    parsed.set(key, slot)
+    return slot.ring
   }
+
+  /** The cached value as the caller sees it (reasons rebuilt). */
+  const answer = (v: Exclude<Cached, { kind: 'found' }>, a: MailAddress): KeyLookup =>
+    v.kind === 'notfound' ? { kind: 'notfound', reason: v.reason ?? notPublished(a.address) } : v
 
   const remote = async (a: MailAddress, signal?: AbortSignal): Promise<{ value: Cached; ttlMs: number }> => {
     const outcomes: MethodOutcome[] = []
@@ -82,9 +137,8 @@ export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
       )
       count(o.method, o.outcome)
       if (o.outcome === 'found') {
-        const value: Cached = { kind: 'found', method: o.method, key: o.ring.binary.toString('base64') }
-        rings.set(value, Promise.resolve(o.ring))
-        ready.set(value, o.ring)
+        const value: Cached = { kind: 'found', method: o.method, key: ownBytes(o.ring.binary) }
+        keepParsed(a.address.toLowerCase(), value, o.ring)
         return { value, ttlMs: opts.positiveTtlMs }
       }
       outcomes.push(o)
@@ -97,10 +151,7 @@ export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
         value: { kind: 'unusable', reason: bad.reason, result: bad.result },
         ttlMs: opts.negativeTtlMs,
       }
-    return {
-      value: { kind: 'notfound', reason: `no OpenPGP key is published for ${a.address}` },
-      ttlMs: opts.negativeTtlMs,
-    }
+    return { value: NOT_PUBLISHED, ttlMs: opts.negativeTtlMs }
   }
 
   const timed = async <T>(method: string, fn: () => Promise<T>): Promise<T> => {
@@ -137,7 +188,7 @@ export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
         throw e
       }
     }
-    if (value.kind !== 'found') return value
+    if (value.kind !== 'found') return answer(value, a)
     return { kind: 'found', ring: await ringOf(value, key), source }
   }
 
@@ -150,13 +201,15 @@ export function createKeyFinder(opts: KeyFinderOptions): KeyFinder {
         return { kind: 'found', ring: local, source: 'local' }
       }
     }
-    const hit = cache.get(a.address.toLowerCase())
+    const key = a.address.toLowerCase()
+    const hit = cache.get(key)
     if (hit === undefined) return undefined
     if (hit.kind !== 'found') {
       count('cache', hit.kind)
-      return hit
+      return answer(hit, a)
     }
-    const ring = ready.get(hit)
+    const p = parsed.get(key)
+    const ring = p?.of === hit ? p.ready : undefined
     if (!ring) return undefined
     count('cache', 'found')
     return { kind: 'found', ring, source: 'cache' }

@@ -6,9 +6,8 @@
  * stronger one still within its ttl: the peer promised that much for that
  * long, and a plaintext EHLO can be rewritten by anyone on the path.
  */
-import { LRUCache } from 'lru-cache'
 import { isLevel, type Declaration, type Level } from '../levels'
-import type { SharedCache } from '../cache'
+import { RecencyMap, SWEEP_EVERY_MS, type SharedCache } from '../cache'
 import type { SourceAnswer } from './types'
 
 export type LearnedVia = 'ehlo' | 'banner'
@@ -34,12 +33,14 @@ export interface LearnedStoreOptions {
 }
 
 export class LearnedStore {
-  private readonly lru: LRUCache<string, LearnedDeclaration> | undefined
-  private readonly misses: LRUCache<string, number> | undefined
+  private readonly lru: RecencyMap<string, LearnedDeclaration> | undefined
+  private readonly misses: RecencyMap<string, number> | undefined
+  private sweptAt: number
 
   constructor(private readonly opts: LearnedStoreOptions) {
-    this.lru = opts.max > 0 ? new LRUCache({ max: opts.max }) : undefined
-    this.misses = opts.shared && opts.max > 0 ? new LRUCache({ max: opts.max }) : undefined
+    this.lru = opts.max > 0 ? new RecencyMap(opts.max) : undefined
+    this.misses = opts.shared && opts.max > 0 ? new RecencyMap(opts.max) : undefined
+    this.sweptAt = opts.now()
   }
 
   /** Remembers a declaration for its ttl. A ttl of 0 (a banner without ttl) is for the session only. */
@@ -56,6 +57,7 @@ export class LearnedStore {
     }
     this.lru.set(name, entry)
     this.misses?.delete(name)
+    if (now - this.sweptAt >= SWEEP_EVERY_MS) this.sweep(now)
     // Best effort: a Redis outage must not fail mail.
     this.opts.shared
       ?.set(this.sharedKey(name), JSON.stringify(entry), d.ttlSeconds * 1000)
@@ -82,6 +84,19 @@ export class LearnedStore {
 
   get size(): number {
     return this.lru?.size ?? 0
+  }
+
+  /** Drops expired declarations (and expired shared-level misses); returns how many went. */
+  sweep(now = this.opts.now()): number {
+    this.sweptAt = now
+    let dropped = 0
+    for (const [name, e] of this.lru?.entries() ?? []) {
+      if (e.expiresAt > now) continue
+      this.lru!.delete(name)
+      dropped++
+    }
+    for (const [name, until] of this.misses?.entries() ?? []) if (until <= now) this.misses!.delete(name)
+    return dropped
   }
 
   private live(name: string, now: number): LearnedDeclaration | undefined {

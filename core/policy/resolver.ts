@@ -10,11 +10,12 @@ import { LookupCache } from '../cache'
 import { LinksecError } from '../errors'
 import { findEhloDeclaration, parseBannerToken, type Declaration } from '../levels'
 import { combine } from './combine'
+import { AnswerTemplate, AnswerTemplates, type StoredAnswers } from './compact'
 import { lookupDane } from './dane-source'
 import { normalizeDomain } from './domain'
 import { learnedAnswer, LearnedStore, type LearnedVia, type LearnOutcome } from './learned'
 import { lookupMtaSts } from './mta-sts-source'
-import { errorTtlMs, type SourceContext } from './source-context'
+import { errorTtlMs, stillValid, type SourceContext } from './source-context'
 import { staticAnswer, type StaticList } from './static-list'
 import { lookupTxt } from './txt-source'
 import type { DomainPolicy, PolicySource, SourceAnswer } from './types'
@@ -48,7 +49,14 @@ const NETWORK: readonly { source: NetworkSource; lookup: typeof lookupTxt }[] = 
 ]
 
 export function createPolicyResolver(deps: PolicyResolverDeps): PolicyResolver {
-  const cache = new LookupCache<SourceAnswer[]>({ max: deps.config.policy.cache_max, now: deps.now })
+  const templates = new AnswerTemplates()
+  const cache = new LookupCache<StoredAnswers>({
+    max: deps.config.policy.cache_max,
+    now: deps.now,
+    // Past its refresh time an entry matters only while an answer in it is still a promise
+    // (templates hold plain answers without lifetimes: never).
+    keepExpired: (v, now) => !(v instanceof AnswerTemplate) && v.some((a) => stillValid(a, now)),
+  })
   const enabled = (s: NetworkSource) =>
     ({ dane: deps.config.policy.dane, mta_sts: deps.config.policy.mta_sts, txt: deps.config.policy.txt })[s]
 
@@ -72,7 +80,8 @@ export function createPolicyResolver(deps: PolicyResolverDeps): PolicyResolver {
   }
 
   const loadNetwork = async (domain: string) => {
-    const prev = cache.peek(domain)?.value
+    const kept = cache.peek(domain)
+    const prev = kept && AnswerTemplates.load(domain, kept.value)
     const answers = await Promise.all(
       NETWORK.map((spec) =>
         lookupOne(
@@ -82,7 +91,7 @@ export function createPolicyResolver(deps: PolicyResolverDeps): PolicyResolver {
         ),
       ),
     )
-    return { value: answers, ttlMs: cacheTtlMs(answers, deps) }
+    return { value: templates.store(domain, answers), ttlMs: cacheTtlMs(answers, deps) }
   }
 
   const resolve = async (input: string): Promise<DomainPolicy> => {
@@ -98,7 +107,7 @@ export function createPolicyResolver(deps: PolicyResolverDeps): PolicyResolver {
     if (net.cached) deps.metrics.policyLookups.inc({ source: 'all', outcome: 'cached' })
     return combine(domain, [
       staticAnswer(domain, deps.staticList),
-      ...net.value,
+      ...AnswerTemplates.load(domain, net.value),
       learnedAnswer(domain, learned),
     ])
   }

@@ -23,7 +23,12 @@ export interface SignaturePolicyOptions {
 
 export function createSignaturePolicyLookup(opts: SignaturePolicyOptions): SignaturePolicyLookup {
   const now = opts.now ?? Date.now
-  const cache = new LookupCache<'required' | 'optional'>({ max: opts.cacheMax ?? 10000, now })
+  const cache = new LookupCache<'required' | 'optional'>({
+    max: opts.cacheMax ?? 10000,
+    now,
+    // Only a stale "required" still counts (when a refresh fails); expired "optional" entries go.
+    keepExpired: (v) => v === 'required',
+  })
   const negativeTtl = opts.negativeTtlMs ?? 300_000
   return async (domain, signal) => {
     const name = txtRecordName(domain)

@@ -226,3 +226,69 @@ test('the local store answers first and is not cached', async () => {
   assert.equal(w.gets.length, 0)
   await assert.rejects(store.add(aliceKey, 'bob@example.org'), /no user ID for bob@example.org/)
 })
+
+test('parsed rings are bounded: past parsedMax a cached key is parsed again on use', async () => {
+  const bob = parseAddress('bob@example.org')!
+  const bobKey = Buffer.from(
+    (await openpgp.generateKey({ userIDs: [{ email: 'bob@example.org' }], format: 'binary' })).publicKey,
+  )
+  const w = world({ web: { [urls.direct]: ok(200, aliceKey), [wkdUrls(bob).direct]: ok(200, bobKey) } })
+  const f = createKeyFinder({
+    methods: ['wkd'],
+    store: new KeyStore(path.join(dir, 'empty')),
+    remote: fakes(w),
+    cacheMax: 10,
+    parsedMax: 1,
+    positiveTtlMs: 60_000,
+    negativeTtlMs: 1_000,
+  })
+  await f.find(alice)
+  assert.equal(f.peek!(alice)?.kind, 'found', 'the ring just fetched is kept parsed')
+  await f.find(bob)
+  assert.equal(f.peek!(alice), undefined, 'only one parsed ring is kept: alice needs parsing again')
+  const again = await f.find(alice)
+  assert.equal(again.kind === 'found' && again.source, 'cache')
+  assert.equal(again.kind === 'found' && again.ring.address, 'alice@example.org')
+  assert.equal(w.gets.length, 2, 'parsed from the cached bytes, not fetched again')
+  assert.equal(f.peek!(alice)?.kind, 'found')
+})
+
+test('the fleet level: a found key and a "not found" answer come back from another instance', async () => {
+  const store = new Map<string, string>()
+  const shared = {
+    get: async (k: string) => store.get(k),
+    set: async (k: string, v: string) => void store.set(k, v),
+  }
+  const bob = parseAddress('Bob@Example.org')!
+  const make = (w: World) =>
+    createKeyFinder({
+      methods: ['wkd'],
+      store: new KeyStore(path.join(dir, 'empty')),
+      remote: fakes(w),
+      cacheMax: 10,
+      positiveTtlMs: 60_000,
+      negativeTtlMs: 60_000,
+      shared,
+    })
+  const first = world({ web: { [urls.direct]: ok(200, aliceKey) } })
+  await make(first).find(alice)
+  await make(first).find(bob)
+  assert.match(store.get('key:alice@example.org')!, /"kind":"found"/)
+  const second = world()
+  const other = make(second)
+  const a = await other.find(alice)
+  assert.equal(a.kind === 'found' && a.ring.keys.length, 1)
+  const b = await other.find(bob)
+  assert.deepEqual(b, { kind: 'notfound', reason: `no OpenPGP key is published for ${bob.address}` })
+  assert.equal(second.gets.length, 0, 'nothing fetched by the second instance')
+})
+
+test('after many distinct senders the "not found" answers name each sender', async () => {
+  const f = finder(world())
+  for (let i = 0; i < 50; i++) {
+    const a = parseAddress(`u${i}@d${i}.example`)!
+    const r = await f.find(a)
+    assert.deepEqual(r, { kind: 'notfound', reason: `no OpenPGP key is published for u${i}@d${i}.example` })
+    assert.deepEqual(f.peek!(a), r)
+  }
+})
