@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { harakaMetrics, RuntimeHolder } from '../../../plugins/config'
+import { formatFields, harakaLogger, harakaMetrics, RuntimeHolder } from '../../../plugins/config'
 import { fakePlugin } from './fakes'
 
 describe('RuntimeHolder', () => {
@@ -41,5 +41,27 @@ describe('RuntimeHolder', () => {
     const b = new RuntimeHolder(plugin, '/x').current()
     assert.equal(a.metrics, b.metrics)
     assert.equal(a.metrics, harakaMetrics())
+  })
+})
+
+describe('harakaLogger', () => {
+  it('writes "msg key=value …", quoting values with blanks and non-strings, leaving out undefined', () => {
+    const plugin = fakePlugin()
+    harakaLogger(plugin).info('decision', {
+      verdict: 'reject',
+      reason: 'no TLS here',
+      code: 550,
+      level: undefined,
+      extra: { a: 1 },
+    })
+    assert.deepEqual(plugin.lines, [
+      'loginfo decision verdict=reject reason="no TLS here" code=550 extra={"a":1}',
+    ])
+  })
+
+  it('adds nothing for no fields or only undefined ones', () => {
+    assert.equal(formatFields(undefined), '')
+    assert.equal(formatFields({}), '')
+    assert.equal(formatFields({ a: undefined }), '')
   })
 })

@@ -49,4 +49,21 @@ describe('applyHeaderEdits / flushStagedHeaders', () => {
     assert.equal(txn.header.header_list[0], `${AR}: mx.test; x-tls=none\n`)
     assert.equal(flushStagedHeaders(txn), 0, 'staged additions are written once')
   })
+
+  it('with nothing to delete leaves the fields alone and keeps additions in order across calls', () => {
+    const { transaction: txn } = connectionWith({ headerLines: [`${AR}: a`, 'Subject: s'] })
+    const before = [...txn.header.header_list]
+    applyHeaderEdits(txn, [{ op: 'prepend', name: AR, value: 'mx.test; x-tls=none' }])
+    applyHeaderEdits(txn, [
+      { op: 'prepend', name: AR, value: 'mx.test; x-openpgp=pass' },
+      { op: 'append', name: 'X-Note', value: 'n' },
+    ])
+    assert.deepEqual(txn.header.header_list, before)
+    assert.deepEqual(
+      stagedHeaders(txn).map((e) => e.value),
+      ['mx.test; x-tls=none', 'mx.test; x-openpgp=pass', 'n'],
+    )
+    assert.equal(flushStagedHeaders(txn), 3)
+    assert.deepEqual(values(txn.header, AR), ['mx.test; x-openpgp=pass', 'mx.test; x-tls=none', 'a'])
+  })
 })
