@@ -67,10 +67,13 @@ function deleteOccurrences(txn: HarakaTransaction, deletes: Deletion[]): void {
 export function flushStagedHeaders(txn: HarakaTransaction): number {
   const adds = staged.get(txn) ?? []
   staged.delete(txn)
-  for (const a of adds) {
+  // Each leading header lands above the previous one: prepend in reverse so
+  // the fields keep the pipeline's order, as the milter writes them.
+  for (let i = adds.length - 1; i >= 0; i--) {
+    const a = adds[i]!
     if (a.op === 'prepend') txn.add_leading_header(a.name, a.value)
-    else txn.add_header(a.name, a.value)
   }
+  for (const a of adds) if (a.op !== 'prepend') txn.add_header(a.name, a.value)
   return adds.length
 }
 

@@ -64,6 +64,7 @@ describe('applyHeaderEdits / flushStagedHeaders', () => {
       ['mx.test; x-tls=none', 'mx.test; x-openpgp=pass', 'n'],
     )
     assert.equal(flushStagedHeaders(txn), 3)
-    assert.deepEqual(values(txn.header, AR), ['mx.test; x-openpgp=pass', 'mx.test; x-tls=none', 'a'])
+    // Same order as the milter writes them: the pipeline's first field on top.
+    assert.deepEqual(values(txn.header, AR), ['mx.test; x-tls=none', 'mx.test; x-openpgp=pass', 'a'])
   })
 })
