@@ -5,7 +5,13 @@
  * 100,000 distinct sender domains have passed through the milter and its
  * lookup caches, with the 1,000 sessions still open. Goal: <= 150 MB.
  *
+ * `linksec serve` runs with the Node options it ships with (the systemd
+ * unit's NODE_OPTIONS; LINKSEC_BENCH_NODE_OPTIONS overrides them to compare).
+ * The notes add what one entry of each lookup cache costs
+ * (bench/lib/entry-cost.ts), so cache_max settings can be sized.
+ *
  *   node dist/bench/memory.js [--quick]
+ *   LINKSEC_BENCH_NODE_OPTIONS="--max-old-space-size=256" node dist/bench/memory.js
  */
 import * as fs from 'node:fs'
 import * as http from 'node:http'
@@ -13,7 +19,13 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { holdSessions, messageParts, runTransactions, type MessageParts } from './lib/milter-load'
 import { rssMB } from './lib/milters'
-import { linksecUnavailable, startLinksec, type RunningLinksec } from './lib/linksec-serve'
+import { entryCostsInChild, type EntryCosts } from './lib/entry-cost'
+import {
+  linksecUnavailable,
+  shippedNodeOptions,
+  startLinksec,
+  type RunningLinksec,
+} from './lib/linksec-serve'
 import { writeBenchMessage, SENDER } from './lib/signed-message'
 import { runStandalone } from './lib/standalone'
 import { round } from './lib/stats'
@@ -65,6 +77,8 @@ interface Snapshot {
   peak: number
   /** V8 heap in use (live objects and not yet collected garbage), from the process metrics. */
   heapUsed: number
+  /** V8 heap reserved (in use plus room V8 keeps after collecting): the GC slack shows here. */
+  heapTotal: number
   /** Memory outside the V8 heap that V8 knows of (Buffers, TLS), from the process metrics. */
   external: number
   sessions: number
@@ -81,6 +95,7 @@ async function snapshot(ls: RunningLinksec, stage: string): Promise<Snapshot> {
     rss: rssMB(ls.pid),
     peak: peakMB(ls.pid),
     heapUsed: metricSum(metrics, 'linksec_nodejs_heap_size_used_bytes') / MB,
+    heapTotal: metricSum(metrics, 'linksec_nodejs_heap_size_total_bytes') / MB,
     external: metricSum(metrics, 'linksec_nodejs_external_memory_bytes') / MB,
     sessions: metricSum(metrics, 'linksec_milter_sessions'),
   }
@@ -136,13 +151,32 @@ async function measure(ls: RunningLinksec, parts: MessageParts, opts: BenchOptio
   }
 }
 
-function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean): BenchResult {
+interface Setup {
+  node: { args: string[]; from: string }
+  entryCosts?: EntryCosts
+  entryCostError?: string
+}
+
+function setupNotes(setup: Setup): string[] {
+  const flags = setup.node.args.length ? setup.node.args.join(' ') : '(none)'
+  const notes = [`Node options of linksec serve: ${flags} — ${setup.node.from}.`]
+  const c = setup.entryCosts
+  if (c)
+    notes.push(
+      `Heap bytes per cache entry (${c.entries} distinct names that publish nothing; bench/lib/entry-cost.ts): [keys] cache ${c.bytes.keys}, signature-policy cache ${c.bytes.signaturePolicy}, [policy] cache ${c.bytes.policy}, learned declarations ${c.bytes.learned}.`,
+    )
+  else notes.push(`Per-entry cache costs not measured: ${setup.entryCostError ?? 'unknown error'}.`)
+  return notes
+}
+
+function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean, setup: Setup): BenchResult {
   const c = memoryCounts(quick)
   const rows = r.snaps.map((s) => ({
     stage: s.stage,
     'RSS MB': round(s.rss),
     'peak RSS MB': round(s.peak),
     'V8 heap used MB': round(s.heapUsed),
+    'V8 heap total MB': round(s.heapTotal),
     'external MB': round(s.external),
     'milter sessions (gauge)': s.sessions,
   }))
@@ -153,6 +187,7 @@ function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean): Benc
     `${r.held} sessions held open after OPTNEG+CONNECT+HELO (test/helpers/milter-client.ts) while ${r.load.done} transactions from distinct sender domains u<n>@d<n>.bench.test to bob@r<n>.bench.test ran over ${c.workers} more TLS sessions (PGP/MIME body signed by another key; every second message tagged Link-Security-Required: 3).`,
     `Replies: ${JSON.stringify(r.load.replies)}. DNS queries the milter made to the loopback test DNS (all NXDOMAIN): ${r.dnsQueries}; linksec_key_lookups_total: ${Number.isNaN(lookups) ? 'absent' : lookups}; linksec_policy_lookups_total: ${Number.isNaN(policyLookups) ? 'absent' : policyLookups}.`,
     'Caches are bounded by [keys] cache_max and [policy] cache_max / learned_max (defaults); peak = VmHWM of the linksec process.',
+    ...setupNotes(setup),
   ]
   if (r.load.done < c.domains)
     notes.push(`Only ${r.load.done} of ${c.domains} domains fitted in the ${c.seconds} s bound.`)
@@ -177,14 +212,25 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   try {
     opts.progress(0, 'starting linksec serve')
     const msg = await writeBenchMessage(dir)
+    const setup: Setup = { node: shippedNodeOptions() }
     ls = await startLinksec({
       dir,
       keys: { [SENDER]: msg.publicKeyArmored },
       ini: { keys: { methods: 'local,wkd,openpgpkey' } },
+      nodeArgs: setup.node.args,
     })
     const result = await measure(ls, messageParts(msg.text), opts)
+    // The entry-cost child gets the CPU to itself.
+    await ls.stop()
+    ls = undefined
+    opts.progress(0.97, 'per-entry cache costs')
+    // 100,000 entries in every mode: a few seconds, and fixed costs do not blur the figure.
+    await entryCostsInChild(100_000).then(
+      (c) => (setup.entryCosts = c),
+      (e: unknown) => (setup.entryCostError = e instanceof Error ? e.message : String(e)),
+    )
     opts.progress(1, 'done')
-    return summarize(result, opts.quick)
+    return summarize(result, opts.quick, setup)
   } finally {
     await ls?.stop()
     fs.rmSync(dir, { recursive: true, force: true })

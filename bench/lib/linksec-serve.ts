@@ -26,6 +26,8 @@ export interface LinksecOptions {
   /** Armored public keys to put into the local key store, by address. */
   keys?: Record<string, string>
   zone?: Zone
+  /** Node options for the serve process (e.g. heap sizes), before the script. */
+  nodeArgs?: readonly string[]
 }
 
 export interface RunningLinksec extends RunningMilter {
@@ -58,6 +60,30 @@ function mergeIni(base: IniSections, extra: IniSections = {}): IniSections {
   const out: IniSections = { ...base }
   for (const [name, keys] of Object.entries(extra)) out[name] = { ...(out[name] ?? {}), ...keys }
   return out
+}
+
+/** dist/bench/lib -> examples/systemd/linksec.service in the source tree. */
+const SYSTEMD_UNIT = path.resolve(__dirname, '..', '..', '..', 'examples', 'systemd', 'linksec.service')
+
+/**
+ * The Node options `linksec serve` runs with as shipped: LINKSEC_BENCH_NODE_OPTIONS
+ * when set (to compare settings), else the NODE_OPTIONS the systemd unit sets
+ * (Environment=NODE_OPTIONS=...), else none (Node's defaults).
+ */
+export function shippedNodeOptions(unitFile = SYSTEMD_UNIT): { args: string[]; from: string } {
+  const override = process.env.LINKSEC_BENCH_NODE_OPTIONS
+  if (override !== undefined)
+    return { args: override.split(/\s+/).filter(Boolean), from: 'LINKSEC_BENCH_NODE_OPTIONS' }
+  let unit = ''
+  try {
+    unit = fs.readFileSync(unitFile, 'utf8')
+  } catch {
+    return { args: [], from: 'Node defaults (no systemd unit found)' }
+  }
+  const m = /^\s*Environment=["']?NODE_OPTIONS=([^"'\n]*)/m.exec(unit)
+  return m
+    ? { args: m[1]!.split(/\s+/).filter(Boolean), from: 'NODE_OPTIONS of examples/systemd/linksec.service' }
+    : { args: [], from: 'Node defaults (the systemd unit sets no NODE_OPTIONS)' }
 }
 
 /** Writes the local key store: one armored file per address (keys/<address>.asc). */
@@ -93,7 +119,7 @@ export async function startLinksec(o: LinksecOptions): Promise<RunningLinksec> {
     fs.writeFileSync(path.join(configDir, 'linksec.ini'), formatIni(mergeIni(ini, o.ini)))
     writeKeyStore(path.join(configDir, 'keys'), o.keys ?? {})
     const logFile = path.join(o.dir, 'linksec.log')
-    const child = spawnServe(configDir, logFile)
+    const child = spawnServe(configDir, logFile, o.nodeArgs ?? [])
     await waitReady(child, milterPort, logFile)
     const stop = () => stopChild(child).then(() => dns.close())
     return {
@@ -112,10 +138,12 @@ export async function startLinksec(o: LinksecOptions): Promise<RunningLinksec> {
   }
 }
 
-function spawnServe(configDir: string, logFile: string): ChildProcess {
+function spawnServe(configDir: string, logFile: string, nodeArgs: readonly string[]): ChildProcess {
   const out = fs.openSync(logFile, 'a')
   try {
-    return spawn(process.execPath, [CLI, 'serve', '--config', configDir], { stdio: ['ignore', out, out] })
+    return spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config', configDir], {
+      stdio: ['ignore', out, out],
+    })
   } finally {
     fs.closeSync(out)
   }
