@@ -8,12 +8,17 @@
  *   const r = swaks(pf, { tls: true, headers: ['Link-Security-Required: 3'] })
  *   const [msg] = await pf.waitForSink(1)
  *   await pf.stop(); await serve.stop()
+ *
+ * With `hosts`, Postfix runs in a private mount namespace whose /etc/hosts
+ * names the test domains (postfix-hosts.ts): for tests where Postfix itself
+ * must find a domain's server, as FILTER with an empty next hop makes it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { freePort } from './ports'
+import { namespacedBash, writeHostsFiles } from './postfix-hosts'
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..')
 export const PEERS_DIR = path.resolve(REPO_ROOT, '..', 'shared', 'peers')
@@ -34,6 +39,12 @@ export interface PostfixOptions {
   milterTimeouts?: boolean
   /** Postfix in_flow_delay, e.g. "0s" for benchmarks. */
   inFlowDelay?: string
+  /**
+   * Name -> address for Postfix's own lookups. Postfix then runs in a private
+   * mount namespace that resolves these names (and localhost) and nothing
+   * else; needs privateHostsSupported().
+   */
+  hosts?: Record<string, string>
 }
 
 export interface SinkMessage {
@@ -57,6 +68,10 @@ export interface PostfixInstance {
   maillog(): string
   /** Messages still in Postfix's queue (incoming, active, deferred, maildrop). */
   queued(): number
+  /** `postconf -e` each `key = value` into this instance's main.cf (throws on error). */
+  postconf(settings: string[]): void
+  /** `postfix reload`, resolved once master has logged the reload. */
+  reload(): Promise<void>
   stop(opts?: { keep?: boolean }): Promise<void>
 }
 
@@ -77,19 +92,20 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<PostfixIn
     EXTRA_MAIN_CF: (opts.extraMainCf ?? []).join('\n'),
     IN_FLOW_DELAY: opts.inFlowDelay ?? '',
   }
-  const up = spawnSync('bash', [path.join(PEERS_DIR, 'postfix-up.sh')], {
-    env,
-    encoding: 'utf8',
-    timeout: 30000,
-  })
+  const upScript = path.join(PEERS_DIR, 'postfix-up.sh')
+  const nsDir = opts.hosts ? fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-pf-ns-')) : undefined
+  const [cmd, args] = nsDir
+    ? ['unshare', namespacedBash(writeHostsFiles(nsDir, opts.hosts!), upScript)]
+    : ['bash', [upScript]]
+  const up = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: 30000 })
   if (up.status !== 0) {
-    fs.rmSync(dir, { recursive: true, force: true })
+    for (const d of [dir, nsDir]) if (d) fs.rmSync(d, { recursive: true, force: true })
     throw new Error(`postfix-up.sh failed (${up.status}): ${up.stderr}`)
   }
-  return postfixInstance(dir, port, sinkPort)
+  return postfixInstance(dir, port, sinkPort, nsDir)
 }
 
-function postfixInstance(dir: string, port: number, sinkPort: number): PostfixInstance {
+function postfixInstance(dir: string, port: number, sinkPort: number, nsDir?: string): PostfixInstance {
   const sinkDir = path.join(dir, 'sink')
   const sinkMessages = () =>
     fs
@@ -115,6 +131,8 @@ function postfixInstance(dir: string, port: number, sinkPort: number): PostfixIn
     },
     maillog: () => readIfExists(path.join(dir, 'log', 'maillog')),
     queued: () => countQueued(dir),
+    postconf: (settings) => postconf(path.join(dir, 'etc'), settings),
+    reload: () => reload(dir),
     async stop({ keep = false } = {}) {
       if (stopped) return
       stopped = true
@@ -123,8 +141,34 @@ function postfixInstance(dir: string, port: number, sinkPort: number): PostfixIn
         encoding: 'utf8',
         timeout: 30000,
       })
+      if (nsDir) fs.rmSync(nsDir, { recursive: true, force: true })
     },
   }
+}
+
+function postconf(conf: string, settings: string[]): void {
+  if (settings.length === 0) return
+  const r = spawnSync('postconf', ['-c', conf, '-e', ...settings], {
+    env: { ...process.env, PATH: SBIN_PATH },
+    encoding: 'utf8',
+    timeout: 30000,
+  })
+  if (r.status !== 0) throw new Error(`postconf -e failed (${r.status}): ${r.stderr}`)
+}
+
+/** Reloads and waits (at most 15 s) for master's "reload" log line, so new settings are in force. */
+async function reload(dir: string): Promise<void> {
+  const log = path.join(dir, 'log', 'maillog')
+  const reloads = () => (readIfExists(log).match(/postfix\/master\[\d+\]: reload /g) ?? []).length
+  const before = reloads()
+  const r = spawnSync('postfix', ['-c', path.join(dir, 'etc'), 'reload'], {
+    env: { ...process.env, PATH: SBIN_PATH },
+    encoding: 'utf8',
+    timeout: 30000,
+  })
+  if (r.status !== 0) throw new Error(`postfix reload failed (${r.status}): ${r.stderr}`)
+  if (!(await waitFor(() => reloads() > before, 15000)))
+    throw new Error(`postfix did not log its reload within 15 s:\n${readIfExists(log).slice(-2000)}`)
 }
 
 function countQueued(dir: string): number {
@@ -252,10 +296,16 @@ export interface ServeOptions {
   ini?: Record<string, Record<string, string | number | boolean>>
   /** [milter] listen; default inet:127.0.0.1:<free port>. */
   milterListen?: string
+  /** Extra files for the config dir, e.g. { 'linksec.domains.json': '...' }. */
+  files?: Record<string, string>
 }
 
 export interface ServeInstance {
   milterAddress: string
+  /** [socketmap] listen, e.g. inet:127.0.0.1:40123. */
+  socketmapAddress: string
+  /** [http] listen, e.g. 127.0.0.1:40124. */
+  httpAddress: string
   configDir: string
   proc: ChildProcess
   /** Everything the process wrote to stdout and stderr so far. */
@@ -264,8 +314,8 @@ export interface ServeInstance {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Writes a config dir: the package's config/ files plus a linksec.ini holding only `ini`. */
-export function writeConfigDir(ini: ServeOptions['ini'] = {}): string {
+/** Writes a config dir: the package's config/ files plus a linksec.ini holding only `ini`, then `files`. */
+export function writeConfigDir(ini: ServeOptions['ini'] = {}, files: Record<string, string> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-conf-'))
   fs.chmodSync(dir, 0o755)
   fs.cpSync(path.join(REPO_ROOT, 'config'), dir, { recursive: true })
@@ -278,6 +328,7 @@ export function writeConfigDir(ini: ServeOptions['ini'] = {}): string {
     )
     .join('\n')
   fs.writeFileSync(path.join(dir, 'linksec.ini'), text)
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content)
   return dir
 }
 
@@ -289,7 +340,7 @@ export async function startLinksecServe(opts: ServeOptions = {}): Promise<ServeI
     socketmap: { listen: `inet:127.0.0.1:${await freePort()}`, ...opts.ini?.socketmap },
     http: { listen: `127.0.0.1:${await freePort()}`, ...opts.ini?.http },
   }
-  const configDir = writeConfigDir(ini)
+  const configDir = writeConfigDir(ini, opts.files)
   const proc = spawn(
     process.execPath,
     [path.join(REPO_ROOT, 'dist', 'bin', 'linksec.js'), 'serve', '--config', configDir],
@@ -303,6 +354,8 @@ export async function startLinksecServe(opts: ServeOptions = {}): Promise<ServeI
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   const instance: ServeInstance = {
     milterAddress: milterListen,
+    socketmapAddress: String(ini.socketmap.listen),
+    httpAddress: String(ini.http.listen),
     configDir,
     proc,
     output: () => out,
@@ -314,8 +367,12 @@ export async function startLinksecServe(opts: ServeOptions = {}): Promise<ServeI
       return code === 'timeout' ? null : code
     },
   }
+  // Every enabled listener prints one line once it listens (bin/commands/serve.ts).
+  const listeners = (['milter', 'socketmap', 'http'] as const).filter(
+    (n) => String((ini[n] as Record<string, unknown>).enabled) !== 'false',
+  )
   const ready = await Promise.race([
-    waitFor(() => /milter listening on/.test(out), 15000),
+    waitFor(() => listeners.every((n) => out.includes(`${n} listening on`)), 15000),
     exited.then(() => false),
   ])
   if (!ready) {
