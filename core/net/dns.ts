@@ -8,6 +8,7 @@
  * a validating resolver is trusted (RFC 6698 §4.1 / RFC 7672 §2.1.1 leave
  * that to the operator: a local validating resolver).
  */
+import { deadline } from './deadline'
 import { randomInt } from 'node:crypto'
 import { isLinksecError, LinksecError } from '../errors'
 import { perRuntime, type Runtime } from '../runtime'
@@ -59,25 +60,31 @@ export function createDnsClient(opts: DnsClientOptions): DnsClient {
   async function query(name: string, type: DnsType, q: DnsQueryOptions = {}): Promise<DnsAnswer> {
     const qname = normalizeName(name)
     const list = servers()
-    const deadline = Date.now() + opts.timeoutMs
-    const overall = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), ...(q.signal ? [q.signal] : [])])
-    let lastReply: Reply | undefined
-    let lastError: LinksecError | undefined
-    for (let i = 0; i < list.length && !overall.aborted; i++) {
-      // Each server gets an equal share of what is left; the last one gets all of it.
-      const share = Math.max(1, Math.floor((deadline - Date.now()) / (list.length - i)))
-      const attempt = AbortSignal.any([overall, AbortSignal.timeout(share)])
-      try {
-        const reply = await askOne(list[i]!, qname, type, attempt, share)
-        if (!TRY_NEXT.has(reply.rcode)) return toAnswer(reply, opts.trustAd)
-        lastReply = reply
-      } catch (e) {
-        lastError = asDnsError(e, list[i]!, share)
+    const end = Date.now() + opts.timeoutMs
+    const overall = deadline(opts.timeoutMs, q.signal)
+    try {
+      let lastReply: Reply | undefined
+      let lastError: LinksecError | undefined
+      for (let i = 0; i < list.length && !overall.signal.aborted; i++) {
+        // Each server gets an equal share of what is left; the last one gets all of it.
+        const share = Math.max(1, Math.floor((end - Date.now()) / (list.length - i)))
+        const attempt = deadline(share, overall.signal)
+        try {
+          const reply = await askOne(list[i]!, qname, type, attempt.signal, share)
+          if (!TRY_NEXT.has(reply.rcode)) return toAnswer(reply, opts.trustAd)
+          lastReply = reply
+        } catch (e) {
+          lastError = asDnsError(e, list[i]!, share)
+        } finally {
+          attempt.dispose()
+        }
       }
+      if (lastReply) return toAnswer(lastReply, opts.trustAd)
+      if (overall.signal.aborted || !lastError) throw deadlineError(qname, type, opts.timeoutMs, list)
+      throw lastError
+    } finally {
+      overall.dispose()
     }
-    if (lastReply) return toAnswer(lastReply, opts.trustAd)
-    if (overall.aborted || !lastError) throw deadlineError(qname, type, opts.timeoutMs, list)
-    throw lastError
   }
 
   return { query }

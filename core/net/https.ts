@@ -10,6 +10,7 @@
  * - redirects are refused unless the caller allows some, and then only to
  *   https on the same host and port (RFC 8461 §3.3 allows none at all).
  */
+import { deadline } from './deadline'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as tls from 'node:tls'
@@ -123,14 +124,18 @@ export function createHttpsClient(opts: HttpsClientOptions): HttpsClient {
 
   async function get(url: string, o: FetchOptions = {}): Promise<FetchResponse> {
     let target = parseTarget(url, opts.httpsPort)
-    const timeout = AbortSignal.timeout(opts.timeoutMs)
-    const signal = o.signal ? AbortSignal.any([timeout, o.signal]) : timeout
+    const limit = deadline(opts.timeoutMs, o.signal)
+    const signal = limit.signal
     const req = { method: o.method ?? 'GET', maxBytes: o.maxBytes ?? opts.maxBytes }
-    for (let hops = 0; ; hops++) {
-      const res = await withDeadline(fetchOne(target, req, signal), signal, target, opts.timeoutMs)
-      const location = res.headers['location']
-      if (!REDIRECT_STATUSES.has(res.status) || !location) return res
-      target = followRedirect(target, location, hops, o.maxRedirects ?? 0, opts.httpsPort)
+    try {
+      for (let hops = 0; ; hops++) {
+        const res = await withDeadline(fetchOne(target, req, signal), signal, target, opts.timeoutMs)
+        const location = res.headers['location']
+        if (!REDIRECT_STATUSES.has(res.status) || !location) return res
+        target = followRedirect(target, location, hops, o.maxRedirects ?? 0, opts.httpsPort)
+      }
+    } finally {
+      limit.dispose()
     }
   }
 

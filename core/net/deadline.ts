@@ -1,0 +1,30 @@
+/**
+ * A signal that aborts after `ms` or when a parent aborts, and that can be
+ * released as soon as the work is done. AbortSignal.timeout()/any() keep their
+ * timer (and what it references) alive for the whole timeout after an answer
+ * came back; under load that promoted ~7 KB per DNS query to V8's old
+ * generation. Always call dispose() in a finally.
+ */
+export interface Deadline {
+  signal: AbortSignal
+  dispose(): void
+}
+
+export function deadline(ms: number, ...parents: Array<AbortSignal | undefined>): Deadline {
+  const ctl = new AbortController()
+  const timer = setTimeout(() => ctl.abort(new DOMException('deadline exceeded', 'TimeoutError')), ms)
+  timer.unref?.()
+  const live = parents.filter((p): p is AbortSignal => p !== undefined)
+  const onAbort = (ev: Event) => ctl.abort((ev.target as AbortSignal).reason)
+  for (const p of live) {
+    if (p.aborted) ctl.abort(p.reason)
+    else p.addEventListener('abort', onAbort, { once: true })
+  }
+  return {
+    signal: ctl.signal,
+    dispose() {
+      clearTimeout(timer)
+      for (const p of live) p.removeEventListener('abort', onAbort)
+    },
+  }
+}
