@@ -69,6 +69,7 @@ describe('Postfix with linksec serve as its milter', () => {
     const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'plain'))!
     assert.ok(msg, 'the message reached the sink')
     assert.deepEqual(msg.headers[0], ['Authentication-Results', `${AUTHSERV}; x-tls=none`])
+    assert.ok(!msg.headers.some(([n]) => n === 'X-Linksec-Route'), 'untagged mail is not routed')
   })
 
   it('says TLS and names the version for a message sent with STARTTLS', async (t) => {
