@@ -66,7 +66,9 @@ test('per-entry cache costs come back from the child for every cache, in a plaus
   const c = await entryCostsInChild(5000)
   assert.equal(c.entries, 5000)
   assert.deepEqual(Object.keys(c.bytes).sort(), ['keys', 'learned', 'policy', 'signaturePolicy'])
-  // A Map slot and a key string alone are ~60 bytes; a parsed key or a full answer would be kilobytes.
+  // A parsed key or a full answer per entry would be kilobytes. The lower bound
+  // is only "measured something": GC timing in the child moves small figures
+  // (17 bytes was seen for ~180-byte entries).
   for (const [name, bytes] of Object.entries(c.bytes))
-    assert.ok(bytes > 40 && bytes < 1000, `${name}: ${bytes} bytes per entry`)
+    assert.ok(bytes > 0 && bytes < 1000, `${name}: ${bytes} bytes per entry`)
 })
