@@ -29,6 +29,7 @@ import type { QueuedMessage } from '../helpers/haraka'
 import { privateHostsSupported } from '../helpers/postfix-hosts'
 import { submit, type ReceiverKind } from '../helpers/receivers'
 import { isRoot, needTools, which } from '../helpers/tools'
+import { taggedMessage } from '../helpers/tagged-message'
 
 type Target = Exclude<ReceiverKind, 'dsn'>
 type Expect = 'plain' | 'tls' | 'bounce'
@@ -77,34 +78,7 @@ const REFUSAL: Record<Target, RegExp> = {
 
 const caseId = (row: Row, target: Target) => `pfx-${row.name}-${target}`
 
-function message(id: string, row: Row, to: string): string {
-  const head = [
-    'From: Alice <alice@sender.test>',
-    `To: <${to}>`,
-    `Subject: ${id}`,
-    `Message-ID: <${id}@sender.test>`,
-    ...row.headers,
-    'MIME-Version: 1.0',
-  ]
-  if (!row.fallbackPart)
-    return [...head, 'Content-Type: text/plain', '', `secret body of ${id}`, ''].join('\r\n')
-  return [
-    ...head,
-    'Content-Type: multipart/mixed; boundary="b1"',
-    '',
-    '--b1',
-    'Content-Type: text/plain',
-    '',
-    `secret body of ${id}`,
-    '--b1',
-    'Content-Type: text/plain',
-    'Link-Security-Fallback: yes',
-    '',
-    `pick up ${id} at https://sender.test/pickup`,
-    '--b1--',
-    '',
-  ].join('\r\n')
-}
+const message = taggedMessage
 
 const queueIdOf = (reply: string) => /queued as ([0-9A-Za-z]+)/.exec(reply)?.[1]
 

@@ -23,6 +23,7 @@ import { testCa } from '../helpers/test-ca'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { REPO_ROOT } from '../helpers/haraka'
+import { taggedMessage } from '../helpers/tagged-message'
 
 const BOUNCE_TEMPLATE = path.join(REPO_ROOT, 'node_modules', 'Haraka', 'config', 'outbound.bounce_message')
 
@@ -85,35 +86,7 @@ const BOUNCE_REASON: Record<Exclude<Target, 'level4'>, RegExp> = {
   tls: /declares no link-security level|could not be verified|supports neither REQUIRETLS/,
 }
 
-function message(id: string, row: Row, to: string): string {
-  const head = [
-    'From: Alice <alice@sender.test>',
-    `To: <${to}>`,
-    `Subject: ${id}`,
-    `Message-ID: <${id}@sender.test>`,
-    'Date: Mon, 01 Jan 2024 00:00:00 +0000',
-    ...row.headers,
-    'MIME-Version: 1.0',
-  ]
-  if (!row.fallbackPart)
-    return [...head, 'Content-Type: text/plain', '', `secret body of ${id}`, ''].join('\r\n')
-  return [
-    ...head,
-    'Content-Type: multipart/mixed; boundary="b1"',
-    '',
-    '--b1',
-    'Content-Type: text/plain',
-    '',
-    `secret body of ${id}`,
-    '--b1',
-    'Content-Type: text/plain',
-    'Link-Security-Fallback: yes',
-    '',
-    `pick up ${id} at https://sender.test/pickup`,
-    '--b1--',
-    '',
-  ].join('\r\n')
-}
+const message = taggedMessage
 
 const caseId = (row: Row, target: Target) => `enf-${row.name}-${target}`
 
