@@ -64,7 +64,8 @@ export interface PostfixInstance {
   sinkPort: number
   sinkMessages(): SinkMessage[]
   /** Waits until at least `count` messages reached the sink. */
-  waitForSink(count: number, timeoutMs?: number): Promise<SinkMessage[]>
+  /** Waits until COUNT whole messages are at the sink (and, with MATCH, one of them matches). */
+  waitForSink(count: number, timeoutMs?: number, match?: (m: SinkMessage) => boolean): Promise<SinkMessage[]>
   maillog(): string
   /** Messages still in Postfix's queue (incoming, active, deferred, maildrop). */
   queued(): number
@@ -105,6 +106,15 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<PostfixIn
   return postfixInstance(dir, port, sinkPort, nsDir)
 }
 
+/** Names and sizes of the sink's dump files, as one comparable string. */
+function sinkSizes(sinkDir: string): { count: number; key: string } {
+  const files = fs.readdirSync(sinkDir).sort()
+  return {
+    count: files.length,
+    key: files.map((f) => `${f}:${fs.statSync(path.join(sinkDir, f)).size}`).join(','),
+  }
+}
+
 function postfixInstance(dir: string, port: number, sinkPort: number, nsDir?: string): PostfixInstance {
   const sinkDir = path.join(dir, 'sink')
   const sinkMessages = () =>
@@ -119,13 +129,21 @@ function postfixInstance(dir: string, port: number, sinkPort: number, nsDir?: st
     port,
     sinkPort,
     sinkMessages,
-    async waitForSink(count, timeoutMs = 15000) {
+    async waitForSink(count, timeoutMs = 15000, match) {
       const end = Date.now() + timeoutMs
+      // smtp-sink writes a dump while the message arrives: only read once the
+      // files have kept their sizes for one poll, or a half-written dump (no
+      // Subject yet) is taken for a whole message.
+      let lastSizes = ''
       for (;;) {
-        const got = sinkMessages()
-        if (got.length >= count) return got
+        const sizes = sinkSizes(sinkDir)
+        if (sizes.count >= count && sizes.key === lastSizes) {
+          const got = sinkMessages()
+          if (!match || got.some(match)) return got
+        }
         if (Date.now() > end)
-          throw new Error(`${got.length} of ${count} messages reached the sink in ${timeoutMs} ms`)
+          throw new Error(`${sizes.count} of ${count} messages reached the sink in ${timeoutMs} ms`)
+        lastSizes = sizes.count >= count ? sizes.key : ''
         await sleep(50)
       }
     },

@@ -19,6 +19,7 @@ import {
   swaks,
   type PostfixInstance,
   type ServeInstance,
+  type SinkMessage,
 } from '../helpers/postfix'
 
 const TOOLS = { postfix: 'postfix', 'smtp-sink': 'postfix', swaks: 'swaks' }
@@ -124,8 +125,8 @@ describe('Postfix with linksec serve as its milter', () => {
       headers: [forged, 'Authentication-Results: other.example; spf=pass', 'Subject: forged'],
     })
     assert.equal(r.status, 0, r.transcript)
-    const msgs = await pf!.waitForSink(before + 1)
-    const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'forged'))!
+    const subject = (m: SinkMessage) => m.headers.some(([n, v]) => n === 'Subject' && v === 'forged')
+    const msg = (await pf!.waitForSink(before + 1, undefined, subject)).find(subject)!
     const ars = msg.headers.filter(([n]) => n === 'Authentication-Results').map(([, v]) => v)
     assert.equal(ars[0], `${AUTHSERV}; x-tls=none`)
     assert.ok(
@@ -145,8 +146,9 @@ describe('Postfix with linksec serve as its milter', () => {
       'Link-Security-Required: 3\r\nSubject: no ehlo after tls',
     )
     assert.match(replies.at(-2)!, /^250 /, replies.join(' | '))
-    const msgs = await pf!.waitForSink(before + 1)
-    const msg = msgs.find((m) => m.headers.some(([n, v]) => n === 'Subject' && v === 'no ehlo after tls'))!
+    const subject = (m: SinkMessage) =>
+      m.headers.some(([n, v]) => n === 'Subject' && v === 'no ehlo after tls')
+    const msg = (await pf!.waitForSink(before + 1, undefined, subject)).find(subject)!
     assert.match(msg.headers[0]![1], /^mx\.linksec\.test; x-tls=pass smtp\.version=TLSv1/)
   })
 
