@@ -49,27 +49,33 @@ function kept(prev: SourceAnswer, why: string, ctx: SourceContext): SourceAnswer
   }
 }
 
-/** A lookup failed: keep the last good answer within its lifetime, else report the error. */
-export function keepOrFail(
+/** Keep the last good answer within its lifetime, else report OUTCOME with the reason. */
+function keepOr(
+  outcome: 'error' | 'none',
   source: PolicySource,
   prev: SourceAnswer | undefined,
   why: string,
   ctx: SourceContext,
 ): SourceAnswer {
   if (stillValid(prev, ctx.now())) return kept(prev, why, ctx)
-  return { source, outcome: 'error', reason: why }
+  return { source, outcome, reason: why }
 }
 
-/** Nothing usable now (no record, or one we ignore): keep the last good answer within its lifetime. */
-export function keepOrNone(
+/** A lookup failed: keep the last good answer within its lifetime, else report the error. */
+export const keepOrFail = (
   source: PolicySource,
   prev: SourceAnswer | undefined,
   why: string,
   ctx: SourceContext,
-): SourceAnswer {
-  if (stillValid(prev, ctx.now())) return kept(prev, why, ctx)
-  return { source, outcome: 'none', reason: why }
-}
+) => keepOr('error', source, prev, why, ctx)
+
+/** Nothing usable now (no record, or one we ignore): keep the last good answer within its lifetime. */
+export const keepOrNone = (
+  source: PolicySource,
+  prev: SourceAnswer | undefined,
+  why: string,
+  ctx: SourceContext,
+) => keepOr('none', source, prev, why, ctx)
 
 /** How long a failed lookup is remembered before trying again: short, so mail is not deferred for long. */
 export function errorTtlMs(config: LinksecConfig): number {
