@@ -8,7 +8,12 @@ import assert from 'node:assert/strict'
 import * as crypto from 'node:crypto'
 import { before, test } from 'node:test'
 import * as openpgp from 'openpgp'
-import { nativeKeyFromPacket, verifyNative, type NativeKey } from '../../../../core/verify/native'
+import {
+  nativeKeyFromPacket,
+  rsaSignatureMatches,
+  verifyNative,
+  type NativeKey,
+} from '../../../../core/verify/native'
 import { dearmor, readSignatures } from '../../../../core/verify/packets'
 
 interface Kind {
@@ -85,9 +90,9 @@ async function openpgpSays(
   }
 }
 
-function nativeSays(sig: Buffer, data: Buffer, key: NativeKey): boolean {
+async function nativeSays(sig: Buffer, data: Buffer, key: NativeKey): Promise<boolean> {
   try {
-    return verifyNative(readSignatures(sig)[0]!, data, key) === 'valid'
+    return (await verifyNative(readSignatures(sig)[0]!, data, key)) === 'valid'
   } catch {
     return false
   }
@@ -116,7 +121,7 @@ for (const text of [false, true]) {
         ]
         for (const [what, d, s] of cases) {
           const expected = await openpgpSays(m, d, s, text)
-          assert.equal(nativeSays(s, canonical(d, text), m.native), expected, `${m.kind.name} ${what}`)
+          assert.equal(await nativeSays(s, canonical(d, text), m.native), expected, `${m.kind.name} ${what}`)
           if (what === 'good')
             assert.equal(expected, true, `${m.kind.name}: openpgp.js accepts its own signature`)
         }
@@ -131,7 +136,7 @@ test('a signature does not verify under another key (native and openpgp.js)', as
     const data = Buffer.from('hello')
     const sig = await sign(m, data, false)
     assert.equal(await openpgpSays(m, data, sig, false, stranger.toPublic()), false)
-    assert.equal(nativeSays(sig, data, other), false)
+    assert.equal(await nativeSays(sig, data, other), false)
   }
 })
 
@@ -150,3 +155,26 @@ function flip(b: Buffer, at: number): Buffer {
   c[at % c.length] ^= 0x01
   return c
 }
+
+test('RSA by recovery agrees with node:crypto for every hash it names', () => {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const data = Buffer.from('the octets a signature hashes')
+  for (const hash of ['sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'sha3-256', 'sha3-512']) {
+    const signature = crypto.sign(hash, data, privateKey)
+    const digest = crypto.createHash(hash).update(data).digest()
+    assert.equal(rsaSignatureMatches(publicKey, signature, hash, digest), true, `${hash}: good`)
+    assert.equal(
+      rsaSignatureMatches(publicKey, signature, hash, flip(digest, 3)),
+      false,
+      `${hash}: other digest`,
+    )
+    assert.equal(
+      rsaSignatureMatches(publicKey, flip(signature, 100), hash, digest),
+      false,
+      `${hash}: altered`,
+    )
+    const other = hash === 'sha256' ? 'sha3-256' : 'sha256'
+    const otherDigest = crypto.createHash(other).update(data).digest()
+    assert.equal(rsaSignatureMatches(publicKey, signature, other, otherDigest), false, `${hash} as ${other}`)
+  }
+})
