@@ -19,8 +19,9 @@ export interface MilterServiceOptions {
 }
 
 export async function startMilterService(rt: Runtime, opts: MilterServiceOptions = {}): Promise<Service> {
-  const handler = opts.handler ?? createMilterApp(rt)
   const endpoint = parseEndpoint(opts.listen ?? rt.config.milter.listen)
+  const handler =
+    opts.handler ?? createMilterApp(rt, { transport: endpoint.kind === 'unix' ? 'unix' : 'inet' })
   const connections = new Set<MilterConnection>()
   let nextId = 1
   const server = net.createServer((socket) => {

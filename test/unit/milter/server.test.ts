@@ -13,6 +13,7 @@ import type { Service } from '../../../core/service'
 import { CONTINUE } from '../../../core/verdict'
 import { createMilterApp, messagePolicy } from '../../../milter/app'
 import { startMilterService } from '../../../milter/server'
+import { Proto } from '../../../milter/wire/codes'
 import { ResponseDecoder } from '../../../milter/wire/decode'
 import { encodeCommand } from '../../../milter/wire/encode'
 import { inboundLinkPolicy } from '../../../milter/policies/inbound-link'
@@ -85,6 +86,26 @@ describe('milter server', () => {
       assert.equal((await runTransaction(c, SPEC)).step, 'eom')
       await c.quit()
       await svc.close(0)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('leaves DATA unanswered on a unix socket (no Nagle there), answers it over TCP', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'milter-'))
+    try {
+      const rt = runtime()
+      // handler undefined: the service builds linksec's own app for its transport.
+      const unix = await start(rt, { listen: `unix:${path.join(dir, 'm.sock')}`, handler: undefined })
+      const tcp = await start(rt, { handler: undefined })
+      for (const [svc, unanswered] of [
+        [unix, true],
+        [tcp, false],
+      ] as const) {
+        const c = await negotiated(svc.address)
+        assert.equal((c.negotiation!.protocol & Proto.noReplyData) !== 0, unanswered, svc.address)
+        await c.quit()
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
