@@ -10,17 +10,9 @@
  *
  *   node dist/bench/milter.js [--quick]
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { defaultConfig } from '../core/config'
-import { silentLogger } from '../core/log'
-import { createMetrics } from '../core/metrics'
-import { createRuntime } from '../core/runtime'
-import { CONTINUE } from '../core/verdict'
-import { createMilterApp, messagePolicy } from '../milter/app'
-import { startMilterService } from '../milter/server'
 import { MilterClient, runTransaction, type TransactionSpec } from '../test/helpers/milter-client'
 import { startTestMilter } from '../test/helpers/postfix'
-import { freePort } from '../test/helpers/ports'
+import { startFrameworkMilter, type FrameworkRole } from './lib/noop-milter'
 import { median, percentile, ratio } from './lib/stats'
 import { runStandalone } from './lib/standalone'
 import { atLeast, type BenchOptions, type BenchResult } from './lib/types'
@@ -77,48 +69,14 @@ interface Peer {
   stop(): Promise<void>
 }
 
-const ROLE_ENV = 'LINKSEC_BENCH_MILTER_ROLE'
-
 /** linksec's milter in a child process, so the load generator does not share its event loop. */
-async function startLinksec(role: 'noop' | 'default'): Promise<Peer> {
-  const port = await freePort()
-  const child = spawn(process.execPath, [__filename], {
-    env: { ...process.env, [ROLE_ENV]: role, LINKSEC_BENCH_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve())
-    child.once('exit', (code) => reject(new Error(`bench milter exited with ${code}`)))
-  })
+async function startLinksec(role: FrameworkRole): Promise<Peer> {
+  const m = await startFrameworkMilter(role, 'inet:127.0.0.1:0')
   return {
     name: role === 'noop' ? 'linksec (no-op policy)' : 'linksec (default policies)',
-    target: `inet:127.0.0.1:${port}`,
-    stop: () => stopChild(child),
+    target: m.socket,
+    stop: m.stop,
   }
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  const exited = new Promise((r) => child.once('exit', r))
-  child.kill('SIGTERM')
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10000))])
-  if (child.exitCode === null) child.kill('SIGKILL')
-}
-
-/** The same job in the child: listen, print one line, close on SIGTERM. */
-async function serveInChild(role: string, port: number): Promise<void> {
-  const rt = createRuntime(defaultConfig(), {
-    log: silentLogger,
-    metrics: createMetrics({ processMetrics: false }),
-  })
-  const noop = messagePolicy('noop', async () => ({
-    verdict: CONTINUE,
-    headers: [{ op: 'append', name: 'X-Test-Milter', value: 'ok' }],
-  }))
-  const handler = role === 'noop' ? createMilterApp(rt, { policies: [noop] }) : createMilterApp(rt)
-  const svc = await startMilterService(rt, { listen: `inet:127.0.0.1:${port}`, handler })
-  process.stdout.write(`${svc.address}\n`)
-  process.once('SIGTERM', () => void svc.close(1000).then(() => process.exit(0)))
 }
 
 async function startLibmilter(): Promise<Peer> {
@@ -195,8 +153,4 @@ function summarize(
 
 const round2 = (n: number) => Math.round(n * 100) / 100
 
-if (require.main === module) {
-  const role = process.env[ROLE_ENV]
-  if (role) void serveInChild(role, Number(process.env.LINKSEC_BENCH_PORT))
-  else runStandalone('milter', run)
-}
+if (require.main === module) runStandalone('milter', run)

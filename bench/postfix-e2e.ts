@@ -2,7 +2,10 @@
  * Benchmark 1: Postfix end to end. smtp-source -> private Postfix -> smtp-sink
  * on loopback, ~2 KB signed messages, 20 sessions, with
  *   (a) no milter, (b) linksec serve (verification on, keys cached),
- *   (c) OpenDKIM in verify mode.
+ *   (c) OpenDKIM in verify mode,
+ * and two rows that explain (b): (d) linksec's milter stack with a no-op
+ * policy, the floor any Node milter pays on this machine, and (e) linksec
+ * serve on a unix socket, the transport we advise.
  * Figures: delivered msg/s (median of rounds), p50/p99 of single-session
  * transaction time and what the milter adds to it, milter CPU per message.
  * Goals (issue 7): b/a >= 0.95, b/c >= 3.0.
@@ -13,7 +16,8 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { startOpendkim, type RunningMilter } from './lib/milters'
-import { linksecUnavailable, startLinksec } from './lib/linksec-serve'
+import { linksecUnavailable, shippedNodeOptions, startLinksec } from './lib/linksec-serve'
+import { startFrameworkMilter } from './lib/noop-milter'
 import { measureOnce, sinkCheck, type Counts, type Measurement } from './lib/postfix-measure'
 import { writeBenchMessage, SENDER, type BenchMessage } from './lib/signed-message'
 import { runStandalone } from './lib/standalone'
@@ -21,12 +25,16 @@ import { formatSpread, median, percentile, ratio, rotate, round, spread } from '
 import { atLeast, type BenchOptions, type BenchResult } from './lib/types'
 
 interface Config {
-  key: 'a' | 'b' | 'c'
+  key: 'a' | 'b' | 'c' | 'd' | 'e'
   label: string
   /** Header lines at the sink that show the verifier's verdict. */
   verdict?: RegExp
   start?: (msg: BenchMessage, dir: string) => Promise<RunningMilter>
 }
+
+/** linksec serve runs with the Node options it ships with (examples/systemd). */
+const shipped = shippedNodeOptions()
+const nodeArgs = shipped.args
 
 const CONFIGS: Config[] = [
   { key: 'a', label: 'no milter' },
@@ -34,13 +42,29 @@ const CONFIGS: Config[] = [
     key: 'b',
     label: 'linksec (verify on, keys cached)',
     verdict: /^Authentication-Results:.*x-openpgp=/i,
-    start: (msg, dir) => startLinksec({ dir, keys: { [SENDER]: msg.publicKeyArmored } }),
+    start: (msg, dir) => startLinksec({ dir, keys: { [SENDER]: msg.publicKeyArmored }, nodeArgs }),
   },
   {
     key: 'c',
     label: 'OpenDKIM verify',
     verdict: /^Authentication-Results:.*dkim=/i,
     start: (msg) => startOpendkim(msg.dkimKeysFile),
+  },
+  {
+    key: 'd',
+    label: 'floor: linksec milter stack, no-op policy',
+    verdict: /^X-Test-Milter:/i,
+    start: () => startFrameworkMilter('noop', 'inet:127.0.0.1:0'),
+  },
+  {
+    key: 'e',
+    label: 'linksec on a unix socket (verify on)',
+    verdict: /^Authentication-Results:.*x-openpgp=/i,
+    start: (msg, dir) => {
+      const sub = path.join(dir, 'unix')
+      fs.mkdirSync(sub, { mode: 0o755 })
+      return startLinksec({ dir: sub, keys: { [SENDER]: msg.publicKeyArmored }, unixSocket: true, nodeArgs })
+    },
   },
 ]
 
@@ -76,7 +100,7 @@ interface Started {
 async function startAll(msg: BenchMessage, dir: string): Promise<Started[]> {
   const started: Started[] = []
   for (const config of CONFIGS) {
-    if (config.key === 'b' && linksecUnavailable()) {
+    if ((config.key === 'b' || config.key === 'e') && linksecUnavailable()) {
       started.push({ config, verdict: '', skipped: linksecUnavailable() })
       continue
     }
@@ -114,9 +138,11 @@ async function measureRounds(all: Started[], msg: BenchMessage, opts: BenchOptio
   return samples
 }
 
-/** linksec's row says what it measured: verification only if the sink saw x-openpgp=pass. */
+const VERIFYING = new Set(['b', 'e'])
+
+/** linksec's rows say what they measured: verification only if the sink saw x-openpgp=pass. */
 function labelOf(s: Started): string {
-  if (s.config.key !== 'b' || s.skipped || /x-openpgp=pass/i.test(s.verdict)) return s.config.label
+  if (!VERIFYING.has(s.config.key) || s.skipped || /x-openpgp=pass/i.test(s.verdict)) return s.config.label
   return 'linksec (policies of this build; no x-openpgp verdict)'
 }
 
@@ -153,18 +179,23 @@ function summarize(
     'linksec/no-milter': ratio(rate('b'), rate('a')),
     'linksec/opendkim': ratio(rate('b'), rate('c')),
     'opendkim/no-milter': ratio(rate('c'), rate('a')),
+    'floor/no-milter': ratio(rate('d'), rate('a')),
+    'linksec/floor': ratio(rate('b'), rate('d')),
+    'linksec-unix/no-milter': ratio(rate('e'), rate('a')),
+    'linksec-unix/opendkim': ratio(rate('e'), rate('c')),
   }
   const c = countsFor(quick)
   const notes = [
     `${c.rounds} round(s) of ${c.messages} messages (+${c.warmup} warm-up) with smtp-source -s ${c.sessions} -F <message>, one SMTP session per message; configuration order rotated per round; msg/s = median (min–max) until the queue was empty and the log showed every message status=sent.`,
     `Latency: ${c.latencyMessages} messages per round over ONE session at a time with our own SMTP client (bench/lib/smtp-client.ts), timed from connect to the 250 after the final dot; "added" = the same percentile minus the no-milter run. "@20": ${c.loadedLatencyMessages} more transactions per round timed the same way over ${c.sessions} parallel sessions (latency under load).`,
     `Message: ${msg.bytes} bytes, PGP/MIME-signed (Ed25519) and DKIM-signed (rsa-sha256, 2048 bit); keys served locally (linksec key store, OpenDKIM TestPublicKeys), no DNS.`,
+    `(a)-(d) talk to Postfix over loopback TCP, as the issue's baselines did; (d) is linksec's own milter stack with a policy that only adds a header: what any Node milter costs here, the ceiling for (b); (e) is (b) on a unix socket (no TCP, and DATA needs no answer there). Node options of linksec serve: ${nodeArgs.join(' ') || '(none)'} (${shipped.from}).`,
   ]
   for (const s of all.filter((x) => x.skipped)) notes.push(`(${s.config.key}) skipped: ${s.skipped}`)
-  const linksec = all.find((s) => s.config.key === 'b')
-  if (linksec && !linksec.skipped && !/x-openpgp=pass/i.test(linksec.verdict)) {
+  for (const linksec of all.filter((s) => VERIFYING.has(s.config.key) && !s.skipped)) {
+    if (/x-openpgp=pass/i.test(linksec.verdict)) continue
     notes.push(
-      `(b) linksec did not report x-openpgp=pass at the sink (${linksec.verdict || 'nothing'}): the row does not show verification of a passing signature.`,
+      `(${linksec.config.key}) linksec did not report x-openpgp=pass at the sink (${linksec.verdict || 'nothing'}): the row does not show verification of a passing signature.`,
     )
   }
   const base = samples.get('a')

@@ -28,6 +28,8 @@ export interface LinksecOptions {
   zone?: Zone
   /** Node options for the serve process (e.g. heap sizes), before the script. */
   nodeArgs?: readonly string[]
+  /** Milter on a unix socket (DIR/milter.sock) instead of a loopback TCP port. */
+  unixSocket?: boolean
 }
 
 export interface RunningLinksec extends RunningMilter {
@@ -116,14 +118,16 @@ export async function startLinksec(o: LinksecOptions): Promise<RunningLinksec> {
     const configDir = path.join(o.dir, 'linksec-config')
     fs.mkdirSync(configDir, { recursive: true })
     const { ini, milterPort, httpPort } = await baseIni(dns)
+    const socketPath = path.join(o.dir, 'milter.sock')
+    if (o.unixSocket) ini.milter = { listen: `unix:${socketPath}` }
     fs.writeFileSync(path.join(configDir, 'linksec.ini'), formatIni(mergeIni(ini, o.ini)))
     writeKeyStore(path.join(configDir, 'keys'), o.keys ?? {})
     const logFile = path.join(o.dir, 'linksec.log')
     const child = spawnServe(configDir, logFile, o.nodeArgs ?? [])
-    await waitReady(child, milterPort, logFile)
+    await waitReady(child, o.unixSocket ? socketPath : milterPort, logFile)
     const stop = () => stopChild(child).then(() => dns.close())
     return {
-      socket: `inet:127.0.0.1:${milterPort}`,
+      socket: o.unixSocket ? `unix:${socketPath}` : `inet:127.0.0.1:${milterPort}`,
       pid: child.pid as number,
       stop,
       configDir,
@@ -149,15 +153,26 @@ function spawnServe(configDir: string, logFile: string, nodeArgs: readonly strin
   }
 }
 
-async function waitReady(child: ChildProcess, port: number, logFile: string): Promise<void> {
+/** Until the milter listens: a TCP port accepts, or the unix socket file exists. */
+async function waitReady(child: ChildProcess, where: number | string, logFile: string): Promise<void> {
   const exited = new Promise<never>((_resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`linksec serve exited (${code}): ${tail(logFile)}`)))
   })
+  const ready =
+    typeof where === 'number' ? waitForPort(where, '127.0.0.1', 15_000) : waitForFile(where, 15_000)
   try {
-    await Promise.race([waitForPort(port, '127.0.0.1', 15_000), exited])
+    await Promise.race([ready, exited])
   } catch (err) {
     await stopChild(child)
     throw err
+  }
+}
+
+async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!fs.existsSync(file)) {
+    if (Date.now() > end) throw new Error(`no socket at ${file} after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
   }
 }
 
