@@ -20,8 +20,10 @@ export interface InboundMessage {
   readonly senderArgs: readonly string[]
   readonly recipients: readonly Recipient[]
   readonly headers: readonly Header[]
-  /** The body (CRLF lines), only when a policy declared needsBody; capped. */
+  /** The body (CRLF lines), only when a policy declared needsBody; capped. Joined on first read. */
   readonly body?: Buffer
+  /** The body as it arrived, in chunks: a reader that copies anyway (rawMessage) avoids a second copy. */
+  readonly bodyChunks?: readonly Buffer[]
   readonly bodyBytes: number
   readonly bodyTruncated: boolean
   /** What the message's tags ask of every hop (DESIGN §3). */
@@ -74,6 +76,8 @@ export function tlsFactsFromMacros(get: (name: string) => string | undefined): T
 export function inboundMessage(s: SessionFacts, tx: Transaction): InboundMessage {
   const get = (name: string) => s.macros.get(name)
   const conn = s.connection
+  const chunks = tx.body
+  let joined: Buffer | undefined
   return {
     queueId: get('i'),
     client: {
@@ -86,7 +90,11 @@ export function inboundMessage(s: SessionFacts, tx: Transaction): InboundMessage
     senderArgs: tx.senderArgs,
     recipients: tx.recipients,
     headers: tx.headers,
-    body: tx.body.length ? Buffer.concat(tx.body) : undefined,
+    get body() {
+      if (chunks.length) joined ??= Buffer.concat(chunks)
+      return joined
+    },
+    bodyChunks: chunks,
     bodyBytes: tx.bodyBytes,
     bodyTruncated: tx.bodyTruncated,
     requirement: messageRequirement({

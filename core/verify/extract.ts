@@ -89,8 +89,13 @@ const CLEAR_BEGIN = '-----BEGIN PGP SIGNED MESSAGE-----'
 const SIG_BEGIN = '-----BEGIN PGP SIGNATURE-----'
 const SIG_END = '-----END PGP SIGNATURE-----'
 
+/** Every armor line the inline check looks for starts with this. */
+const ARMOR_MARK = Buffer.from('-----BEGIN PGP ')
+
 function inline(message: Entity): SignedForm {
   const body = decodeTransfer(message.body, headerValue(message.headers, 'content-transfer-encoding'))
+  // Most plain-text mail carries no armor at all: say so without splitting the body into lines.
+  if (body.indexOf(ARMOR_MARK) === -1) return { kind: 'none', reason: 'no OpenPGP signature' }
   const lines = body.toString('latin1').split(/\r?\n/)
   const begin = lines.findIndex((l) => l.trimEnd() === CLEAR_BEGIN)
   if (begin === -1) {

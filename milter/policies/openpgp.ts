@@ -8,10 +8,11 @@ import type { HeaderEdit } from '../../core/verdict'
 import { verifyMessage } from '../../core/verify'
 import { messagePolicy, type InboundMessage } from '../message'
 
-/** The message as received: header lines, the blank line, the body. */
+/** The message as received: header lines, the blank line, the body; the body copied once. */
 export function rawMessage(msg: InboundMessage): Buffer {
   const head = msg.headers.map((h) => `${h.name}: ${h.value.replace(/\r?\n/g, '\r\n')}\r\n`).join('')
-  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), msg.body ?? Buffer.alloc(0)])
+  const body = msg.bodyChunks ?? (msg.body ? [msg.body] : [])
+  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), ...body])
 }
 
 export const openpgpPolicy = messagePolicy(
