@@ -12,7 +12,12 @@
  *   Postfix to accept only declared domains;
  * - a lookup that fails (DNS timeout, ...) gives 451 4.4.3: the level could
  *   not be known now, the sender's server tries again (never an accept we
- *   cannot stand behind, STYLE "never lose mail").
+ *   cannot stand behind, STYLE "never lose mail");
+ * - a lookup where only some sources failed is judged on what it found,
+ *   marked uncertain: a weak level it could not rule out gives 451 4.4.3, not
+ *   a 550. With nothing declared it is "unknown" like any other domain, so
+ *   `unknown: 'accept'` accepts it (the hop is still checked at delivery) and
+ *   `unknown: 'reject'` answers 451.
  */
 import type { Requirement } from '../levels'
 import { CONTINUE, reject, tempfail, type Verdict } from '../verdict'

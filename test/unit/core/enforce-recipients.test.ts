@@ -117,4 +117,17 @@ describe('checkRecipients with uncertain policies', () => {
     assert.equal(v.action, 'tempfail')
     assert.match(v.text!, /maybe\.test/)
   })
+
+  it('judges "some sources failed, nothing declared" as unknown: accepted, or 451 where unknown is refused', async () => {
+    const l = async (domain: string): Promise<PeerPolicy> => ({
+      domain,
+      tlsRequired: false,
+      certificateRequired: false,
+      uncertain: true,
+    })
+    assert.equal((await checkRecipients(req('3'), ['half.test'], l, haraka)).action, 'continue')
+    const v = await checkRecipients(req('3'), ['half.test'], l, milter)
+    assert.equal(v.action, 'tempfail')
+    assert.equal(v.enhanced, '4.4.3')
+  })
 })
