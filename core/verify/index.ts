@@ -180,7 +180,8 @@ async function applyRequirement(
   const lookup = ctx.signaturePolicy ?? defaultSignaturePolicy(rt)
   let unknown: string | undefined
   for (const domain of domains) {
-    const p = await deadline.bound(lookup(domain, deadline.signal))
+    // A cached answer needs no I/O: no timer, no abort signal on that path (most messages).
+    const p = lookup.peek?.(domain) ?? (await deadline.bound(lookup(domain, deadline.signal)))
     if (p === 'required') {
       ev.requirement = 'required'
       ev.requiredBy = domain

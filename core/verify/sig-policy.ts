@@ -11,7 +11,10 @@ import type { DnsClient } from '../net/types'
 
 export type SignaturePolicy = 'required' | 'optional' | 'unknown'
 
-export type SignaturePolicyLookup = (domain: string, signal?: AbortSignal) => Promise<SignaturePolicy>
+export type SignaturePolicyLookup = ((domain: string, signal?: AbortSignal) => Promise<SignaturePolicy>) & {
+  /** The answer when it is cached and live, without I/O (so the caller arms no deadline). */
+  peek?: (domain: string) => SignaturePolicy | undefined
+}
 
 export interface SignaturePolicyOptions {
   dns: DnsClient
@@ -30,7 +33,7 @@ export function createSignaturePolicyLookup(opts: SignaturePolicyOptions): Signa
     keepExpired: (v) => v === 'required',
   })
   const negativeTtl = opts.negativeTtlMs ?? 300_000
-  return async (domain, signal) => {
+  const lookup: SignaturePolicyLookup = async (domain, signal) => {
     const name = txtRecordName(domain)
     try {
       const { value } = await cache.getOrLoad(name, async () => {
@@ -47,4 +50,6 @@ export function createSignaturePolicyLookup(opts: SignaturePolicyOptions): Signa
       return cache.peek(name)?.value === 'required' ? 'required' : 'unknown'
     }
   }
+  lookup.peek = (domain) => cache.get(txtRecordName(domain))
+  return lookup
 }
