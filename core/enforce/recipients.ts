@@ -16,8 +16,10 @@
  * - a lookup where only some sources failed is judged on what it found,
  *   marked uncertain: a weak level it could not rule out gives 451 4.4.3, not
  *   a 550. With nothing declared it is "unknown" like any other domain, so
- *   `unknown: 'accept'` accepts it (the hop is still checked at delivery) and
- *   `unknown: 'reject'` answers 451.
+ *   `unknown: 'accept'` accepts it (Haraka still checks the hop at delivery) and
+ *   `unknown: 'reject'` answers 451. The milter's lookup (milter/policies/
+ *   route.ts) throws in that case instead, so Postfix, which cannot check the
+ *   hop's declaration later, answers 451 4.4.3.
  */
 import type { Requirement } from '../levels'
 import { CONTINUE, reject, tempfail, type Verdict } from '../verdict'
