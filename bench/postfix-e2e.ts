@@ -203,6 +203,10 @@ function summarize(
   const goals = {
     'linksec/no-milter': atLeast(ratios['linksec/no-milter'], 0.95),
     'linksec/opendkim': atLeast(ratios['linksec/opendkim'], 3.0),
+    // Proposed in bench/README.md ("Why the end-to-end goals are out of reach here"):
+    // goals a 2-core machine can show, which still catch a regression.
+    'linksec/floor (proposed)': atLeast(ratios['linksec/floor'], 0.75),
+    'linksec-unix/no-milter (proposed)': atLeast(ratios['linksec-unix/no-milter'], 0.65),
   }
   return { name: 'postfix-e2e', rows, ratios, goals, notes }
 }
