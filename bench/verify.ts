@@ -98,7 +98,7 @@ async function slice(op: Op, ms: number, maxOps: number): Promise<[number, numbe
 interface Rate {
   /** Operations per wall-clock second, one at a time. */
   perSecond: number
-  /** Operations per CPU second (all threads: the Ed25519 step runs on libuv's pool). */
+  /** Operations per CPU second of all the process's threads (counts work moved off the event loop too). */
   perCpuSecond: number
 }
 
@@ -218,7 +218,7 @@ function result(rates: Map<string, Rate[]>, bytes: number, haveGpgv: boolean): B
   const notes = [
     `one ${bytes}-byte PGP/MIME message (Ed25519 legacy EdDSA, SHA-512), key in the local store; median of 3 rounds (min-max), each round 50 ms slices of every method in turn, order rotated per round, one verification at a time`,
     'raw = crypto.verify(null, 32-byte digest, cached KeyObject, sig): the Ed25519 math alone, on the main thread',
-    "linksec runs the Ed25519 step on libuv's thread pool (so a server's event loop stays free); one at a time that adds a thread hand-off to the wall time, so the goal ratio compares CPU per verification (all threads, process.cpuUsage); gpgv (a child process) is compared by wall time",
+    'the goal ratio compares CPU per verification (all threads, process.cpuUsage), so work moved to a thread pool would still count; the wall-time ratio, one verification at a time, is shown beside it; gpgv (a child process) is compared by wall time',
   ]
   if (!haveGpgv) notes.push('gpgv not found: the gpgv row and ratio are missing (apt-get install gpgv)')
   return { name: 'verify', rows, ratios, goals, notes }

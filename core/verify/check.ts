@@ -108,7 +108,7 @@ async function mathHolds(
   nowMs: number,
 ): Promise<boolean | 'weak_hash'> {
   if (entry.native) {
-    const r = await verifyNative(sig, data, entry.native)
+    const r = verifyNative(sig, data, entry.native)
     if (r === 'valid') return true
     if (r === 'invalid') return false
     if (r === 'weak_hash') return 'weak_hash'
