@@ -4,10 +4,10 @@
  * wall time the main thread idles waiting for WebCrypto's thread-pool job,
  * ~8 % re-importing the raw Ed25519 key per call, then key-validity
  * re-checks and stream plumbing). Here the v4/v6 signature hash is computed
- * with node:crypto and checked with `crypto.verify` against a KeyObject
- * built once per key: Ed25519 (legacy EdDSA 22 and RFC 9580 type 27) and
- * RSA (1, 3). Other algorithms return "unsupported" and the caller falls
- * back to openpgp.js.
+ * once with node:crypto and checked against a KeyObject built once per key:
+ * Ed25519 (legacy EdDSA 22 and RFC 9580 type 27) with `crypto.verify`, RSA
+ * (1, 3) by opening the signature with the public key. Other algorithms
+ * return "unsupported" and the caller falls back to openpgp.js.
  */
 import * as crypto from 'node:crypto'
 import type { SignaturePacket } from './packets'
