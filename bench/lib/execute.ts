@@ -2,6 +2,7 @@
  * Runs one benchmark module under a time budget and turns a crash or an
  * overrun into a recorded error instead of a lost run.
  */
+import { ed25519Micros, hostNote } from './host-check'
 import type { ProgressBar } from './progress'
 import type { RecordedResult } from './results'
 import type { BenchResult, BenchRun } from './types'
@@ -19,13 +20,24 @@ export interface ExecuteOptions {
 const CLEANUP_GRACE_MS = 30_000
 
 export async function executeBench(o: ExecuteOptions): Promise<RecordedResult> {
+  const hostBefore = ed25519Micros()
   const started = Date.now()
   const base = { ranAt: new Date(started).toISOString(), quick: o.quick }
   const abort = new AbortController()
   const running = o.run({ quick: o.quick, progress: o.bar.forBench(o.prefix), signal: abort.signal })
   try {
     const result = await withBudget(running, o.budgetMs, abort)
-    return { ...result, name: result.name || o.name, ...base, seconds: elapsed(started) }
+    const seconds = elapsed(started)
+    const hostAfter = ed25519Micros()
+    const notes = [...(result.notes ?? []), hostNote(hostBefore, hostAfter)]
+    return {
+      ...result,
+      name: result.name || o.name,
+      notes,
+      ...base,
+      seconds,
+      hostEd25519Micros: [hostBefore, hostAfter],
+    }
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err)
     return { name: o.name, rows: [], ratios: {}, error, ...base, seconds: elapsed(started) }

@@ -14,6 +14,8 @@ export interface RecordedResult extends BenchResult {
   quick: boolean
   seconds: number
   error?: string
+  /** One Ed25519 verification in µs, just before and just after the benchmark (bench/lib/host-check.ts). */
+  hostEd25519Micros?: [number, number]
 }
 
 export interface ResultsFile {

@@ -154,3 +154,18 @@ test('writeResults merges by name and keeps other entries', () => {
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('executeBench adds the host check (Ed25519 µs before and after) to a result', async () => {
+  const r = await executeBench({
+    name: 'ok',
+    run: async () => ({ name: 'ok', rows: [], ratios: {}, notes: ['its own note'] }),
+    quick: true,
+    budgetMs: 1000,
+    bar: new ProgressBar(sink(false)),
+    prefix: 'ok',
+  })
+  const [before, after] = r.hostEd25519Micros ?? []
+  assert.ok(before! > 0 && after! > 0, 'both measured')
+  assert.equal(r.notes?.[0], 'its own note')
+  assert.match(r.notes?.at(-1) ?? '', new RegExp(`host check: .* ${before} µs before and ${after} µs after`))
+})
