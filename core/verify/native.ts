@@ -157,11 +157,16 @@ const DIGEST_INFO: Record<string, Buffer> = {
 }
 
 function verifyRsa(sig: SignaturePacket, name: string, digest: Buffer, key: crypto.KeyObject): NativeOutcome {
-  if (!DIGEST_INFO[name]) return 'unsupported'
+  const prefix = DIGEST_INFO[name]
+  if (!prefix) return 'unsupported'
   const [m] = readMpi(sig.material, 0)
   const size = ((key.asymmetricKeyDetails?.modulusLength ?? m.length * 8) + 7) >> 3
   if (m.length > size) return 'invalid'
-  return rsaSignatureMatches(key, leftPad(m, size), name, digest) ? 'valid' : 'invalid'
+  const opened = openRsaSignature(key, leftPad(m, size))
+  // Unopenable (bad padding, or an OpenSSL that refuses the operation): openpgp.js decides,
+  // so an environment problem can never turn good mail into a "fail".
+  if (!opened) return 'unsupported'
+  return digestInfoMatches(opened, prefix, digest) ? 'valid' : 'invalid'
 }
 
 /**
@@ -176,13 +181,19 @@ export function rsaSignatureMatches(
   digest: Buffer,
 ): boolean {
   const prefix = DIGEST_INFO[hash]
-  if (!prefix) return false
-  let opened: Buffer
+  const opened = prefix && openRsaSignature(key, signature)
+  return opened ? digestInfoMatches(opened, prefix, digest) : false
+}
+
+function openRsaSignature(key: crypto.KeyObject, signature: Buffer): Buffer | undefined {
   try {
-    opened = crypto.publicDecrypt({ key, padding: crypto.constants.RSA_PKCS1_PADDING }, signature)
+    return crypto.publicDecrypt({ key, padding: crypto.constants.RSA_PKCS1_PADDING }, signature)
   } catch {
-    return false
+    return undefined
   }
+}
+
+function digestInfoMatches(opened: Buffer, prefix: Buffer, digest: Buffer): boolean {
   const expected = Buffer.concat([prefix, digest])
   return opened.length === expected.length && crypto.timingSafeEqual(opened, expected)
 }
