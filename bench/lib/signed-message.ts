@@ -1,9 +1,10 @@
 /**
  * The benchmark message: about 2 KB, PGP/MIME-signed (RFC 3156) by the From
  * address with an Ed25519 key, and DKIM-signed too, so each verifier in the
- * comparison (linksec, OpenDKIM) has a real signature to check in the same
- * bytes. Written once per run into a scratch directory with the public keys
- * both verifiers need locally (no DNS, no WKD).
+ * comparison (linksec, OpenDKIM, haraka-plugin-dkim) has a real signature to
+ * check in the same bytes. Written once per run into a scratch directory with
+ * the public keys the verifiers need locally (no WKD); the DKIM key also as
+ * the TXT record a loopback DNS server serves (bench/lib/dns-lab.ts).
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
@@ -25,6 +26,8 @@ export interface BenchMessage {
   publicKeyArmored: string
   /** OpenDKIM TestPublicKeys file ("bench._domainkey.example.org v=DKIM1; ..."). */
   dkimKeysFile: string
+  /** The same key as a DNS TXT record, for verifiers that look it up (haraka-plugin-dkim). */
+  dkimRecord: { name: string; txt: string }
   bytes: number
 }
 
@@ -86,12 +89,16 @@ function assemble(inner: string, signature: string): string {
 }
 
 /** DKIM-signs the message and writes the OpenDKIM TestPublicKeys file for its key. */
-function signDkim(dir: string, message: string): { text: string; keysFile: string } {
+function signDkim(
+  dir: string,
+  message: string,
+): { text: string; keysFile: string; name: string; txt: string } {
   const { privateKeyPem, txt } = dkimKeyPair()
   const text = dkimSign(message, { domain: DKIM_DOMAIN, selector: DKIM_SELECTOR, privateKeyPem })
+  const name = `${DKIM_SELECTOR}._domainkey.${DKIM_DOMAIN}`
   const keysFile = path.join(dir, 'dkim-keys.txt')
-  fs.writeFileSync(keysFile, `${DKIM_SELECTOR}._domainkey.${DKIM_DOMAIN} ${txt}\n`)
-  return { text, keysFile }
+  fs.writeFileSync(keysFile, `${name} ${txt}\n`)
+  return { text, keysFile, name, txt }
 }
 
 export async function writeBenchMessage(dir: string): Promise<BenchMessage> {
@@ -104,5 +111,6 @@ export async function writeBenchMessage(dir: string): Promise<BenchMessage> {
   const publicKeyFile = path.join(dir, 'alice.asc')
   fs.writeFileSync(publicKeyFile, publicKeyArmored)
   const bytes = Buffer.byteLength(text.replace(/\n/g, '\r\n'))
-  return { dir, file, text, publicKeyFile, publicKeyArmored, dkimKeysFile: dkim.keysFile, bytes }
+  const dkimRecord = { name: dkim.name, txt: dkim.txt }
+  return { dir, file, text, publicKeyFile, publicKeyArmored, dkimKeysFile: dkim.keysFile, dkimRecord, bytes }
 }

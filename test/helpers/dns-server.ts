@@ -177,14 +177,18 @@ function udpLimit(query: dnsPacket.DecodedPacket): number {
 
 /** UDP and TCP on the same random port (retrying when the TCP side of a UDP port is taken). */
 async function bindPair(
+  fixedPort: number,
   onUdp: (udp: dgram.Socket) => (msg: Buffer, rinfo: dgram.RemoteInfo) => void,
   onTcp: (sock: net.Socket) => void,
 ): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
   for (let attempt = 0; ; attempt++) {
     const udp = dgram.createSocket('udp4')
     udp.on('message', onUdp(udp))
+    const port = await new Promise<number>((res, rej) => {
+      udp.once('error', rej)
+      udp.bind(fixedPort, '127.0.0.1', () => res(udp.address().port))
+    })
     udp.on('error', () => {})
-    const port = await new Promise<number>((res) => udp.bind(0, '127.0.0.1', () => res(udp.address().port)))
     const tcp = net.createServer(onTcp)
     const ok = await new Promise<boolean>((res) => {
       tcp.once('error', () => res(false))
@@ -192,13 +196,15 @@ async function bindPair(
     })
     if (ok) return { udp, tcp, port }
     udp.close()
-    if (attempt >= 20) throw new Error('no port free for both UDP and TCP on 127.0.0.1')
+    if (fixedPort || attempt >= 20)
+      throw new Error(`no port free for UDP and TCP on 127.0.0.1:${fixedPort || '*'}`)
   }
 }
 
 export async function startDnsServer(
   initial: Zone = {},
-  opts: { ad?: boolean } = {},
+  /** port: a fixed one (e.g. 53 inside a network namespace); default a random free one. */
+  opts: { ad?: boolean; port?: number } = {},
 ): Promise<TestDnsServer> {
   const zone: Zone = {}
   for (const [n, e] of Object.entries(initial)) zone[norm(n)] = { ...e }
@@ -243,7 +249,7 @@ export async function startDnsServer(
   const onUdp = (udp: dgram.Socket) => (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     for (const out of answer(msg, 'udp') ?? []) udp.send(out, rinfo.port, rinfo.address)
   }
-  const { udp, tcp, port } = await bindPair(onUdp, (sock) => {
+  const { udp, tcp, port } = await bindPair(opts.port ?? 0, onUdp, (sock) => {
     tcpSockets.add(sock)
     sock.on('close', () => tcpSockets.delete(sock))
     sock.on('error', () => {})
