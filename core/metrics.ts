@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
-export type Adapter = 'milter' | 'haraka' | 'cli'
+export type Adapter = 'milter' | 'haraka' | 'cli' | 'serve'
 
 export interface Metrics {
   registry: Registry

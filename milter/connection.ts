@@ -4,18 +4,40 @@
  * reply to) are answered together, and the end-of-message actions plus the
  * final reply always leave in a single write, so neither Nagle nor delayed
  * ACKs can split them. A protocol fault or a stalled peer closes this
- * connection only, with a log line and a counter.
+ * connection only, with a log line and a counter. Nothing thrown while
+ * answering leaves this class: a response the codec refuses (a NUL in a
+ * value) becomes a 451 for its message, and an error that escapes a handler
+ * altogether is handed back here by the process guard (core/guard.ts,
+ * through runContained) and answered 451 for this session only.
  */
 import type * as net from 'node:net'
 import { describeError } from '../core/errors'
+import { runContained, type ContainmentOwner } from '../core/guard'
+import type { Adapter } from '../core/metrics'
 import type { Runtime } from '../core/runtime'
+import { tempfail } from '../core/verdict'
+import { verdictResponse } from './reply'
 import { MilterSession, type MilterHandler } from './session'
 import { CommandDecoder } from './wire/decode'
-import { encodeAll, encodeResponse } from './wire/encode'
+import { encodeResponse } from './wire/encode'
 import { MilterProtocolError, isMilterProtocolError } from './wire/errors'
-import type { MilterCommand, MilterResponse } from './wire/types'
+import { MODIFICATION_TYPES, type MilterCommand, type MilterResponse } from './wire/types'
 
-export class MilterConnection {
+/** What a message gets when one of its responses cannot be written (e.g. a value with a NUL). */
+const UNWRITABLE = encodeResponse(
+  verdictResponse(
+    tempfail(
+      451,
+      '4.3.0',
+      'linksec could not write its answer for this message (a value it may not send); please try again later',
+      'unwritable_response',
+    ),
+  ),
+)
+
+export class MilterConnection implements ContainmentOwner {
+  readonly adapter: Adapter = 'milter'
+
   readonly session: MilterSession
   private readonly decoder: CommandDecoder
   private readonly queue: MilterCommand[] = []
@@ -39,10 +61,26 @@ export class MilterConnection {
     })
     socket.setNoDelay(true)
     socket.setTimeout(rt.config.milter.idle_timeout_ms)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
-    socket.on('timeout', () => this.onIdle())
+    // Everything a command starts runs on behalf of this connection (core/guard.ts).
+    socket.on('data', (chunk: Buffer) => runContained(this, () => this.onData(chunk)))
+    socket.on('timeout', () => runContained(this, () => this.onIdle()))
     socket.on('error', (e) => rt.log.debug('milter socket error', { session: id, error: describeError(e) }))
     socket.on('close', () => this.closed())
+  }
+
+  get label(): string {
+    return `milter session ${this.session.id}`
+  }
+
+  /**
+   * An error escaped a handler of this session (the process guard calls
+   * this): what is in flight answers 451; with nothing in flight the
+   * session's state cannot be trusted, so the connection closes and the MTA
+   * applies its default action (tempfail in examples/postfix).
+   */
+  contain(e: unknown): void {
+    if (this.finished || this.session.abortInFlight(e)) return
+    this.fail(e)
   }
 
   /** Finish the message in flight, then close; an idle connection closes now. */
@@ -64,6 +102,7 @@ export class MilterConnection {
     if (!this.pumping) void this.pump()
   }
 
+  /** Never rejects: whatever goes wrong ends in a reply, or in closing this connection. */
   private async pump(): Promise<void> {
     this.pumping = true
     const out: MilterResponse[] = []
@@ -74,14 +113,18 @@ export class MilterConnection {
         else out.push(...(await this.awaitHandler(r)))
       }
     } catch (e) {
+      this.pumping = false
       this.send(out)
       return this.fail(e)
-    } finally {
-      this.pumping = false
     }
-    this.send(out)
-    if (this.session.closed) this.end()
-    else this.endIfIdle()
+    this.pumping = false
+    try {
+      this.send(out)
+      if (this.session.closed) this.end()
+      else this.endIfIdle()
+    } catch (e) {
+      this.fail(e)
+    }
   }
 
   /** Pauses reading while a policy runs, so a pipelining peer cannot queue without bound. */
@@ -97,8 +140,44 @@ export class MilterConnection {
   }
 
   private send(out: MilterResponse[]): void {
-    if (out.length && !this.finished && this.socket.writable)
-      this.socket.write(encodeAll(out, encodeResponse))
+    if (out.length && !this.finished && this.socket.writable) this.socket.write(this.encode(out))
+  }
+
+  /**
+   * One buffer for the batch. A response the codec refuses is never thrown
+   * out of here: it and the rest of its message's modifications give way to
+   * a 451 in place of that message's final reply (the MTA then discards the
+   * edits already sent), logged and counted.
+   */
+  private encode(out: MilterResponse[]): Buffer {
+    const frames: Buffer[] = []
+    let refused = false
+    for (const r of out) {
+      const final = !MODIFICATION_TYPES.has(r.type)
+      if (refused) {
+        if (final) frames.push(UNWRITABLE)
+        refused = !final
+        continue
+      }
+      try {
+        frames.push(encodeResponse(r))
+      } catch (e) {
+        this.unwritable(r, e)
+        if (final) frames.push(UNWRITABLE)
+        else refused = true
+      }
+    }
+    if (refused) frames.push(UNWRITABLE)
+    return frames.length === 1 ? frames[0]! : Buffer.concat(frames)
+  }
+
+  private unwritable(r: MilterResponse, e: unknown): void {
+    this.rt.metrics.internalErrors.inc({ adapter: 'milter', stage: 'encode' })
+    this.rt.log.error('milter response cannot be written; answering 451 for this message', {
+      session: this.session.id,
+      response: r.type,
+      error: describeError(e),
+    })
   }
 
   private endIfIdle(): void {

@@ -7,16 +7,37 @@
  * or '-', and the enhanced code's class must equal the reply's. Sendmail used
  * the text as a printf format, so Postfix turns "%%" into "%" and drops a
  * lone "%": every "%" of ours is doubled.
+ *
+ * Everything here may carry attacker bytes (a From header quoted in a
+ * reason), so every text the milter writes is cleaned on the way out: no
+ * CR, LF, NUL or other control character outside a fold, and a length cap.
  */
 import { internalError, type Verdict } from '../core/verdict'
 import type { MilterResponse } from './wire/types'
 
 /** SMTP reply lines stay well under the 512-octet limit of RFC 5321 §4.5.3.1.5. */
 const MAX_LINE_TEXT = 400
+/** A whole reply text (all lines): a person reads it, a novel does not help. */
+export const MAX_REPLY_TEXT = 2000
+/** A header value we write (RFC 5322 §2.1.1: 998 octets a line; several folded lines at most). */
+export const MAX_HEADER_VALUE = 8000
+const MAX_HEADER_LINE = 998
+
+/** Printable ASCII only: RFC 5321 §4.2 reply text is ASCII; anything else becomes a space or '?'. */
+function cleanLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, ' ').replace(/[^\x20-\x7e]/g, '?')
+}
+
+/** Cuts s to max characters, at a space when there is one in the last quarter. */
+function cap(s: string, max: number): string {
+  if (s.length <= max) return s
+  const cut = s.lastIndexOf(' ', max - 3)
+  return `${s.slice(0, cut > (max * 3) / 4 ? cut : max - 3)}...`
+}
 
 function wrap(text: string): string[] {
   const lines: string[] = []
-  for (const paragraph of text.split(/\r?\n/)) {
+  for (const paragraph of text.split(/\r\n|\r|\n/)) {
     let line = ''
     for (const word of paragraph.split(' ')) {
       if (line && line.length + 1 + word.length > MAX_LINE_TEXT) {
@@ -33,10 +54,14 @@ function wrap(text: string): string[] {
 /** "550 5.7.10 text" (or multi-line "550-5.7.10 a\r\n550 5.7.10 b") for SMFIR_REPLYCODE. */
 export function replyCodeText(code: number, enhanced: string | undefined, text: string): string {
   const cls = String(code)[0]!
-  const status = enhanced && enhanced.startsWith(`${cls}.`) ? enhanced : `${cls}.0.0`
-  // Control characters would break the SMTP reply; '%' is Postfix's escape.
-  const clean = text.replace(/[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]/g, ' ').replace(/%/g, '%%')
-  const lines = wrap(clean)
+  const status =
+    enhanced && /^[245]\.\d{1,3}\.\d{1,3}$/.test(enhanced) && enhanced.startsWith(`${cls}.`)
+      ? enhanced
+      : `${cls}.0.0`
+  // Line breaks become separate reply lines; any other control character would break the reply.
+  const paragraphs = cap(text, MAX_REPLY_TEXT).split(/\r\n|\r|\n/)
+  // '%' is Postfix's escape, doubled after cleaning so the cap never splits a pair.
+  const lines = wrap(paragraphs.map((p) => cleanLine(p).replace(/%/g, '%%')).join('\n'))
   return lines
     .map((l, i) => `${code}${i === lines.length - 1 ? ' ' : '-'}${status} ${l}`.trimEnd())
     .join('\r\n')
@@ -64,3 +89,52 @@ export function verdictResponse(v: Verdict): MilterResponse {
 
 /** What every catch-all answers: never accept what we could not check. */
 export const INTERNAL_ERROR_REPLY: MilterResponse = verdictResponse(internalError())
+
+/**
+ * A header value as libmilter's smfi_addheader wants it: folded lines
+ * separated by a bare LF followed by a space or tab (the MTA adds the CR),
+ * no other control character, no line over 998 characters, and capped.
+ * A line break not followed by white space would start a new header field
+ * (header injection): it becomes a space.
+ */
+export function safeHeaderValue(value: string): string {
+  const lines = cap(value, MAX_HEADER_VALUE)
+    .replace(/\r\n(?=[ \t])/g, '\n')
+    .replace(/\r|\n(?![ \t])/g, ' ')
+    .split('\n')
+    .map((l) => l.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, ' '))
+  return lines.flatMap(foldLong).join('\n')
+}
+
+/** Splits a line longer than the RFC 5322 limit at white space (or hard, if it has none). */
+function foldLong(line: string): string[] {
+  const out: string[] = []
+  let rest = line
+  while (rest.length > MAX_HEADER_LINE) {
+    const at = rest.lastIndexOf(' ', MAX_HEADER_LINE)
+    const cut = at > 0 ? at : MAX_HEADER_LINE - 1
+    out.push(rest.slice(0, cut))
+    rest = (at > 0 ? '' : '\t') + rest.slice(cut)
+  }
+  out.push(rest)
+  return out
+}
+
+/** A quarantine reason (SMFIR_QUARANTINE): one line of printable text. */
+export function safeReasonText(text: string): string {
+  return cleanLine(cap(text, MAX_LINE_TEXT))
+}
+
+/** The same response with every text it carries made safe to write. */
+export function safeModification(m: MilterResponse): MilterResponse {
+  switch (m.type) {
+    case 'addHeader':
+    case 'insertHeader':
+    case 'changeHeader':
+      return { ...m, value: safeHeaderValue(m.value) }
+    case 'quarantine':
+      return { ...m, reason: safeReasonText(m.reason) }
+    default:
+      return m
+  }
+}

@@ -17,7 +17,7 @@ import {
   type HandlerNeeds,
   type Negotiated,
 } from './negotiate'
-import { INTERNAL_ERROR_REPLY } from './reply'
+import { INTERNAL_ERROR_REPLY, safeModification } from './reply'
 import { Action } from './wire/codes'
 import { MilterProtocolError } from './wire/errors'
 import {
@@ -98,6 +98,8 @@ export class MilterSession implements SessionFacts {
   private phase: Phase = 'new'
   private rank = 0
   private inFlight = 0
+  /** Ends each handler call in flight with an error (see abortInFlight). */
+  private readonly aborts = new Set<(e: unknown) => void>()
 
   constructor(
     private readonly handler: MilterHandler,
@@ -228,10 +230,21 @@ export class MilterSession implements SessionFacts {
     return out
   }
 
-  /** Drops edits the MTA did not allow in negotiation (it would drop the connection). */
+  /**
+   * An error escaped a handler's own promise (a throw in a timer, a promise
+   * nobody awaited; see core/guard.ts): the calls in flight answer 4xx now
+   * instead of waiting for a reply that may never come. False if none was.
+   */
+  abortInFlight(e: unknown): boolean {
+    if (this.aborts.size === 0) return false
+    for (const abort of [...this.aborts]) abort(e)
+    return true
+  }
+
+  /** Drops edits the MTA did not allow in negotiation (it would drop the connection); cleans texts. */
   private allowedModifications(mods: MilterResponse[]): MilterResponse[] {
     const allowed = this.negotiated!.actions
-    return mods.filter((m) => {
+    return mods.map(safeModification).filter((m) => {
       const need = ACTION_FOR[m.type]
       if (!MODIFICATION_TYPES.has(m.type) || need === undefined || (allowed & need) === 0) {
         this.opts.log.warn('milter modification not negotiated; dropped', {
@@ -254,7 +267,10 @@ export class MilterSession implements SessionFacts {
   /** Runs a handler call; any error becomes a 4xx answer, never an accept. */
   private track(stage: string, call: () => Promise<MilterResponse[]>): Promise<MilterResponse[]> {
     this.inFlight++
-    return call()
+    let abort: (e: unknown) => void = () => {}
+    const aborted = new Promise<never>((_, reject) => (abort = reject))
+    this.aborts.add(abort)
+    return Promise.race([call(), aborted])
       .catch((e: unknown) => {
         this.opts.log.error('milter handler failed; answering 451', {
           session: this.id,
@@ -264,7 +280,10 @@ export class MilterSession implements SessionFacts {
         this.opts.onInternalError?.(stage, e)
         return [INTERNAL_ERROR_REPLY]
       })
-      .finally(() => this.inFlight--)
+      .finally(() => {
+        this.aborts.delete(abort)
+        this.inFlight--
+      })
   }
 
   private requireConnected(cmd: MilterCommand): void {

@@ -3,11 +3,14 @@
  * stops start-up with a message naming the key and the fix), then starts
  * every enabled service and prints one line per listener. SIGTERM/SIGINT
  * close them all, letting work in flight finish for [milter]
- * shutdown_grace_ms, and exit 0.
+ * shutdown_grace_ms, and exit 0. An error that escapes any handler is
+ * logged, counted and contained to its session (core/guard.ts), never the
+ * end of the process.
  */
 import * as path from 'node:path'
 import type { LinksecConfig } from '../../core/config'
 import { describeError } from '../../core/errors'
+import { installProcessGuard } from '../../core/guard'
 import { createRuntime, type Runtime } from '../../core/runtime'
 import type { Service } from '../../core/service'
 import { healthOf } from '../../core/http/health'
@@ -75,6 +78,7 @@ export async function startServices(rt: Runtime, out: (line: string) => void): P
 
 export async function run(args: ParsedArgs): Promise<number> {
   const rt = createRuntime(configFromArgs(args))
+  installProcessGuard(rt)
   const services = await startServices(rt, (line) => process.stdout.write(line + '\n'))
   if (services.length === 0) {
     process.stderr.write(
