@@ -5,9 +5,10 @@
  * Ed25519 and RSA, openpgp.js for the rest.
  */
 import * as openpgp from 'openpgp'
+import { LinksecError } from '../errors'
 import type { KeyRing, SignerEntry } from '../keys/material'
 import { freshSigners, signersOf, type SignerIndex } from '../keys/signers'
-import { verifyNative } from './native'
+import { SignedDataHashes, verifyNative } from './native'
 import { PacketError, readSignatures, type SignaturePacket } from './packets'
 
 export type CheckResult = 'pass' | 'fail' | 'permerror' | 'neutral'
@@ -23,10 +24,19 @@ export interface SignatureCheck {
 /** Tolerated sender clock skew for signature creation times. */
 export const CLOCK_SKEW_S = 300
 
-/** Parses the signature block; malformed -> permerror, unsupported format -> neutral. */
+/**
+ * Signatures considered per message. A signer adds one, a forwarder or a
+ * second key a few more; a block with more is refused (permerror) before any
+ * is checked, so a flood of copies cannot make one message cost N key
+ * lookups and N public-key operations.
+ */
+export const MAX_SIGNATURES = 8
+
+/** Parses the signature block; malformed or a flood -> permerror, unsupported format -> neutral. */
 export function parseSignatureBlock(binary: Buffer): SignaturePacket[] | SignatureCheck {
+  let sigs: SignaturePacket[]
   try {
-    return readSignatures(binary)
+    sigs = readSignatures(binary, MAX_SIGNATURES)
   } catch (e) {
     if (e instanceof PacketError)
       return e.unsupported
@@ -34,27 +44,62 @@ export function parseSignatureBlock(binary: Buffer): SignaturePacket[] | Signatu
         : { result: 'permerror', reason: `malformed signature: ${e.message}` }
     throw e
   }
+  if (sigs.length > MAX_SIGNATURES) return tooMany()
+  return sigs
 }
 
-/** Verifies every signature packet; the message passes when one of them is good. */
+function tooMany(): SignatureCheck {
+  return {
+    result: 'permerror',
+    reason: `the signature block holds more than ${MAX_SIGNATURES} signatures; none was checked`,
+  }
+}
+
+export interface CheckOptions {
+  /** Epoch ms after which no further signature is started ([verify] deadline_ms). */
+  deadlineAt?: number
+  signal?: AbortSignal
+}
+
+/**
+ * Verifies the signature packets (at most MAX_SIGNATURES); the message
+ * passes when one of them is good. The data is hashed once per hash
+ * algorithm for all of them; between signatures the event loop gets a turn
+ * and the deadline is checked, so other sessions keep being served.
+ */
 export async function checkSignatures(
   data: Buffer,
   sigs: SignaturePacket[],
   ring: KeyRing,
   nowMs: number,
+  opts: CheckOptions = {},
 ): Promise<SignatureCheck> {
+  if (sigs.length > MAX_SIGNATURES) return tooMany()
   const index = freshSigners(ring, nowMs) ?? (await signersOf(ring, nowMs))
+  const hashes = new SignedDataHashes(data)
   let best: SignatureCheck | undefined
-  for (const sig of sigs) {
-    const c = await checkOne(data, sig, index, nowMs)
+  for (const [i, sig] of sigs.entries()) {
+    if (i > 0) await pause(opts)
+    const c = await checkOne(hashes, sig, index, nowMs)
     if (c.result === 'pass') return c
     if (!best || (c.fingerprint && !best.fingerprint)) best = c
   }
   return best ?? { result: 'permerror', reason: 'no signature' }
 }
 
+/** Yields to the event loop; throws once the deadline has passed or the signal fired. */
+async function pause(opts: CheckOptions): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve))
+  if (opts.signal?.aborted || (opts.deadlineAt !== undefined && Date.now() >= opts.deadlineAt))
+    throw new LinksecError(
+      'LINKSEC_VERIFY_DEADLINE',
+      'the signatures took longer than [verify] deadline_ms to check',
+      { temporary: true },
+    )
+}
+
 async function checkOne(
-  data: Buffer,
+  hashes: SignedDataHashes,
   sig: SignaturePacket,
   index: SignerIndex,
   nowMs: number,
@@ -72,7 +117,7 @@ async function checkOne(
     return { result: 'fail', reason: entry.detail ?? 'the key is not valid', fingerprint }
   const timing = checkTimes(sig, entry, nowMs)
   if (timing) return { result: 'fail', reason: timing, fingerprint }
-  const ok = await mathHolds(data, sig, entry, nowMs)
+  const ok = await mathHolds(hashes, sig, entry, nowMs)
   if (ok === 'weak_hash')
     return { result: 'fail', reason: 'the signature uses a weak hash algorithm', fingerprint }
   if (!ok)
@@ -102,18 +147,18 @@ function checkTimes(sig: SignaturePacket, entry: SignerEntry, nowMs: number): st
 }
 
 async function mathHolds(
-  data: Buffer,
+  hashes: SignedDataHashes,
   sig: SignaturePacket,
   entry: SignerEntry,
   nowMs: number,
 ): Promise<boolean | 'weak_hash'> {
   if (entry.native) {
-    const r = verifyNative(sig, data, entry.native)
+    const r = verifyNative(sig, hashes, entry.native)
     if (r === 'valid') return true
     if (r === 'invalid') return false
     if (r === 'weak_hash') return 'weak_hash'
   }
-  return verifyWithOpenpgp(data, sig, entry, nowMs)
+  return verifyWithOpenpgp(hashes.data, sig, entry, nowMs)
 }
 
 /** Fallback for algorithms the native path does not handle (ECDSA, Ed448, ...). */

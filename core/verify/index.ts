@@ -153,7 +153,10 @@ async function resultOf(
   if (found.kind === 'temperror') return { result: 'temperror', reason: `key lookup failed: ${found.reason}` }
   if (found.kind === 'notfound') return { result: 'neutral', reason: found.reason }
   if (found.kind === 'unusable') return { result: found.result, reason: found.reason }
-  const check = await checkSignatures(form.data, sigs, found.ring, rt.now())
+  const check = await checkSignatures(form.data, sigs, found.ring, rt.now(), {
+    deadlineAt: deadline.at,
+    signal: ctx.signal,
+  })
   return { ...check, keySource: found.source }
 }
 
@@ -213,7 +216,8 @@ function headerEdits(id: string, headers: HeaderField[], facts: ResultFacts): He
  * their requests. Created lazily: most messages never wait.
  */
 class Deadline {
-  private readonly at: number
+  /** Epoch ms; the CPU-bound steps check it between signatures. */
+  readonly at: number
   private controller: AbortController | undefined
 
   constructor(

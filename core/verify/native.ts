@@ -108,17 +108,54 @@ export function hashName(algo: number): string | undefined {
 }
 
 /**
- * Checks one signature over already-canonical data with a native key.
- * `data` must be exactly the octets the signature type hashes. The data is
- * hashed once, here; the public-key step then works on that digest.
+ * The signed data hashed once per hash algorithm, shared by every signature
+ * of a message. An OpenPGP signature hashes the data, then its own hashed
+ * part and trailer (RFC 9580 §5.2.4): the state after the data is computed
+ * once and copied (`hash.copy()`) per signature, so N signatures over a large
+ * part cost one pass over it, not N. v6 signatures put a salt before the data:
+ * one state per (algorithm, salt).
  */
-export function verifyNative(sig: SignaturePacket, data: Buffer, key: NativeKey): NativeOutcome {
+export class SignedDataHashes {
+  private readonly states = new Map<string, crypto.Hash>()
+  /** Passes over the data so far (what the sharing saves; tests read it). */
+  passes = 0
+
+  constructor(readonly data: Buffer) {}
+
+  /** A fresh hash that has absorbed (salt and) the data, or undefined for an unknown algorithm. */
+  afterData(sig: SignaturePacket): crypto.Hash | undefined {
+    const name = HASHES[sig.hashAlgo]
+    if (!name) return undefined
+    const key = sig.version === 6 ? `${sig.hashAlgo}:${sig.salt.toString('hex')}` : `${sig.hashAlgo}`
+    let state = this.states.get(key)
+    if (!state) {
+      state = crypto.createHash(name)
+      if (sig.version === 6) state.update(sig.salt)
+      state.update(this.data)
+      this.passes++
+      this.states.set(key, state)
+    }
+    return state.copy()
+  }
+}
+
+/**
+ * Checks one signature over already-canonical data with a native key.
+ * `data` must be exactly the octets the signature type hashes; give every
+ * signature of a message the same SignedDataHashes so the data is hashed
+ * once per algorithm. The public-key step then works on that digest.
+ */
+export function verifyNative(
+  sig: SignaturePacket,
+  data: Buffer | SignedDataHashes,
+  key: NativeKey,
+): NativeOutcome {
   if (WEAK_HASHES.has(sig.hashAlgo)) return 'weak_hash'
   const name = HASHES[sig.hashAlgo]
   if (!name || key.algo !== sig.pubAlgo) return 'unsupported'
-  const h = crypto.createHash(name)
-  if (sig.version === 6) h.update(sig.salt)
-  const digest = h.update(data).update(sig.hashedPart).update(signatureTrailer(sig)).digest()
+  const hashes = data instanceof SignedDataHashes ? data : new SignedDataHashes(data)
+  const h = hashes.afterData(sig)!
+  const digest = h.update(sig.hashedPart).update(signatureTrailer(sig)).digest()
   if (digest[0] !== sig.left16[0] || digest[1] !== sig.left16[1]) return 'invalid'
   if (key.algo === 22 || key.algo === 27) return verifyEd25519(sig, digest, key.keyObject)
   return verifyRsa(sig, name, digest, key.keyObject)

@@ -76,7 +76,11 @@ export interface Packet {
 
 /** Splits binary OpenPGP data into packets (old and new framing; partial lengths refused). */
 export function readPackets(buf: Buffer): Packet[] {
-  const out: Packet[] = []
+  return [...packetsOf(buf)]
+}
+
+/** The packets one at a time, so a reader can stop early. */
+export function* packetsOf(buf: Buffer): Generator<Packet> {
   let p = 0
   while (p < buf.length) {
     const ctb = buf[p++]!
@@ -91,10 +95,9 @@ export function readPackets(buf: Buffer): Packet[] {
       ;[len, p] = oldLength(buf, p, ctb & 3)
     }
     if (p + len > buf.length) throw new PacketError('truncated packet')
-    out.push({ tag, body: buf.subarray(p, p + len) })
+    yield { tag, body: buf.subarray(p, p + len) }
     p += len
   }
-  return out
 }
 
 function need(buf: Buffer, p: number, n: number): void {
@@ -123,12 +126,20 @@ function oldLength(buf: Buffer, p: number, type: number): [number, number] {
   return [buf.readUIntBE(p, n), p + n]
 }
 
-/** The signature packets (tag 2) of a detached signature block. */
-export function readSignatures(binary: Buffer): SignaturePacket[] {
-  const packets = readPackets(binary)
-  const sigs = packets.filter((x) => x.tag === 2)
+/**
+ * The signature packets (tag 2) of a detached signature block. With `max`,
+ * reading stops at the (max+1)-th signature: the caller refuses the block
+ * without parsing the rest of a flood.
+ */
+export function readSignatures(binary: Buffer, max = Infinity): SignaturePacket[] {
+  const sigs: SignaturePacket[] = []
+  for (const x of packetsOf(binary)) {
+    if (x.tag !== 2) continue
+    sigs.push(parseSignature(x.body))
+    if (sigs.length > max) break
+  }
   if (sigs.length === 0) throw new PacketError('no signature packet')
-  return sigs.map((x) => parseSignature(x.body))
+  return sigs
 }
 
 export function parseSignature(b: Buffer): SignaturePacket {

@@ -1,0 +1,170 @@
+/**
+ * Hostile messages against the verifier (issue 12): a flood of signature
+ * packets is refused before any is checked, the data is hashed once for all
+ * signatures, the deadline stops a long run of checks, and a From that is
+ * not exactly one mailbox never passes.
+ */
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { after, before, test } from 'node:test'
+import * as openpgp from 'openpgp'
+import { parseConfig } from '../../../../core/config'
+import type { KeyFinder } from '../../../../core/keys'
+import { keyStoreFor } from '../../../../core/keys'
+import { readKeyBlob, ringFor, type KeyRing } from '../../../../core/keys/material'
+import { silentLogger } from '../../../../core/log'
+import { createMetrics } from '../../../../core/metrics'
+import { createRuntime, type Runtime } from '../../../../core/runtime'
+import { verifyMessage } from '../../../../core/verify'
+import { checkSignatures, MAX_SIGNATURES, parseSignatureBlock } from '../../../../core/verify/check'
+import { nativeKeyFromPacket, SignedDataHashes, verifyNative } from '../../../../core/verify/native'
+import { dearmor, readSignatures, type SignaturePacket } from '../../../../core/verify/packets'
+import { assembleSigned, textPart } from '../../../helpers/signers'
+
+let dir: string
+let key: openpgp.PrivateKey
+let ring: KeyRing
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-hostile-'))
+  key = (
+    await openpgp.generateKey({ userIDs: [{ name: 'Alice', email: 'alice@example.org' }], format: 'object' })
+  ).privateKey
+  await keyStoreFor(runtime()).add(Buffer.from(key.toPublic().write()))
+  ring = ringFor('alice@example.org', await readKeyBlob(Buffer.from(key.toPublic().write())))
+})
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+function runtime(verify: Record<string, string | number | boolean> = {}): Runtime {
+  const cfg = parseConfig({ main: { authserv_id: 'mx.test' }, keys: { methods: 'local' }, verify }, dir)
+  return createRuntime(cfg, { log: silentLogger, metrics: createMetrics({ processMetrics: false }) })
+}
+
+const optional = async () => 'optional' as const
+
+async function binarySig(data: Buffer): Promise<Buffer> {
+  const message = await openpgp.createMessage({ binary: new Uint8Array(data) })
+  return dearmor((await openpgp.sign({ message, signingKeys: key, detached: true })) as string)
+}
+
+function armor(binary: Buffer): string {
+  const b64 = binary.toString('base64').replace(/.{1,64}/g, '$&\n')
+  return `-----BEGIN PGP SIGNATURE-----\n\n${b64}-----END PGP SIGNATURE-----\n`
+}
+
+/** A signature made by the sender's real key over other data: invalid here, but it names the key. */
+async function foreignSig(): Promise<Buffer> {
+  return binarySig(Buffer.from('something else entirely\r\n'))
+}
+
+test('a flood of signature packets naming the sender key is permerror before any key lookup', async () => {
+  const inner = textPart('x'.repeat(100_000) + '\n')
+  const one = await foreignSig()
+  for (const copies of [MAX_SIGNATURES + 1, 5000]) {
+    let lookups = 0
+    const finder: KeyFinder = {
+      store: undefined as never,
+      find: async () => (lookups++, { kind: 'notfound', reason: 'x' }),
+    }
+    const msg = assembleSigned(
+      { from: 'alice@example.org' },
+      inner,
+      armor(Buffer.concat(Array(copies).fill(one))),
+    )
+    const d = await verifyMessage(runtime(), msg, { finder, signaturePolicy: optional })
+    assert.equal(d.result, 'permerror', `${copies} copies`)
+    assert.match(d.facts.reason, new RegExp(`more than ${MAX_SIGNATURES} signatures`))
+    assert.equal(lookups, 0)
+  }
+})
+
+test('up to the cap every signature is checked: bad copies around one good signature still pass', async () => {
+  const inner = textPart('hello\n')
+  const bad = await foreignSig()
+  const good = await binarySig(inner)
+  const block = Buffer.concat([...Array(MAX_SIGNATURES - 1).fill(bad), good])
+  const sigs = parseSignatureBlock(block)
+  assert.ok(Array.isArray(sigs) && sigs.length === MAX_SIGNATURES)
+  assert.equal((await checkSignatures(inner, sigs, ring, Date.now())).result, 'pass')
+  const allBad = parseSignatureBlock(Buffer.concat(Array(MAX_SIGNATURES).fill(bad))) as SignaturePacket[]
+  const c = await checkSignatures(inner, allBad, ring, Date.now())
+  assert.equal(c.result, 'fail')
+  assert.match(c.reason, /does not match/)
+})
+
+test('the signed data is hashed once per algorithm for all signatures, with the same outcomes', async () => {
+  const data = textPart('shared\n')
+  const good = readSignatures(await binarySig(data))[0]!
+  const bad = readSignatures(await foreignSig())[0]!
+  const signing = await key.getSigningKey()
+  const native = nativeKeyFromPacket(signing.keyPacket.write())!
+  const hashes = new SignedDataHashes(data)
+  const sigs = [bad, good, bad, bad, good, bad, bad, good]
+  const shared = sigs.map((s) => verifyNative(s, hashes, native))
+  const alone = sigs.map((s) => verifyNative(s, data, native))
+  assert.deepEqual(shared, alone)
+  assert.deepEqual(shared, ['invalid', 'valid', 'invalid', 'invalid', 'valid', 'invalid', 'invalid', 'valid'])
+  assert.equal(hashes.passes, 1)
+})
+
+test('the deadline and the abort signal stop a run of signature checks (temperror, never a pass)', async () => {
+  const inner = textPart('late\n')
+  const sigs = readSignatures(Buffer.concat([await foreignSig(), await binarySig(inner)]))
+  await assert.rejects(
+    checkSignatures(inner, sigs, ring, Date.now(), { deadlineAt: Date.now() - 1 }),
+    /deadline_ms/,
+  )
+  const aborted = new AbortController()
+  aborted.abort()
+  await assert.rejects(
+    checkSignatures(inner, sigs, ring, Date.now(), { signal: aborted.signal }),
+    /deadline_ms/,
+  )
+  // One signature needs no pause: nothing to interrupt.
+  assert.equal(
+    (await checkSignatures(inner, sigs.slice(1), ring, Date.now(), { deadlineAt: Date.now() - 1 })).result,
+    'pass',
+  )
+})
+
+test('a From that is not exactly one mailbox never passes, whoever signed', async () => {
+  const inner = textPart('hi\n')
+  const sig = armor(await binarySig(inner))
+  const froms = [
+    '<eve@attacker.test> <alice@example.org>',
+    '<alice@example.org> <alice@example.org>',
+    'alice@example.org <alice@example.org>',
+    'Eve <eve@attacker.test>, <alice@example.org>',
+    'friends: <alice@example.org>;',
+    '<eve@attacker.test>alice@example.org',
+    'Alice <alice@example.org> (x) eve@attacker.test',
+    '(unclosed <alice@example.org>',
+    '"unclosed <alice@example.org>',
+    'Alice\x1b[2J <alice@example.org>',
+    '<alice@example.org',
+  ]
+  for (const from of froms) {
+    const d = await verifyMessage(runtime(), assembleSigned({ from }, inner, sig), {
+      signaturePolicy: optional,
+    })
+    assert.equal(d.result, 'permerror', from)
+    assert.match(d.facts.reason, /exactly one/, from)
+  }
+  const twoFields = assembleSigned(
+    { from: 'alice@example.org', extra: ['From: alice@example.org'] },
+    inner,
+    sig,
+  )
+  assert.equal((await verifyMessage(runtime(), twoFields, { signaturePolicy: optional })).result, 'permerror')
+  // The control: the same signature under one mailbox passes.
+  const ok = await verifyMessage(
+    runtime(),
+    assembleSigned({ from: 'Alice <alice@example.org>' }, inner, sig),
+    {
+      signaturePolicy: optional,
+    },
+  )
+  assert.equal(ok.result, 'pass')
+})
