@@ -61,16 +61,63 @@ export function checkInboundLink(req: Requirement, f: TlsFacts): Verdict {
  * per header name, as the milter CHGHEADER action wants them.
  */
 export function forgedAuthResults(authservId: string, values: readonly string[]): number[] {
-  const ours = authservId.toLowerCase()
+  const ours = normalId(authservId)
   const out: number[] = []
   values.forEach((v, i) => {
-    const id = v
-      .replace(/\([^)]*\)/g, '')
-      .trim()
-      .split(/[;\s]/)[0]
-      ?.replace(/^"|"$/g, '')
-      .toLowerCase()
-    if (id === ours) out.push(i + 1)
+    const id = authservIdOf(v)
+    // A field we cannot read but that names our id is treated as a claim: a lenient reader may accept it.
+    if (id === undefined ? mentions(v, ours) : normalId(id) === ours) out.push(i + 1)
   })
   return out
+}
+
+/** Case-insensitive, a trailing dot ignored (an absolute domain name is the same host). */
+function normalId(id: string): string {
+  return id.toLowerCase().replace(/\.$/, '')
+}
+
+function mentions(v: string, ours: string): boolean {
+  return ours !== '' && v.toLowerCase().includes(ours)
+}
+
+/** RFC 2045 §5.1 tspecials, which end a token. */
+const TSPECIALS = new Set([...'()<>@,;:\\"/[]?='])
+
+/**
+ * The authserv-id of an Authentication-Results value (RFC 8601 §2.2):
+ * `[CFWS] authserv-id` where authserv-id is an RFC 2045 value (token or
+ * quoted-string) and CFWS may hold nested comments with quoted-pairs
+ * (RFC 5322 §3.2.2). Undefined when the value does not start that way.
+ */
+export function authservIdOf(value: string): string | undefined {
+  let i = 0
+  const n = value.length
+  for (;;) {
+    while (i < n && /[ \t\r\n]/.test(value[i]!)) i++
+    if (value[i] !== '(') break
+    let depth = 0
+    for (; i < n; i++) {
+      const c = value[i]
+      if (c === '\\') i++
+      else if (c === '(') depth++
+      else if (c === ')' && --depth === 0) break
+    }
+    if (i >= n) return undefined
+    i++
+  }
+  if (value[i] === '"') {
+    let id = ''
+    for (i++; i < n && value[i] !== '"'; i++) {
+      if (value[i] === '\\') i++
+      if (i < n) id += value[i]
+    }
+    return i < n ? id : undefined
+  }
+  let id = ''
+  for (; i < n; i++) {
+    const c = value[i]!
+    if (c <= ' ' || c === '\x7f' || TSPECIALS.has(c)) break
+    id += c
+  }
+  return id === '' ? undefined : id
 }
