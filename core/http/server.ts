@@ -10,6 +10,7 @@ import { describeError } from '../errors'
 import type { Runtime } from '../runtime'
 import type { Service } from '../service'
 import { healthOf } from './health'
+import { listenOn } from '../net/listen'
 import { formatHostPort, parseHostPort } from './listen'
 import { createRouter, sendText, type RouteOptions, type WkdHandler } from './routes'
 import { loadWkdHandler } from './wkd-loader'
@@ -45,7 +46,7 @@ export async function startHttpService(rt: Runtime, opts: HttpServiceOptions = {
   const wkdHandler = opts.wkdHandler === undefined ? loadWkdHandler(rt) : (opts.wkdHandler ?? undefined)
   const server = createServer(rt, { ...opts, wkdHandler }, limits)
   const wanted = parseHostPort(opts.listen ?? rt.config.http.listen)
-  await listen(server, wanted.host, wanted.port)
+  await listenOn(server, { kind: 'inet', ...wanted }, { service: 'http', key: '[http] listen' })
   const port = (server.address() as AddressInfo).port
   const address = formatHostPort({ host: wanted.host, port })
   const service: HttpService = {
@@ -96,17 +97,6 @@ function rejectBadRequest(err: Error & { code?: string }, socket: import('node:s
   const status =
     err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-}
-
-function listen(server: http.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (e: Error) => reject(e)
-    server.once('error', onError)
-    server.listen(port, host, () => {
-      server.off('error', onError)
-      resolve()
-    })
-  })
 }
 
 /** Marks the process as shutting down (/healthz 503), stops accepting, then closes what is left after graceMs. */

@@ -7,12 +7,12 @@
  * `TEMP` (it keeps running and fills the cache for the next ask), and an
  * unexpected error is `TEMP`, never a silent `NOTFOUND`.
  */
-import * as fs from 'node:fs'
 import * as net from 'node:net'
 import { describeError } from '../../core/errors'
 import { parseNextHop, policyResolverFor, type PolicyResolver } from '../../core/policy'
 import type { Runtime } from '../../core/runtime'
-import { formatEndpoint, parseEndpoint, type Endpoint, type Service } from '../../core/service'
+import { listenOn } from '../../core/net/listen'
+import { parseEndpoint, type Service } from '../../core/service'
 import { encodeNetstring, NetstringDecoder, SOCKETMAP_MAX_REPLY } from './netstring'
 import { formatReply, parseRequest, policyReply, type SocketmapReply } from './tls-policy'
 
@@ -44,7 +44,11 @@ export async function startSocketmapService(rt: Runtime, opts: SocketmapOptions 
     serveConnection(rt, socket, answer, sockets, opts.idleMs ?? 120_000),
   )
   server.maxConnections = opts.maxConnections ?? 10_000
-  const address = await listen(server, endpoint)
+  const address = await listenOn(server, endpoint, {
+    service: 'socketmap',
+    key: '[socketmap] listen',
+    socketMode: 0o666,
+  })
   rt.log.info('socketmap listening', { address })
   let closing: Promise<void> | undefined
   return {
@@ -156,31 +160,6 @@ function dropConnection(rt: Runtime, socket: net.Socket, why: string): void {
   rt.metrics.socketmapRequests.inc({ result: 'protocol_error' })
   rt.log.warn('socketmap connection dropped', { reason: why, peer: socket.remoteAddress })
   socket.destroy()
-}
-
-async function listen(server: net.Server, e: Endpoint): Promise<string> {
-  if (e.kind === 'unix') removeStaleSocket(e.path)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    const done = () => {
-      server.off('error', reject)
-      resolve()
-    }
-    if (e.kind === 'unix') server.listen(e.path, done)
-    else server.listen(e.port, e.host, done)
-  })
-  if (e.kind === 'unix') return formatEndpoint(e)
-  const a = server.address() as net.AddressInfo
-  return formatEndpoint({ kind: 'inet', host: e.host, port: a.port })
-}
-
-/** A socket file left by a process that died would make listen() fail with EADDRINUSE. */
-function removeStaleSocket(path: string): void {
-  try {
-    if (fs.statSync(path).isSocket()) fs.unlinkSync(path)
-  } catch {
-    // absent: nothing to remove
-  }
 }
 
 async function closeServer(server: net.Server, sockets: Connections, graceMs: number): Promise<void> {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import { describe, it } from 'node:test'
 import { MilterClient, runTransaction } from '../../../helpers/milter-client'
@@ -78,4 +80,67 @@ describe('linksec serve', () => {
     await c.quit()
     assert.equal(await serve.stop('SIGTERM'), 0, serve.output())
   })
+
+  /** One netstring socketmap request on a unix socket; resolves with the raw reply. */
+  function socketmapAsk(sockPath: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const c = net.connect(sockPath)
+      let got = ''
+      c.on('data', (d: Buffer) => {
+        got += d.toString()
+        if (/^\d+:.*,$/s.test(got)) {
+          c.destroy()
+          resolve(got)
+        }
+      })
+      c.on('error', reject)
+      c.write('19:nolinksec 192.0.2.1,')
+    })
+  }
+
+  for (const service of ['milter', 'socketmap'] as const) {
+    it(`a second serve on the same unix ${service} socket refuses to start, naming the path; the first keeps serving`, async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-two-'))
+      const sock = path.join(dir, `${service}.sock`)
+      const first = await startLinksecServe(
+        service === 'milter'
+          ? { milterListen: `unix:${sock}` }
+          : { ini: { socketmap: { listen: `unix:${sock}` } } },
+      )
+      try {
+        const r = await serveFails({
+          [service]: { listen: `unix:${sock}` },
+          ...(service === 'milter' ? {} : { milter: { enabled: 'false' } }),
+          http: { enabled: 'false' },
+          ...(service === 'milter' ? { socketmap: { enabled: 'false' } } : {}),
+        })
+        assert.equal(r.code, 1, r.output)
+        assert.ok(
+          r.output.includes(
+            `${service} cannot listen on unix:${sock}: another process is listening on ${sock}`,
+          ),
+          r.output,
+        )
+        assert.ok(fs.statSync(sock).isSocket(), 'the socket file is still there')
+        if (service === 'milter') {
+          const c = await MilterClient.connect(`unix:${sock}`)
+          await c.negotiate()
+          const t = await runTransaction(c, {
+            mail: ['<a@example.org>'],
+            rcpt: [['<b@example.net>']],
+            headers: [['Subject', 'x']],
+            body: 'x\r\n',
+          })
+          assert.equal(t.step, 'eom')
+          await c.quit()
+        } else {
+          // A wrong map name is answered PERM by the first instance: it still owns the socket.
+          assert.match(await socketmapAsk(sock), /^\d+:PERM /)
+        }
+      } finally {
+        await first.stop()
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  }
 })
