@@ -35,6 +35,11 @@ const LOG_LEVEL: Record<VerdictAction, LogLevel> = {
   tempfail: 'warn',
 }
 
+/** The log level of a decision line for this action (tempfails first, everything else info). */
+export function decisionLogLevel(action: VerdictAction): LogLevel {
+  return LOG_LEVEL[action] ?? 'info'
+}
+
 /** Logs "decision" with the fields operators search by, and counts linksec_messages_total. */
 export function logDecision(rt: Runtime, d: Decision): void {
   const v = typeof d.verdict === 'string' ? undefined : d.verdict
@@ -44,7 +49,7 @@ export function logDecision(rt: Runtime, d: Decision): void {
   } catch {
     // A metric failure must never change a mail decision.
   }
-  rt.log[LOG_LEVEL[action] ?? 'info']('decision', decisionFields(d, action, v))
+  rt.log[decisionLogLevel(action)]('decision', decisionFields(d, action, v))
 }
 
 /** The fields of the decision line, undefined ones left out. */

@@ -15,6 +15,7 @@ export * from './enforce/hop'
 export * from './enforce/recipients'
 export * from './enforce/route'
 export * from './enforce/fallback'
+export * from './enforce/dsn'
 
 /**
  * Outcomes counted in linksec_tagged_messages_total{level,outcome}:

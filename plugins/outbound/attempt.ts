@@ -13,20 +13,29 @@
  *   STARTTLS, a lower declaration) bounces it at once; a TLS handshake or
  *   certificate failure is retried until [enforce] tls_retry_window has
  *   passed since queueing, then bounces. The DSN says 5.7.10, names the hop
- *   and the reason.
+ *   and the reason (refuse.ts, core/enforce/dsn.ts).
+ * Each refused hop is one log line with the decision fields
+ * (core/decision-log.ts), INFO for a final refusal and WARN for a retry;
+ * Haraka's own ERROR line for the session linksec ended (`Ongoing
+ * connection failed … linksec refused …`) becomes a debug line, so ERROR
+ * stays for real failures.
  */
+import { decisionFields, decisionLogLevel } from '../../core/decision-log'
 import {
   decideHop,
+  declaredLevel,
+  describeRequirement,
   isEnforced,
   mxMatches,
   type EnforceDuties,
   type HopVerdict,
+  type LinkFacts,
   type PeerPolicyWithMx,
 } from '../../core/enforce'
-import type { Requirement } from '../../core/levels'
+import type { Level, Requirement } from '../../core/levels'
 import type { Runtime } from '../../core/runtime'
 import type { HarakaMx, HMailItem } from './hmail'
-import { probeSession, watchErrors, type SessionProbe } from './session'
+import { HOP_REFUSED_PREFIX, probeSession, watchErrors, type SessionProbe } from './session'
 
 export interface AttemptState {
   req: Requirement
@@ -39,8 +48,17 @@ export interface AttemptState {
   windowEndsAt: number
 }
 
-/** A hop's refusal, with the hop it was about. */
-export type HopRefusalAt = Extract<HopVerdict, { action: 'bounce' | 'retry' }> & { hop: string }
+type Refusal = Extract<HopVerdict, { action: 'bounce' | 'retry' }>
+
+/** A hop's refusal, with the hop it was about and what its session showed (for the DSN). */
+export type HopRefusalAt = Refusal & {
+  hop: string
+  /** The hop's host name (Remote-MTA in the DSN). */
+  mta?: string
+  declared: { level?: Level; source: string }
+  /** The TLS handshake or certificate error, if that was the reason. */
+  error?: string
+}
 
 export interface AttemptHooks {
   /** The hop refusals are final (or the window is over): bounce or deliver the safe part. */
@@ -50,6 +68,8 @@ export interface AttemptHooks {
 
 const STATE = Symbol.for('linksec.outbound.attempt')
 type WithState = HMailItem & { [STATE]?: AttemptState }
+/** The MX host name of each probe, for Remote-MTA. */
+const MTA = new WeakMap<SessionProbe, string>()
 
 export function attemptOf(hmail: HMailItem): AttemptState | undefined {
   return (hmail as WithState)[STATE]
@@ -73,6 +93,60 @@ function needsVerifiedCertificate(state: AttemptState): boolean {
   )
 }
 
+/** "3", "requiretls", or undefined for untagged mail (the link_level field). */
+function levelField(req: Requirement): number | string | undefined {
+  if (req.source === 'requiretls') return 'requiretls'
+  return req.level || undefined
+}
+
+/** The rule under which TLS without a verified certificate is enough, in a few words. */
+function relaxedRule(state: AttemptState): string {
+  if (isEnforced(state.req, state.duties))
+    return `${describeRequirement(state.req)} needs TLS, not a verified certificate`
+  return `the policy of ${state.policy.domain} requires TLS, not a verified certificate`
+}
+
+/** One line per refused hop, with the decision fields (core/decision-log.ts). */
+export function logRefusal(
+  rt: Runtime,
+  hmail: HMailItem,
+  r: Refusal,
+  facts: LinkFacts,
+  policy?: PeerPolicyWithMx,
+) {
+  const action = r.action === 'bounce' ? 'reject' : 'tempfail'
+  const verdict = { action, code: r.code, enhanced: r.enhanced, text: r.text, reason: r.reason } as const
+  const req = attemptOf(hmail)?.req
+  const declared = declaredLevel(facts, policy)
+  const fields = decisionFields(
+    {
+      adapter: 'haraka',
+      queueId: hmail.todo.uuid,
+      verdict,
+      level: req ? levelField(req) : undefined,
+      senderDomain: hmail.todo.mail_from.host ?? undefined,
+      extra: {
+        stage: 'hop',
+        hop: facts.hop,
+        domain: hmail.todo.domain,
+        outcome: r.action,
+        peer_declares: declared.level,
+        peer_declares_source: declared.level === undefined ? undefined : declared.source,
+        tls_error: facts.tlsError,
+        cert_error: facts.certError,
+      },
+    },
+    action,
+    verdict,
+  )
+  rt.log[decisionLogLevel(action)]('linksec: hop refused', fields)
+}
+
+/** Haraka's ERROR line for a session linksec itself ended ("Ongoing connection failed … linksec refused …"). */
+function isOurRefusalLine(args: unknown[]): boolean {
+  return typeof args[0] === 'string' && args[0].includes(`: Error: ${HOP_REFUSED_PREFIX}`)
+}
+
 export function prepareAttempt(
   rt: Runtime,
   hmail: HMailItem,
@@ -83,15 +157,31 @@ export function prepareAttempt(
   ;(hmail as WithState)[STATE] = state
   const force = mustForceTls(state.req, state.policy, state.duties)
   hmail.get_force_tls = (mx) => force || proto.get_force_tls.call(hmail, mx)
+  hmail.logerror = (...args: unknown[]) =>
+    isOurRefusalLine(args) ? proto.logdebug.apply(hmail, args) : proto.logerror.apply(hmail, args)
   hmail.try_deliver_host_on_socket = function (mx, host, port, socket) {
+    const hop = hopName(mx, host, port)
     const probe = probeSession(socket, {
-      hop: hopName(mx, host, port),
+      hop,
       decide: (facts) => decideHop(state.req, facts, state.policy, state.duties),
       needVerifiedCertificate: needsVerifiedCertificate(state),
       mxMatchesPolicy: mxMatches(mx.from_dns ?? mx.exchange ?? '', state.policy.mxPatterns),
       onEhlo: (lines, tls) => (tls ? hooks.learnFromEhlo?.(lines) : undefined),
-      log: (m) => hmail.loginfo(m),
+      onRefused: (verdict, facts) => logRefusal(rt, hmail, verdict, facts, state.policy),
+      relaxForcedTls: (certError) => {
+        if (!hmail.force_tls) return
+        // Haraka would end a forced-TLS session whose certificate did not verify; this rule allows it.
+        hmail.force_tls = false
+        rt.log.info('linksec: certificate not verified, not required', {
+          queue_id: hmail.todo.uuid,
+          hop,
+          cert_error: certError,
+          link_level: levelField(state.req),
+          rule: relaxedRule(state),
+        })
+      },
     })
+    MTA.set(probe, mx.from_dns ?? mx.exchange ?? host)
     state.probes.push(probe)
     proto.try_deliver_host_on_socket.call(this, mx, host, port, socket)
     watchErrors(socket, probe)
@@ -99,12 +189,26 @@ export function prepareAttempt(
   hmail.temp_fail = (err, extra) => onTempFail(rt, hmail, state, proto, hooks, err, extra)
 }
 
-/** What the probes of this attempt found against the rule; deliveries are left out. */
-function refusalsOf(state: AttemptState): HopRefusalAt[] {
+/** What the probes of this attempt found against the rule; deliveries are left out. Logs those not yet logged. */
+function refusalsOf(rt: Runtime, hmail: HMailItem, state: AttemptState): HopRefusalAt[] {
   const out: HopRefusalAt[] = []
   for (const p of state.probes) {
     const v = p.verdict ?? (p.sawEhlo ? decideHop(state.req, p.facts, state.policy, state.duties) : undefined)
-    if (v && v.action !== 'deliver') out.push({ ...v, hop: p.facts.hop })
+    if (!v || v.action === 'deliver') continue
+    if (!p.logged) logRefusal(rt, hmail, v, p.facts, state.policy)
+    p.logged = true
+    out.push({
+      ...v,
+      hop: p.facts.hop,
+      mta: MTA.get(p),
+      declared: declaredLevel(p.facts, state.policy),
+      error:
+        v.reason === 'tls_failed'
+          ? p.facts.tlsError
+          : v.reason === 'cert_unverified'
+            ? p.facts.certError
+            : undefined,
+    })
   }
   return out
 }
@@ -118,7 +222,7 @@ function onTempFail(
   err: string,
   extra: unknown,
 ): void {
-  const refusals = refusalsOf(state)
+  const refusals = refusalsOf(rt, hmail, state)
   state.probes = []
   // Nothing of ours: an ordinary failure (refused connection, 4xx reply) keeps Haraka's schedule.
   if (refusals.length === 0) return proto.temp_fail.call(hmail, err, extra)

@@ -1,6 +1,6 @@
 /**
  * The parts of Haraka's outbound HMailItem, MX and client socket that the
- * outbound duty touches, typed (Haraka 3.3.4 outbound/hmail.js,
+ * outbound duty touches, typed (Haraka 3.3.x outbound/hmail.js,
  * haraka-net-utils HarakaMx, tls_socket.js pluggableStream). Keep it minimal.
  */
 import type { EventEmitter } from 'node:events'
@@ -69,17 +69,29 @@ export type TryDeliverOnSocket = (
 export type TempFail = (err: string, extra?: unknown) => void
 export type Bounce = (err: string, opts?: unknown) => void
 
+/** Haraka's bounce builder: `cb(err, lines)`, the lines joined make the DSN (outbound/hmail.js). */
+export type PopulateBounceMessage = (
+  from: unknown,
+  to: unknown,
+  reason: unknown,
+  cb: (err: Error | null, lines?: string[]) => void,
+) => void
+
 export interface HMailItem {
   filename: string
   todo: HarakaTodo
   num_failures: number
-  /** Per-instance overrides the outbound duty installs (see attempt.ts). */
+  /** Set by Haraka from get_force_tls() before each MX is tried; read at STARTTLS and after the handshake. */
+  force_tls?: boolean
+  /** Per-instance overrides the outbound duty installs (see attempt.ts, refuse.ts). */
   get_force_tls: (mx: HarakaMx) => boolean
   try_deliver_host_on_socket: TryDeliverOnSocket
   temp_fail: TempFail
   bounce: Bounce
+  populate_bounce_message: PopulateBounceMessage
   discard(): void
   data_stream(): NodeJS.ReadableStream
+  logdebug(...args: unknown[]): void
   loginfo(...args: unknown[]): void
   logwarn(...args: unknown[]): void
   logerror(...args: unknown[]): void

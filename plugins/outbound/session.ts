@@ -14,12 +14,17 @@
  * - a `line` listener, put first, that reads the greeting and EHLO replies
  *   before Haraka acts on them (LINKSEC, REQUIRETLS, STARTTLS keywords);
  * - `upgrade` (tls_socket's STARTTLS): Haraka's forced TLS always demands a
- *   WebPKI-verified certificate, which levels 1-3 do not; we record the real
- *   check and tell Haraka "authorized" only when the rule does not need it;
- * - `isSecure`: Haraka's guard against clear-text commands on a forced-TLS
- *   socket asks it, so it must agree with the rule above.
+ *   WebPKI-verified certificate, which levels 1-3 do not. We record the real
+ *   check and pass it on to Haraka unchanged (its `secured verified=…` log
+ *   line stays true); when the rule needs no verified certificate, the probe
+ *   first lifts Haraka's forced-TLS flag for the rest of this session
+ *   (`relaxForcedTls`: the session is already encrypted, and MAIL FROM is
+ *   still held until the rule says deliver), and says which rule applied.
  * A refusal ends the session with QUIT and an `error` event on the socket,
  * which Haraka's own handler turns into "try the next MX" — its normal path.
+ * That handler logs every such error at ERROR; the attempt (attempt.ts)
+ * logs the refusal itself with the decision fields and turns Haraka's line
+ * for a HopRefused into a debug line.
  */
 import { findEhloDeclaration, parseBannerToken, type Level } from '../../core/levels'
 import type { HopVerdict, LinkFacts } from '../../core/enforce'
@@ -35,7 +40,13 @@ export interface ProbeOptions {
   mxMatchesPolicy?: boolean
   /** Called with each complete EHLO reply (keywords only) and whether it came under TLS. */
   onEhlo?(lines: readonly string[], tls: boolean): void
-  log(msg: string): void
+  /** The rule refused this hop at MAIL FROM; the session is being ended. */
+  onRefused(verdict: Extract<HopVerdict, { action: 'bounce' | 'retry' }>, facts: LinkFacts): void
+  /**
+   * The certificate did not verify and the rule does not need it to: stop
+   * Haraka's forced TLS from ending the session over it (and log why).
+   */
+  relaxForcedTls(certError: string | undefined): void
 }
 
 export interface SessionProbe {
@@ -44,7 +55,12 @@ export interface SessionProbe {
   verdict?: HopVerdict
   /** An EHLO reply was read, so the facts are complete enough to decide. */
   sawEhlo: boolean
+  /** The refusal of this hop was logged (at MAIL FROM or when the attempt ended). */
+  logged?: boolean
 }
+
+/** What every HopRefused message starts with: Haraka's log line for it is recognised by this. */
+export const HOP_REFUSED_PREFIX = 'linksec refused '
 
 /** Marks the error the probe raises to end a refused session, so it is not read as a TLS failure. */
 export class HopRefused extends Error {
@@ -146,10 +162,11 @@ function wrapUpgrade(socket: HarakaClientSocket, probe: SessionProbe, opts: Prob
       probe.facts.certVerified = authorized
       if (!authorized && verifyError)
         probe.facts.certError = String((verifyError as Error).message ?? verifyError)
-      cb(authorized || !opts.needVerifiedCertificate, verifyError, cert, cipher)
+      // Haraka hears the truth; only its forced-TLS consequence is lifted, and only where the rule allows it.
+      if (!authorized && !opts.needVerifiedCertificate) opts.relaxForcedTls(probe.facts.certError)
+      cb(authorized, verifyError, cert, cipher)
     })
   }
-  socket.isSecure = () => socket.isEncrypted() && (probe.facts.certVerified || !opts.needVerifiedCertificate)
 }
 
 function wrapWrite(socket: HarakaClientSocket, probe: SessionProbe, state: ProbeState, opts: ProbeOptions) {
@@ -168,11 +185,12 @@ function wrapWrite(socket: HarakaClientSocket, probe: SessionProbe, state: Probe
       const line = verdict.passRequireTls ? data.replace(/\r?\n$/, ' REQUIRETLS\r\n') : data
       return write(line, ...rest)
     }
-    opts.log(`linksec: not sending to ${probe.facts.hop}: ${verdict.text}`)
+    opts.onRefused(verdict, probe.facts)
+    probe.logged = true
     write('QUIT\r\n')
     // After Haraka's send_command returns: its error handler moves on to the next MX.
     setImmediate(() =>
-      socket.emit('error', new HopRefused(`linksec refused ${probe.facts.hop}: ${verdict.reason}`)),
+      socket.emit('error', new HopRefused(`${HOP_REFUSED_PREFIX}${probe.facts.hop}: ${verdict.reason}`)),
     )
     return true
   }
