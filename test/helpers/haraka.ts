@@ -35,6 +35,9 @@
  *                  'linksec', 'test_relay', 'test_mx']`, `testMx: {...}`.
  * - Your own plugins: `localPlugins: { name: 'exports.hook_x = …' }`; any
  *   other config file: `config: { 'outbound.ini': '…' }`.
+ * - Bounce template: none, as `haraka -i` leaves it (the harness checks);
+ *   `bounceTemplate: 'haraka'` copies Haraka's shipped
+ *   config/outbound.bounce_message, as an operator who customised it has one.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -44,6 +47,7 @@ import { freePort, waitForPort } from './ports'
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..')
 const HARAKA_BIN = path.join(REPO_ROOT, 'node_modules', 'Haraka', 'bin', 'haraka')
+const BOUNCE_TEMPLATE = path.join(REPO_ROOT, 'node_modules', 'Haraka', 'config', 'outbound.bounce_message')
 export const HARAKA_HOSTNAME = 'mx.linksec.test'
 /** authserv-id the harness writes into linksec.ini unless you set one. */
 export const TEST_AUTHSERV_ID = 'mx.linksec.test'
@@ -69,6 +73,8 @@ export interface HarakaOptions {
   tlsCertPem?: string
   /** Haraka log level (data, protocol, debug, info, notice, warn, error); default info. */
   logLevel?: string
+  /** 'none' (default): no config/outbound.bounce_message, as `haraka -i` makes it; 'haraka': Haraka's own. */
+  bounceTemplate?: 'none' | 'haraka'
 }
 
 export interface QueuedMessage {
@@ -247,8 +253,14 @@ function writeInstanceConfig(dir: string, port: number, opts: HarakaOptions): vo
     'tls_cert.pem': tls.cert,
     'linksec.ini': opts.linksecIniText ?? toIni(withAuthservId(opts.linksec)),
     'test_mx.ini': toIni({ domains: opts.testMx ?? {} }),
+    ...(opts.bounceTemplate === 'haraka'
+      ? { 'outbound.bounce_message': fs.readFileSync(BOUNCE_TEMPLATE, 'utf8') }
+      : {}),
     ...(opts.config ?? {}),
   }
+  const template = path.join(cfg, 'outbound.bounce_message')
+  if ((opts.bounceTemplate ?? 'none') === 'none' && fs.existsSync(template))
+    throw new Error(`${template} exists: this instance is not a stock \`haraka -i\` directory`)
   for (const [rel, content] of Object.entries(files)) writeFile(cfg, rel, content)
   const local = { ...BUILTIN_PLUGINS, ...(opts.localPlugins ?? {}) }
   for (const [name, src] of Object.entries(local)) writeFile(path.join(dir, 'plugins'), `${name}.js`, src)

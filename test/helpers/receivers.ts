@@ -57,9 +57,10 @@ async function startReceiver(kind: ReceiverKind): Promise<Receiver> {
   return { kind, domain, mxName, haraka, got: () => haraka.queued() }
 }
 
-/** Starts the four receivers in parallel; stops whichever started if one fails. */
-export async function startReceivers(): Promise<Record<ReceiverKind, Receiver>> {
-  const kinds: ReceiverKind[] = ['plain', 'tls', 'level4', 'dsn']
+/** Starts the receivers (default all four) in parallel; stops whichever started if one fails. */
+export async function startReceivers(
+  kinds: readonly ReceiverKind[] = ['plain', 'tls', 'level4', 'dsn'],
+): Promise<Record<ReceiverKind, Receiver>> {
   const settled = await Promise.allSettled(kinds.map(startReceiver))
   const failed = settled.find((s) => s.status === 'rejected')
   if (failed) {
