@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
 import { ALL_DUTIES, buildDsn, type DsnFacts, type DsnHop } from '../../../core/enforce'
 import { NO_REQUIREMENT, type Requirement } from '../../../core/levels'
 import { parseDsn } from '../../helpers/dsn'
@@ -233,5 +235,50 @@ describe('buildDsn', () => {
     const dsn = buildDsn(facts({}, { originalHeaders: 'From: a@b.test\r\n\r\n' }))
     assert.equal(topHeader(dsn.message, 'Subject'), 'Undelivered: your message to bob@plain.test')
     assert.throws(() => buildDsn({ ...facts({}), hops: [] }), /at least one refused hop/)
+  })
+})
+
+/** The sample bounce in docs/operators.md is this builder's output for these facts, byte for byte. */
+describe('the sample bounce in docs/operators.md', () => {
+  const SAMPLE: DsnFacts = {
+    reportingMta: 'mx.example.org',
+    sender: 'alice@example.org',
+    recipients: ['bob@example.net'],
+    domain: 'example.net',
+    requirement: level(3),
+    duties: ALL_DUTIES,
+    hops: [{ hop: 'mx1.example.net [192.0.2.25]:25', mta: 'mx1.example.net', reason: 'no_starttls' }],
+    fallback: 'off',
+    originalHeaders: [
+      'From: Alice <alice@example.org>',
+      'To: Bob <bob@example.net>',
+      'Subject: Contract draft',
+      'Message-ID: <contract-7@example.org>',
+      'Date: Thu, 03 Dec 2026 09:12:00 +0000',
+      'Link-Security-Required: 3',
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain',
+      '',
+    ].join('\r\n'),
+    arrivalDate: new Date('2026-12-03T09:12:01Z'),
+    date: new Date('2026-12-03T09:12:03Z'),
+    id: '0b3c9a52-4f3e-4d2a-9d51-2f1e7c0a9e11',
+  }
+
+  it('is what buildDsn writes', () => {
+    const docs = fs.readFileSync(path.join(__dirname, '..', '..', '..', '..', 'docs', 'operators.md'), 'utf8')
+    const m = /<!-- sample-bounce -->\n```\n([\s\S]*?)```\n/.exec(docs)
+    assert.ok(m, 'docs/operators.md has a sample bounce block after <!-- sample-bounce -->')
+    const generated = buildDsn(SAMPLE).message.replace(/\r\n/g, '\n')
+    if (process.env.LINKSEC_WRITE_SAMPLE === '1') {
+      const file = path.join(__dirname, '..', '..', '..', '..', 'docs', 'operators.md')
+      fs.writeFileSync(file, docs.replace(m[0], `<!-- sample-bounce -->\n\`\`\`\n${generated}\`\`\`\n`))
+      return
+    }
+    assert.equal(
+      m[1],
+      generated,
+      'regenerate with LINKSEC_WRITE_SAMPLE=1 node --test dist/test/unit/core/enforce-dsn.test.js',
+    )
   })
 })
