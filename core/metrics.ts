@@ -26,6 +26,8 @@ export interface Metrics {
   inboundTls: Counter<'adapter' | 'tls'>
   internalErrors: Counter<'adapter' | 'stage'>
   wkdRequests: Counter<'layout' | 'status'>
+  /** Outgoing mail the signer saw: signed|already_signed|not_ours|not_allowed|no_key|error. */
+  signedMessages: Counter<'outcome'>
 }
 
 /**
@@ -129,6 +131,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'linksec_wkd_requests_total',
       help: 'Web Key Directory requests served, by layout (advanced, direct) and HTTP status.',
       labelNames: ['layout', 'status'],
+      registers: reg,
+    }),
+    signedMessages: new Counter({
+      name: 'linksec_signed_messages_total',
+      help: 'Messages the OpenPGP signer handled, by outcome (signed, already_signed, not_ours, not_allowed, no_key, error).',
+      labelNames: ['outcome'],
       registers: reg,
     }),
   }

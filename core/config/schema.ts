@@ -37,6 +37,8 @@ const HOSTPORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
 const HOSTPORT_HINT = 'HOST:PORT, e.g. 127.0.0.1:9464'
 /** DNS servers must be addresses: a resolver's name cannot be resolved without a resolver. */
 const IPPORT = /^(\[[0-9a-fA-F:.]+\]|\d{1,3}(\.\d{1,3}){3})(:\d{1,5})?$/
+const CIDR = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)(\/\d{1,3})?$/
+const CIDR_HINT = 'an address or network, e.g. 127.0.0.0/8 or ::1/128'
 const IPPORT_HINT = 'IP:PORT, e.g. 127.0.0.1:53 or [::1]:5353 (an address, not a name)'
 
 export const SCHEMA = {
@@ -154,6 +156,22 @@ export const SCHEMA = {
     /** redis://HOST:PORT/DB; empty = no shared cache (everything works on one machine). */
     url: str('', /^(rediss?:\/\/\S+)?$/, 'redis://127.0.0.1:6379/0'),
     prefix: str('linksec:'),
+  },
+  sign: {
+    /** Sign this server's users' mail with OpenPGP on the way out (RFC 3156 multipart/signed). */
+    enabled: bool(false),
+    /** Domains signed for besides [main] domain. */
+    domains: list([], /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$/, 'a domain such as example.org'),
+    /** Clients whose mail is signed without authentication (CIDRs). */
+    trusted_networks: list([], CIDR, CIDR_HINT),
+    /** Lines `login address…`: which From addresses a login may use besides its own; relative to the config directory. */
+    senders_file: str(''),
+    /** Secret signing keys (created 0700, files 0600); relative to the config directory. */
+    secret_dir: str('secret'),
+    /** Copy From, To, Cc, Subject, Date, Message-ID into the signed part (RFC 9788 hp="clear"). */
+    protected_headers: bool(false),
+    /** Largest message (bytes) signed; larger ones are not signed. */
+    max_message_bytes: int(50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   },
 } as const satisfies Record<string, Record<string, KeySpec>>
 

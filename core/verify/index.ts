@@ -49,7 +49,8 @@ interface Evaluation {
   requiredBy?: string
 }
 
-const defaultSignaturePolicy = perRuntime((rt: Runtime) =>
+/** The `_linksec` sig= lookup of a runtime (the verifier's, shared with the sign step). */
+export const signaturePolicyFor = perRuntime((rt: Runtime) =>
   createSignaturePolicyLookup({
     dns: dnsClientFor(rt),
     now: rt.now,
@@ -180,7 +181,7 @@ async function applyRequirement(
   ctx: VerifyContext,
   deadline: Deadline,
 ): Promise<void> {
-  const lookup = ctx.signaturePolicy ?? defaultSignaturePolicy(rt)
+  const lookup = ctx.signaturePolicy ?? signaturePolicyFor(rt)
   let unknown: string | undefined
   for (const domain of domains) {
     // A cached answer needs no I/O: no timer, no abort signal on that path (most messages).

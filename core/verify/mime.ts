@@ -204,3 +204,32 @@ export function decodeQuotedPrintable(body: Buffer): Buffer {
   }
   return out.subarray(0, n)
 }
+
+/** One header field as written: its lower-cased name and its raw octets, folding and CRLF included. */
+export interface RawField {
+  key: string
+  raw: string
+}
+
+/** The fields of a header block, each kept exactly as written (latin1); lines without a colon are kept with key "". */
+export function rawFields(head: string): RawField[] {
+  const out: RawField[] = []
+  for (const line of head.split(/(?<=\r\n)/)) {
+    if (line === '' || line === '\r\n') continue
+    if ((line[0] === ' ' || line[0] === '\t') && out.length > 0) {
+      out[out.length - 1]!.raw += line
+      continue
+    }
+    const colon = line.indexOf(':')
+    out.push({ key: colon > 0 ? line.slice(0, colon).trim().toLowerCase() : '', raw: line })
+  }
+  return out
+}
+
+/** Splits an entity into its raw header block (up to the blank line) and its body. */
+export function splitEntity(buf: Buffer): { head: string; body: Buffer } {
+  if (buf.subarray(0, 2).toString('latin1') === '\r\n') return { head: '', body: buf.subarray(2) }
+  const at = buf.indexOf('\r\n\r\n')
+  if (at === -1) return { head: buf.toString('latin1'), body: buf.subarray(buf.length) }
+  return { head: buf.toString('latin1', 0, at + 2), body: buf.subarray(at + 4) }
+}

@@ -183,7 +183,7 @@ function verifyEd25519(sig: SignaturePacket, digest: Buffer, key: crypto.KeyObje
  * with them, RSASSA-PKCS1-v1_5 is checked against the digest already
  * computed instead of hashing the whole message a second time.
  */
-const DIGEST_INFO: Record<string, Buffer> = {
+export const DIGEST_INFO: Record<string, Buffer> = {
   sha1: Buffer.from('3021300906052b0e03021a05000414', 'hex'),
   sha224: Buffer.from('302d300d06096086480165030402040500041c', 'hex'),
   sha256: Buffer.from('3031300d060960864801650304020105000420', 'hex'),

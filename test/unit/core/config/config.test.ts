@@ -42,6 +42,11 @@ test('pinned defaults', () => {
   assert.equal(cfg.net.https_port, 443)
   assert.deepEqual(cfg.resolver.servers, [])
   assert.equal(cfg.verify.on_fail, 'reject')
+  assert.equal(cfg.sign.enabled, false)
+  assert.deepEqual(cfg.sign.trusted_networks, [])
+  assert.equal(cfg.sign.secret_dir, 'secret')
+  assert.equal(cfg.sign.protected_headers, false)
+  assert.equal(cfg.sign.max_message_bytes, 50 * 1024 * 1024)
   assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.main))
 })
 

@@ -1,0 +1,168 @@
+/**
+ * The sign step of the end-of-message pipeline: who is signed (who.ts), the
+ * key (secrets.ts), the RFC 3156 form (index.ts), and what a failure gets.
+ * Anything not signed passes unsigned and is counted, except when the From
+ * domain declares sig=required in its _linksec record: then a missing key
+ * or a signing error gets 451 4.7.0 and a login using a From it may not use
+ * gets 550 5.7.1, never an unsigned message its receivers would refuse.
+ */
+import { configPath } from '../config'
+import { describeError } from '../errors'
+import { perRuntime, type Runtime } from '../runtime'
+import { reject, tempfail, type HeaderEdit, type Verdict } from '../verdict'
+import { signaturePolicyFor, type SignaturePolicy, type SignaturePolicyLookup } from '../verify'
+import { headerValues, parseHeaders, splitEntity } from '../verify/mime'
+import { signMessage } from './index'
+import { SecretStore } from './secrets'
+import { loadSenders } from './senders'
+import { trustedNetworks, whoSigns, type SignerScope, type SubmissionFacts } from './who'
+
+export type SignOutcome = 'signed' | 'already_signed' | 'not_ours' | 'not_allowed' | 'no_key' | 'error'
+
+export interface SignFacts extends Omit<SubmissionFacts, 'from'> {
+  /** The verify step found a valid top-level signature for the From address. */
+  verified?: boolean
+}
+
+export interface SignDecision {
+  outcome: SignOutcome
+  /** continue, or the tempfail/reject a failure under sig=required gets. */
+  verdict: Verdict
+  /** With `signed`: the header edits and the new body. */
+  headers: HeaderEdit[]
+  body?: Buffer
+  /** For the decision log. */
+  reason: string
+  address?: string
+  fingerprint?: string
+}
+
+export const secretStoreFor = perRuntime(
+  (rt: Runtime) => new SecretStore(configPath(rt.config, rt.config.sign.secret_dir), rt.log, rt.now),
+)
+
+/** The domains signed for: [main] domain and [sign] domains. */
+export function signedDomains(cfg: Runtime['config']): Set<string> {
+  return new Set([cfg.main.domain, ...cfg.sign.domains].filter(Boolean).map((d) => d.toLowerCase()))
+}
+
+export const signerScopeFor = perRuntime((rt: Runtime): SignerScope => ({
+  domains: signedDomains(rt.config),
+  trusted: trustedNetworks(rt.config.sign.trusted_networks),
+  senders: loadSenders(
+    rt.config.sign.senders_file ? configPath(rt.config, rt.config.sign.senders_file) : undefined,
+  ),
+}))
+
+const pass = (outcome: SignOutcome, reason: string, address?: string): SignDecision => ({
+  outcome,
+  verdict: { action: 'continue', reason: `sign_${outcome}` },
+  headers: [],
+  reason,
+  address,
+})
+
+export interface SignStepOptions {
+  /** Replaces the _linksec sig= lookup (tests). */
+  signaturePolicy?: SignaturePolicyLookup
+  signal?: AbortSignal
+}
+
+/** Decides and signs one message; never throws (an unexpected error is the `error` outcome). */
+export async function signStep(
+  rt: Runtime,
+  raw: Buffer,
+  facts: SignFacts,
+  opts: SignStepOptions = {},
+): Promise<SignDecision> {
+  const d = await decideAndSign(rt, raw, facts, opts).catch(async (e: unknown) => {
+    rt.log.warn('signing failed', { error: describeError(e) })
+    return failure(rt, 'error', `signing failed: ${describeError(e)}`, fromOf(raw), opts)
+  })
+  rt.metrics.signedMessages.inc({ outcome: d.outcome })
+  return d
+}
+
+function fromOf(raw: Buffer): string[] {
+  return headerValues(parseHeaders(splitEntity(raw).head), 'from')
+}
+
+async function decideAndSign(
+  rt: Runtime,
+  raw: Buffer,
+  facts: SignFacts,
+  opts: SignStepOptions,
+): Promise<SignDecision> {
+  const cfg = rt.config.sign
+  if (!cfg.enabled) return pass('not_ours', 'signing is off ([sign] enabled=false)')
+  const from = fromOf(raw)
+  const who = whoSigns({ ...facts, from }, signerScopeFor(rt))
+  if (!who.sign) {
+    if (who.outcome === 'not_allowed' && facts.login && !facts.verified)
+      return failure(rt, 'not_allowed', who.reason, from, opts)
+    return pass(who.outcome, who.reason, who.address)
+  }
+  if (facts.verified) return pass('already_signed', `already signed by ${who.address}`, who.address)
+  if (raw.length > cfg.max_message_bytes)
+    return failure(
+      rt,
+      'error',
+      `the message is larger than [sign] max_message_bytes (${cfg.max_message_bytes})`,
+      from,
+      opts,
+      true,
+    )
+  const store = secretStoreFor(rt)
+  const key = await store.signer(who.address)
+  if (!key) {
+    const why = (await store.problem(who.address)) ?? `no secret key for ${who.address} in ${store.dir}`
+    return failure(rt, 'no_key', why, from, opts)
+  }
+  const r = signMessage(raw, key, { protectedHeaders: cfg.protected_headers, date: new Date(rt.now()) })
+  if (r.kind === 'already_signed') return pass('already_signed', r.reason, who.address)
+  if (r.kind === 'broken') return failure(rt, 'error', `broken MIME: ${r.reason}`, from, opts, true)
+  return {
+    outcome: 'signed',
+    verdict: { action: 'continue', reason: 'sign_signed' },
+    headers: r.headers,
+    body: r.body,
+    reason: `signed for ${who.address} (${who.via})`,
+    address: who.address,
+    fingerprint: key.fingerprint,
+  }
+}
+
+/**
+ * Unsigned mail from a domain that requires signatures is never let out:
+ * 451 4.7.0 when retrying may help (no key yet, a fault, the policy not
+ * known), 550 5.7.1 when it cannot (a From the login may not use, a message
+ * that is too large or too broken to sign). Otherwise it passes, counted.
+ */
+async function failure(
+  rt: Runtime,
+  outcome: SignOutcome,
+  reason: string,
+  from: string[],
+  opts: SignStepOptions,
+  permanent = outcome === 'not_allowed',
+): Promise<SignDecision> {
+  const domain = /@([^\s>,;"]+)/.exec(from[0] ?? '')?.[1]?.toLowerCase()
+  const policy = domain ? await requirement(rt, domain, opts) : 'optional'
+  const base = pass(outcome, reason)
+  if (policy === 'optional') return base
+  const sentence = `${reason}; ${domain} requires signed mail (sig=required)`
+  const verdict =
+    permanent && policy === 'required'
+      ? reject(550, '5.7.1', `${sentence}, so it is not sent`, `sign_${outcome}`)
+      : tempfail(451, '4.7.0', `${sentence}, so it is not sent unsigned; try again later`, `sign_${outcome}`)
+  return { ...base, verdict }
+}
+
+async function requirement(rt: Runtime, domain: string, opts: SignStepOptions): Promise<SignaturePolicy> {
+  const lookup = opts.signaturePolicy ?? signaturePolicyFor(rt)
+  try {
+    return lookup.peek?.(domain) ?? (await lookup(domain, opts.signal))
+  } catch {
+    return 'unknown'
+  }
+}
