@@ -1,30 +1,44 @@
 /**
- * `linksec keys add|list|remove [--config DIR]`: manages the keys this server
- * publishes over WKD (the files in `[keys] dir`).
+ * `linksec keys add|list|remove|generate|import-secret [--config DIR]`:
+ * manages the keys this server publishes over WKD (the files in `[keys]
+ * dir`) and the secret keys it signs with (`[sign] secret_dir`, keys-sign.ts).
  *
  *   linksec keys add FILE [ADDRESS]   stores the key for ADDRESS (or its only address);
  *                                     refuses a key without a user ID for it
- *   linksec keys list                 address, fingerprint, status, WKD hash
+ *   linksec keys list                 address, fingerprint, status, WKD hash, file, sign=yes|no
+ *   linksec keys generate ADDRESS [--rsa 3072]   a signing key: secret kept, public published
+ *   linksec keys import-secret FILE [ADDRESS]    an unprotected secret key (gpg --export-secret-keys)
  *   linksec keys remove ADDRESS
  */
 import * as fs from 'node:fs'
 import { configFromArgs, type ParsedArgs } from '../args'
+import { generate, importSecret, rsaBits } from './keys-sign'
 import { describeError, isLinksecError } from '../../core/errors'
 import { keyStoreFor, parseAddress, wkdHash, type KeyStore } from '../../core/keys'
 import { signerEntries } from '../../core/keys/material'
+import type { SecretStore } from '../../core/sign/secrets'
+import { secretStoreFor } from '../../core/sign/step'
 import { createMetrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
 
-const USAGE = `usage: linksec keys add FILE [ADDRESS] | list | remove ADDRESS  [--config DIR]\n`
+const USAGE =
+  'usage: linksec keys add FILE [ADDRESS] | list | remove ADDRESS\n' +
+  '                    | generate ADDRESS [--rsa 3072] [--replace] | import-secret FILE [ADDRESS] [--replace]  [--config DIR]\n'
 
 export async function run(args: ParsedArgs): Promise<number> {
   const [sub, ...rest] = args.positional
   const rt = createRuntime(configFromArgs(args), { metrics: createMetrics({ processMetrics: false }) })
   const store = keyStoreFor(rt)
+  const secrets = secretStoreFor(rt)
   try {
     if (sub === 'add' && rest.length >= 1 && rest.length <= 2)
       return await add(store, rest[0]!, addressArg(args, rest[1]))
-    if (sub === 'list' && rest.length === 0) return await list(store, rt.now())
+    if (sub === 'list' && rest.length === 0) return await list(store, secrets, rt.now())
+    const replace = args.flags.replace === true
+    if (sub === 'generate' && rest.length === 1)
+      return await generate({ store, secrets }, rest[0]!, rsaBits(args.flags.rsa), replace)
+    if (sub === 'import-secret' && rest.length >= 1 && rest.length <= 2)
+      return await importSecret({ store, secrets }, rest[0]!, addressArg(args, rest[1]), replace)
     if (sub === 'remove' && rest.length === 1) return await remove(store, rest[0]!)
   } catch (e) {
     process.stderr.write(`linksec keys ${sub}: ${isLinksecError(e) ? e.message : describeError(e)}\n`)
@@ -46,9 +60,10 @@ async function add(store: KeyStore, file: string, address: string | undefined): 
   return 0
 }
 
-async function list(store: KeyStore, now: number): Promise<number> {
+async function list(store: KeyStore, secrets: SecretStore, now: number): Promise<number> {
   const keys = await store.list()
-  if (keys.length === 0) process.stdout.write(`no keys in ${store.dir}\n`)
+  const held = await secrets.list()
+  if (keys.length === 0 && held.length === 0) process.stdout.write(`no keys in ${store.dir}\n`)
   for (const k of keys) {
     const a = parseAddress(k.address)
     const entries = await signerEntries(k.ring, new Date(now))
@@ -58,8 +73,17 @@ async function list(store: KeyStore, now: number): Promise<number> {
       const canSign = mine.some((e) => e.status === 'valid')
       const why = mine.find((e) => e.status !== 'valid' && e.keyId === key.getKeyID().toHex().toUpperCase())
       const status = canSign ? 'valid' : (why?.status ?? 'not_signing')
-      process.stdout.write(`${k.address}\t${fpr}\t${status}\twkd=${a ? wkdHash(a.local) : '?'}\t${k.file}\n`)
+      const signs = held.some((h) => h.address === k.address && h.fingerprint === fpr && !h.problem)
+      const wkd = `wkd=${a ? wkdHash(a.local) : '?'}`
+      process.stdout.write(
+        `${k.address}\t${fpr}\t${status}\t${wkd}\t${k.file}\tsign=${signs ? 'yes' : 'no'}\n`,
+      )
     }
+  }
+  // Secret keys whose public half is not published: they sign, but receivers cannot check it.
+  for (const h of held.filter((h) => !keys.some((k) => k.address === h.address))) {
+    const why = h.problem ? `sign=no (${h.problem})` : 'sign=yes'
+    process.stdout.write(`${h.address}\t${h.fingerprint}\tnot published\t-\t${h.file}\t${why}\n`)
   }
   return 0
 }

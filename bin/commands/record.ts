@@ -3,11 +3,17 @@
  * the `_linksec` TXT record to publish (DESIGN §2). The level is what this
  * configuration actually performs (performedLevel), never more than
  * [main] level; when it is less, stderr says which setting holds it back.
- * `--sig=required` is for domains that sign every message (DESIGN §4).
+ * `--sig=required` is printed only when this configuration signs every
+ * sender of the domain (core/sign/readiness.ts); otherwise it says why not.
  */
 import type { LinksecConfig } from '../../core/config'
 import { formatTxtRecord, performedLevel, txtRecordName, type Duties, type Level } from '../../core/levels'
+import { keyStoreFor, parseAddress } from '../../core/keys'
+import { createMetrics } from '../../core/metrics'
 import { normalizeDomain } from '../../core/policy/domain'
+import { notSigningAll, SIGN_CAVEAT } from '../../core/sign/readiness'
+import { secretStoreFor, signerScopeFor } from '../../core/sign/step'
+import { createRuntime } from '../../core/runtime'
 import { configFromArgs, type ParsedArgs } from '../args'
 
 const USAGE = 'usage: linksec record [domain] [--sig=required|optional] [--json] [--config DIR]\n'
@@ -47,6 +53,18 @@ export async function run(args: ParsedArgs): Promise<number> {
     process.stderr.write(`linksec record: "${given}" is not a domain name\n`)
     return 65
   }
+  if (sig === 'required') {
+    const why = await whyNotRequired(config, domain)
+    if (why.length) {
+      process.stderr.write(
+        `linksec record: not printing sig=required for ${domain}; receivers would refuse mail this configuration leaves unsigned:\n` +
+          why.map((w) => `  - ${w}\n`).join('') +
+          'fix these, or publish sig=optional (the default)\n',
+      )
+      return 1
+    }
+    process.stderr.write(`note: ${SIGN_CAVEAT}\n`)
+  }
   const duties = dutiesFromConfig(config)
   const level = performedLevel(duties)
   const value = formatTxtRecord({ level, ttlSeconds: config.main.declaration_ttl, signatures: sig })
@@ -59,4 +77,17 @@ export async function run(args: ParsedArgs): Promise<number> {
   if (args.flags.json) process.stdout.write(JSON.stringify({ name, type: 'TXT', value, level }) + '\n')
   else process.stdout.write(`${name} IN TXT "${value}"\n`)
   return 0
+}
+
+async function whyNotRequired(config: LinksecConfig, domain: string): Promise<string[]> {
+  const rt = createRuntime(config, { metrics: createMetrics({ processMetrics: false }) })
+  const ofDomain = (a: string) => parseAddress(a)?.domain === domain
+  try {
+    const published = (await keyStoreFor(rt).list()).map((k) => k.address).filter(ofDomain)
+    const secrets = (await secretStoreFor(rt).list()).filter((s) => ofDomain(s.address))
+    const allowed = config.sign.enabled ? signerScopeFor(rt).senders.addresses().filter(ofDomain) : []
+    return notSigningAll(config, domain, { published, secrets, allowed })
+  } catch (e) {
+    return [`the signing setup cannot be read: ${e instanceof Error ? e.message : String(e)}`]
+  }
 }

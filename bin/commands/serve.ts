@@ -14,6 +14,7 @@ import { installProcessGuard } from '../../core/guard'
 import { createRuntime, type Runtime } from '../../core/runtime'
 import type { Service } from '../../core/service'
 import { healthOf } from '../../core/http/health'
+import { checkSignSetup } from '../../core/sign/step'
 import { configFromArgs, type ParsedArgs } from '../args'
 
 interface ServiceSpec {
@@ -79,6 +80,7 @@ export async function startServices(rt: Runtime, out: (line: string) => void): P
 export async function run(args: ParsedArgs): Promise<number> {
   const rt = createRuntime(configFromArgs(args))
   installProcessGuard(rt)
+  checkSignSetup(rt)
   const services = await startServices(rt, (line) => process.stdout.write(line + '\n'))
   if (services.length === 0) {
     process.stderr.write(

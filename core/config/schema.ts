@@ -161,7 +161,11 @@ export const SCHEMA = {
     /** Sign this server's users' mail with OpenPGP on the way out (RFC 3156 multipart/signed). */
     enabled: bool(false),
     /** Domains signed for besides [main] domain. */
-    domains: list([], /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$/, 'a domain such as example.org'),
+    domains: list(
+      [],
+      /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$/,
+      'a domain such as example.org',
+    ),
     /** Clients whose mail is signed without authentication (CIDRs). */
     trusted_networks: list([], CIDR, CIDR_HINT),
     /** Lines `login address…`: which From addresses a login may use besides its own; relative to the config directory. */

@@ -94,6 +94,7 @@ export class SecretStore {
   async save(
     data: Buffer,
     address?: string,
+    opts: { check?: (address: string, fingerprint: string) => Promise<void> } = {},
   ): Promise<{ address: string; file: string; key: openpgp.PrivateKey }> {
     const key = await readSecretKey(data)
     const addrs = keyAddresses(key.toPublic() as openpgp.PublicKey)
@@ -112,6 +113,7 @@ export class SecretStore {
         `the key has no user ID for ${a} (it has: ${addrs.join(', ') || 'none'})`,
       )
     await signingKeyFrom(key, a, new Date(this.now()))
+    await opts.check?.(a, key.getFingerprint().toUpperCase())
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 })
     fs.chmodSync(this.dir, 0o700)
     const file = path.join(this.dir, `${a}${SUFFIX}`)

@@ -16,6 +16,8 @@ import type { MailAddress } from '../keys/address'
 export interface Senders {
   /** How `login` may use `from`, or undefined when it may not. */
   allows(login: string, from: MailAddress): 'login' | 'senders_file' | undefined
+  /** Every address (not @domain) the file names, logins included, lower-cased. */
+  addresses(): string[]
 }
 
 export function parseSenders(text: string, file = 'senders_file'): Senders {
@@ -47,6 +49,10 @@ export function parseSenders(text: string, file = 'senders_file'): Senders {
     map.set(login.toLowerCase(), set)
   })
   return {
+    addresses: () =>
+      [
+        ...new Set([...map].flatMap(([login, set]) => [login, ...set]).filter((a) => /^[^@]+@/.test(a))),
+      ].sort(),
     allows(login, from) {
       const l = login.toLowerCase()
       const address = from.address.toLowerCase()

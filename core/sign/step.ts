@@ -7,7 +7,7 @@
  * gets 550 5.7.1, never an unsigned message its receivers would refuse.
  */
 import { configPath } from '../config'
-import { describeError } from '../errors'
+import { ConfigError, describeError } from '../errors'
 import { perRuntime, type Runtime } from '../runtime'
 import { reject, tempfail, type HeaderEdit, type Verdict } from '../verdict'
 import { signaturePolicyFor, type SignaturePolicy, type SignaturePolicyLookup } from '../verify'
@@ -164,5 +164,22 @@ async function requirement(rt: Runtime, domain: string, opts: SignStepOptions): 
     return lookup.peek?.(domain) ?? (await lookup(domain, opts.signal))
   } catch {
     return 'unknown'
+  }
+}
+
+/**
+ * Start-up check when signing is on: a secret file others can read, an
+ * unreadable senders_file or a bad trusted network stops start-up (exit 78)
+ * naming it; no domain to sign for is a mistake too.
+ */
+export function checkSignSetup(rt: Runtime): void {
+  if (!rt.config.sign.enabled) return
+  try {
+    if (signedDomains(rt.config).size === 0)
+      throw new Error('no domain to sign for: set [main] domain or [sign] domains')
+    secretStoreFor(rt).assertPrivate()
+    signerScopeFor(rt)
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e))
   }
 }
