@@ -259,7 +259,8 @@ function writeInstanceConfig(dir: string, port: number, opts: HarakaOptions): vo
     ...(opts.config ?? {}),
   }
   const template = path.join(cfg, 'outbound.bounce_message')
-  if ((opts.bounceTemplate ?? 'none') === 'none' && fs.existsSync(template))
+  const ownTemplate = opts.config?.['outbound.bounce_message'] !== undefined
+  if ((opts.bounceTemplate ?? 'none') === 'none' && !ownTemplate && fs.existsSync(template))
     throw new Error(`${template} exists: this instance is not a stock \`haraka -i\` directory`)
   for (const [rel, content] of Object.entries(files)) writeFile(cfg, rel, content)
   const local = { ...BUILTIN_PLUGINS, ...(opts.localPlugins ?? {}) }
