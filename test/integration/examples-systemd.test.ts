@@ -7,12 +7,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { which } from '../helpers/tools'
 
 const UNIT = path.resolve(__dirname, '../../../examples/systemd/linksec.service')
+const CLI = path.resolve(__dirname, '../../bin/linksec.js')
 
 /** Sections of a unit file: name -> list of [key, value] (keys repeat in systemd). */
 function parseUnit(text: string): Map<string, [string, string][]> {
@@ -97,6 +98,33 @@ test('systemd-analyze security rates the unit exposure at most 2.0 ("OK")', (t) 
     assert.ok(m, r.stdout + r.stderr)
     t.diagnostic(`exposure ${m[1]}`)
     assert.ok(Number(m[1]) <= 2.0, `exposure ${m[1]}`)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('the unit runs linksec on whichever node is first on PATH, not a hard-coded one', () => {
+  const unit = parseUnit(readFileSync(UNIT, 'utf8'))
+  const exec = values(unit, 'Service', 'ExecStart')[0] ?? ''
+  assert.doesNotMatch(exec, /\bnode\b/, 'ExecStart names no node binary')
+  assert.equal(readFileSync(CLI, 'utf8').split('\n')[0], '#!/usr/bin/env node')
+  // Run the command as systemd would (by its #! line) with a PATH whose first
+  // node is a wrapper around this test's node: the wrapper must be the one used.
+  const dir = mkdtempSync(path.join(tmpdir(), 'linksec-unit-'))
+  try {
+    const bin = path.join(dir, 'bin')
+    mkdirSync(bin)
+    const marker = path.join(dir, 'ran')
+    writeFileSync(path.join(bin, 'node'), `#!/bin/sh\n: > '${marker}'\nexec '${process.execPath}' "$@"\n`)
+    chmodSync(path.join(bin, 'node'), 0o755)
+    const r = spawnSync(CLI, ['record', 'example.net'], {
+      encoding: 'utf8',
+      env: { PATH: `${bin}:/usr/local/bin:/usr/bin:/bin` },
+      timeout: 60_000,
+    })
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /^_linksec\.example\.net\. IN TXT "v=LINKSEC1; /)
+    assert.ok(existsSync(marker), 'the node first on PATH ran linksec')
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
