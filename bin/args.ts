@@ -31,7 +31,18 @@ export function parseArgs(argv: string[]): ParsedArgs {
 }
 
 /** Flags that take a value (others are switches). */
-const VALUE_FLAGS = new Set(['config', 'listen', 'format', 'domain', 'level', 'out', 'sig', 'rsa'])
+const VALUE_FLAGS = new Set([
+  'config',
+  'listen',
+  'format',
+  'domain',
+  'level',
+  'out',
+  'sig',
+  'haraka',
+  'hostname',
+  'rsa',
+])
 
 export function configFromArgs(args: ParsedArgs): LinksecConfig {
   const dir = typeof args.flags.config === 'string' ? args.flags.config : PACKAGE_CONFIG_DIR

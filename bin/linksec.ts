@@ -12,6 +12,7 @@ const COMMANDS: Record<string, string> = {
   record: "print the DNS TXT record to publish for this server's level",
   verify: 'verify the OpenPGP signature of a message file and print Authentication-Results',
   keys: 'manage the keys this server publishes over WKD (add, list, remove)',
+  tls: 'make a self-signed STARTTLS certificate for Postfix or Haraka (init, show)',
 }
 
 function usage(): string {

@@ -1,12 +1,14 @@
 /**
- * The declaring duty (DESIGN §2): `LINKSEC <N> ttl=<s>` on every EHLO, RFC 8689
- * REQUIRETLS only on a TLS session of a server doing level >= 3 duties, and
+ * The declaring duty (DESIGN §2): `LINKSEC <N> ttl=<s>` on every EHLO of a
+ * session that can be secured (STARTTLS offered, or already under TLS), RFC
+ * 8689 REQUIRETLS on TLS sessions of a server that refuses downgrades, and
  * policing of `MAIL FROM:<…> REQUIRETLS` — Haraka accepts unknown MAIL
  * parameters, so without us a plaintext client could hand over a REQUIRETLS
- * message that nobody honours.
+ * message that nobody honours. What is declared is decided in core/own-level.ts.
  */
 import type { LinksecConfig } from '../core/config'
-import { formatEhloKeyword, performedLevel, type Level } from '../core/levels'
+import { formatEhloKeyword, type Level } from '../core/levels'
+import { offersRequireTls as coreOffersRequireTls, ownLevel } from '../core/own-level'
 import type { Runtime } from '../core/runtime'
 import { reject, type Verdict } from '../core/verdict'
 import type { Duty, DutyContext } from './duty'
@@ -15,27 +17,34 @@ import { linksecNotes } from './notes'
 import { harakaReply } from './reply'
 
 export const REQUIRETLS = 'REQUIRETLS'
+const STARTTLS = 'STARTTLS'
 
-/** The level this configuration performs (never more than it enforces). */
+/** The level this configuration performs where STARTTLS is available (never more than it enforces). */
 export function declaredLevel(cfg: LinksecConfig): Level {
-  return performedLevel({
-    configuredLevel: cfg.main.level as Level,
-    mailboxesTlsOnly: cfg.main.mailboxes_tls_only,
-    enforceNoDowngrade: cfg.enforce.enabled,
-    enforcePeerLevel: cfg.enforce.enabled && cfg.enforce.peer_level,
-  })
+  return ownLevel(cfg, true).level
 }
 
-/** REQUIRETLS is ours to offer only under TLS and with the level-3 duty of refusing downgrades. */
+/**
+ * Can this session be secured? Haraka's tls plugin pushes STARTTLS into the
+ * capabilities (only with a valid certificate, and not for its no_tls_hosts or
+ * no_starttls_ports); our capabilities hook runs after it (priority below).
+ */
+export function sessionCanUseTls(conn: HarakaConnection): boolean {
+  if (conn.tls?.enabled) return true
+  return (conn.capabilities ?? []).some((c) => c.toUpperCase() === STARTTLS)
+}
+
+/** REQUIRETLS is ours to offer only under TLS and with the duty of refusing downgrades. */
 export function offersRequireTls(cfg: LinksecConfig, conn: HarakaConnection): boolean {
-  return cfg.declare.requiretls && Boolean(conn.tls?.enabled) && declaredLevel(cfg) >= 3
+  return coreOffersRequireTls(cfg, Boolean(conn.tls?.enabled))
 }
 
 /** The EHLO keywords linksec adds on this connection. */
 export function ehloKeywords(cfg: LinksecConfig, conn: HarakaConnection): string[] {
   const out: string[] = []
-  if (cfg.declare.ehlo) {
-    out.push(formatEhloKeyword({ level: declaredLevel(cfg), ttlSeconds: cfg.main.declaration_ttl }))
+  const own = ownLevel(cfg, sessionCanUseTls(conn))
+  if (cfg.declare.ehlo && own.declares) {
+    out.push(formatEhloKeyword({ level: own.level, ttlSeconds: cfg.main.declaration_ttl }))
   }
   if (offersRequireTls(cfg, conn)) out.push(REQUIRETLS)
   return out
@@ -94,7 +103,8 @@ function onMail({ rt }: DutyContext, next: Next, target: unknown, params: unknow
 export const declareDuty: Duty = {
   name: 'declare',
   hooks: {
-    capabilities: { handler: onCapabilities },
+    // After Haraka's tls plugin (priority 0) has offered STARTTLS or not.
+    capabilities: { handler: onCapabilities, priority: 50 },
     // Early, so no other plugin accepts the transaction before we see the parameter.
     mail: { handler: onMail, priority: -50 },
   },

@@ -21,6 +21,7 @@ import { verifyDuty } from './verify'
 import { RuntimeHolder } from './config'
 import { dataPostHandler, queueHandler } from './message'
 import { registerMetricsEndpoint } from './metrics'
+import { ensureHarakaCertificate } from './tls'
 
 /** Every duty of the plugin, in the order their message steps run. */
 export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty, verifyDuty, outboundDuty]
@@ -72,6 +73,7 @@ function warnUnbackedLevel(holder: RuntimeHolder, duties: readonly Duty[]): void
 export function register(this: HarakaPlugin): void {
   // A ConfigError here stops Haraka's start-up with the key and the fix.
   const holder = new RuntimeHolder(this)
+  ensureHarakaCertificate(this, holder.current()) // before Haraka's tls plugin reads its files
   registerDuties(this, holder, DUTIES)
   registerMetricsEndpoint(this, () => holder.current()) // /metrics, /healthz, WKD (plugins/metrics.ts)
   warnUnbackedLevel(holder, DUTIES)

@@ -12,10 +12,25 @@ import { parseNextHop, policyResolverFor } from '../../core/policy'
 import { describePolicy, policyToJson } from '../../core/policy/describe'
 import { sharedCacheFor } from '../../core/redis'
 import { createRuntime } from '../../core/runtime'
+import { ownLevel, type OwnLevel } from '../../core/own-level'
+import { normalizeDomain } from '../../core/policy/domain'
+import { certificatePaths, certificateUsable } from '../../core/tls/store'
 import { formatReply, policyReply } from '../../milter/socketmap/tls-policy'
+import type { LinksecConfig } from '../../core/config'
 import { configFromArgs, type ParsedArgs } from '../args'
 
 const USAGE = 'usage: linksec check <domain | [host]:port> [--json] [--config DIR]\n'
+
+/** For our own domain: what this server declares (the answer EHLO and `linksec record` give). */
+function ownDeclaration(config: LinksecConfig, domain: string): OwnLevel | undefined {
+  if (!config.main.domain || normalizeDomain(config.main.domain) !== domain) return undefined
+  return ownLevel(config, certificateUsable(certificatePaths(config), Date.now()))
+}
+
+function describeOwn(own: OwnLevel): string {
+  const what = own.declares ? `level ${own.level}` : 'no level'
+  return `this server declares: ${what}${own.heldBackBy ? ` (${own.heldBackBy})` : ''}\n`
+}
 
 export async function run(args: ParsedArgs): Promise<number> {
   const target = args.positional[0]
@@ -36,10 +51,12 @@ export async function run(args: ParsedArgs): Promise<number> {
   })
   try {
     const policy = await policyResolverFor(rt).resolve(hop.domain)
-    const postfix = formatReply(policyReply(policy))
+    const postfix = formatReply(policyReply(policy, { tlsrpt: config.socketmap.tlsrpt }))
+    const own = ownDeclaration(config, hop.domain)
+    const json = { ...policyToJson(policy, { postfix }), ...(own ? { own_declaration: own } : {}) }
     const out = args.flags.json
-      ? JSON.stringify(policyToJson(policy, { postfix }), null, 2) + '\n'
-      : describePolicy(policy, postfix)
+      ? JSON.stringify(json, null, 2) + '\n'
+      : describePolicy(policy, postfix) + (own ? describeOwn(own) : '')
     process.stdout.write(out)
     return policy.temporaryFailure ? 75 : 0
   } catch (e) {

@@ -1,40 +1,25 @@
 /**
  * `linksec record [domain] [--sig=required|optional] [--json] [--config DIR]`:
  * the `_linksec` TXT record to publish (DESIGN §2). The level is what this
- * configuration actually performs (performedLevel), never more than
- * [main] level; when it is less, stderr says which setting holds it back.
+ * configuration actually performs, never more than [main] level, and 0 when
+ * this server has no usable certificate ([tls] cert_file): the same answer
+ * the Haraka EHLO gives (core/own-level.ts). When it is less, stderr says why.
  * `--sig=required` is printed only when this configuration signs every
  * sender of the domain (core/sign/readiness.ts); otherwise it says why not.
  */
 import type { LinksecConfig } from '../../core/config'
-import { formatTxtRecord, performedLevel, txtRecordName, type Duties, type Level } from '../../core/levels'
+import { formatTxtRecord, txtRecordName } from '../../core/levels'
 import { keyStoreFor, parseAddress } from '../../core/keys'
 import { createMetrics } from '../../core/metrics'
+import { ownLevel } from '../../core/own-level'
 import { normalizeDomain } from '../../core/policy/domain'
 import { notSigningAll, SIGN_CAVEAT } from '../../core/sign/readiness'
 import { secretStoreFor, signerScopeFor } from '../../core/sign/step'
 import { createRuntime } from '../../core/runtime'
+import { certificatePaths, certificateUsable } from '../../core/tls/store'
 import { configFromArgs, type ParsedArgs } from '../args'
 
 const USAGE = 'usage: linksec record [domain] [--sig=required|optional] [--json] [--config DIR]\n'
-
-export function dutiesFromConfig(c: LinksecConfig): Duties {
-  return {
-    configuredLevel: c.main.level as Level,
-    mailboxesTlsOnly: c.main.mailboxes_tls_only,
-    enforceNoDowngrade: c.enforce.enabled,
-    enforcePeerLevel: c.enforce.enabled && c.enforce.peer_level,
-  }
-}
-
-/** Why the performed level is below the configured one: the first duty not performed. */
-export function heldBackBy(d: Duties): string | undefined {
-  const performed = performedLevel(d)
-  if (performed >= d.configuredLevel) return undefined
-  if (!d.mailboxesTlsOnly) return 'level 2 needs [main] mailboxes_tls_only=true'
-  if (!d.enforceNoDowngrade) return 'level 3 needs [enforce] enabled=true'
-  return 'level 4 needs [enforce] peer_level=true'
-}
 
 export async function run(args: ParsedArgs): Promise<number> {
   const sig = args.flags.sig ?? 'optional'
@@ -65,14 +50,13 @@ export async function run(args: ParsedArgs): Promise<number> {
     }
     process.stderr.write(`note: ${SIGN_CAVEAT}\n`)
   }
-  const duties = dutiesFromConfig(config)
-  const level = performedLevel(duties)
+  const own = ownLevel(config, certificateUsable(certificatePaths(config), Date.now()))
+  const level = own.level
   const value = formatTxtRecord({ level, ttlSeconds: config.main.declaration_ttl, signatures: sig })
   const name = `${txtRecordName(domain)}.`
-  const why = heldBackBy(duties)
-  if (why)
+  if (own.heldBackBy)
     process.stderr.write(
-      `note: [main] level=${duties.configuredLevel}, but this configuration performs level ${level}: ${why}\n`,
+      `note: [main] level=${config.main.level}, but this server declares level ${level}: ${own.heldBackBy}\n`,
     )
   if (args.flags.json) process.stdout.write(JSON.stringify({ name, type: 'TXT', value, level }) + '\n')
   else process.stdout.write(`${name} IN TXT "${value}"\n`)

@@ -15,6 +15,7 @@ import { createRuntime, type Runtime } from '../../core/runtime'
 import type { Service } from '../../core/service'
 import { healthOf } from '../../core/http/health'
 import { checkSignSetup } from '../../core/sign/step'
+import { startCertificateRenewal } from '../../core/tls/renewal'
 import { configFromArgs, type ParsedArgs } from '../args'
 
 interface ServiceSpec {
@@ -88,12 +89,14 @@ export async function run(args: ParsedArgs): Promise<number> {
     )
     return 78
   }
+  const stopTimers = [startCertificateRenewal(rt)] // daily: TLS certificate renewal
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))
   })
   const graceMs = rt.config.milter.shutdown_grace_ms
   rt.log.info('shutting down', { signal, grace_ms: graceMs })
+  for (const stop of stopTimers) stop()
   const results = await Promise.allSettled(services.map((s) => s.close(graceMs)))
   for (const [i, r] of results.entries()) {
     if (r.status === 'rejected')

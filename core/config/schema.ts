@@ -145,6 +145,8 @@ export const SCHEMA = {
     enabled: bool(true),
     listen: str('inet:127.0.0.1:8461', ENDPOINT, ENDPOINT_HINT),
     name: str('linksec', /^[A-Za-z0-9_.-]+$/, 'a map name such as linksec'),
+    /** Add Postfix 3.10+'s TLSRPT attributes (policy_type, policy_domain, …) to replies; older Postfix must keep false. */
+    tlsrpt: bool(false),
   },
   http: {
     enabled: bool(true),
@@ -176,6 +178,17 @@ export const SCHEMA = {
     protected_headers: bool(false),
     /** Largest message (bytes) signed; larger ones are not signed. */
     max_message_bytes: int(50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  },
+  tls: {
+    /** Haraka: make a self-signed certificate at start when none is configured. */
+    self_signed: bool(true),
+    /** Name in the certificate (subject and SAN); empty = [main] authserv_id, else this host's name. */
+    hostname: str('', /^[A-Za-z0-9.-]*$/, 'a host name such as mx.example.net'),
+    /** This server's STARTTLS certificate and key, relative to the config directory (Haraka's names). */
+    cert_file: str('tls_cert.pem'),
+    key_file: str('tls_key.pem'),
+    /** `linksec serve` (daily) and the Haraka plugin (at start) renew a certificate linksec made, 30 days before it expires. */
+    renew: bool(true),
   },
 } as const satisfies Record<string, Record<string, KeySpec>>
 

@@ -71,6 +71,8 @@ export interface HarakaOptions {
   /** Own TLS identity; default a self-signed cert for mx.linksec.test. */
   tlsKeyPem?: string
   tlsCertPem?: string
+  /** Write no tls.ini, key, certificate or dhparams (what a fresh `haraka -i` has). */
+  noCertificate?: boolean
   /** Haraka log level (data, protocol, debug, info, notice, warn, error); default info. */
   logLevel?: string
   /** 'none' (default): no config/outbound.bounce_message, as `haraka -i` makes it; 'haraka': Haraka's own. */
@@ -262,6 +264,8 @@ function writeInstanceConfig(dir: string, port: number, opts: HarakaOptions): vo
   const ownTemplate = opts.config?.['outbound.bounce_message'] !== undefined
   if ((opts.bounceTemplate ?? 'none') === 'none' && !ownTemplate && fs.existsSync(template))
     throw new Error(`${template} exists: this instance is not a stock \`haraka -i\` directory`)
+  if (opts.noCertificate)
+    for (const f of ['tls.ini', 'dhparams.pem', 'tls_key.pem', 'tls_cert.pem']) delete files[f]
   for (const [rel, content] of Object.entries(files)) writeFile(cfg, rel, content)
   const local = { ...BUILTIN_PLUGINS, ...(opts.localPlugins ?? {}) }
   for (const [name, src] of Object.entries(local)) writeFile(path.join(dir, 'plugins'), `${name}.js`, src)

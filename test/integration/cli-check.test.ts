@@ -97,18 +97,20 @@ test('check: a failing lookup exits 75 and says so; bad input exits 65 or 2', as
 })
 
 test('record prints the TXT record for the level this configuration performs', async () => {
+  // No certificate yet: no STARTTLS, so nothing but level 0 may be published.
+  const bare = await linksec('record', 'example.test', '--config', dir)
+  assert.equal(bare.out, '_linksec.example.test. IN TXT "v=LINKSEC1; level=0; ttl=7200; sig=optional"\n')
+  assert.match(bare.err, /declares level 0: no STARTTLS/)
+  const init = await linksec('tls', 'init', '--postfix', '--hostname', 'mx.example.test', '--config', dir)
+  assert.equal(init.code, 0, init.err)
   const r = await linksec('record', 'example.test', '--config', dir)
   assert.equal(r.code, 0, r.err)
   assert.equal(r.out, '_linksec.example.test. IN TXT "v=LINKSEC1; level=3; ttl=7200; sig=optional"\n')
-  const capped = await linksec(
-    'record',
-    'example.test',
-    '--sig=required',
-    '--config',
-    world.configIni({ main: { level: 4 } }),
-  )
+  const capDir = world.configIni({ main: { level: 4 } })
+  await linksec('tls', 'init', '--hostname', 'mx.example.test', '--config', capDir)
+  const capped = await linksec('record', 'example.test', '--sig=required', '--config', capDir)
   assert.equal(capped.out, '_linksec.example.test. IN TXT "v=LINKSEC1; level=1; ttl=86400; sig=required"\n')
-  assert.match(capped.err, /performs level 1: level 2 needs \[main\] mailboxes_tls_only=true/)
+  assert.match(capped.err, /declares level 1: level 2 needs \[main\] mailboxes_tls_only=true/)
   const json = await linksec('record', 'example.test', '--json', '--config', dir)
   assert.deepEqual(JSON.parse(json.out), {
     name: '_linksec.example.test.',
@@ -116,4 +118,14 @@ test('record prints the TXT record for the level this configuration performs', a
     value: 'v=LINKSEC1; level=3; ttl=7200; sig=optional',
     level: 3,
   })
+})
+
+test('check of our own domain says the level record and EHLO declare', async () => {
+  const own = world.configIni({ main: { mailboxes_tls_only: true, domain: 'example.test' } })
+  const before = JSON.parse((await linksec('check', 'example.test', '--json', '--config', own)).out)
+  assert.deepEqual(before.own_declaration.declares, false)
+  await linksec('tls', 'init', '--hostname', 'mx.example.test', '--config', own)
+  const after = await linksec('check', 'example.test', '--config', own)
+  assert.match(after.out, /this server declares: level 3\n/)
+  assert.match((await linksec('record', '--config', own)).out, /level=3;/)
 })

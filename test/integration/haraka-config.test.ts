@@ -69,10 +69,17 @@ describe(
       assert.equal(linksecKeyword(await ehlo(h!)), 'LINKSEC 3 ttl=86400')
     })
 
-    it('mailboxes_tls_only=false -> LINKSEC 1, no REQUIRETLS even under TLS, which is then refused 555 5.5.4', async (t) => {
+    it('mailboxes_tls_only=false -> LINKSEC 1, and still REQUIRETLS under TLS ([enforce] enabled)', async (t) => {
       if (!ready(t)) return
       await reload(h!, { main: { mailboxes_tls_only: false } })
       assert.equal(linksecKeyword(await ehlo(h!)), 'LINKSEC 1 ttl=86400')
+      assert.ok((await ehlo(h!, true)).includes('REQUIRETLS'))
+    })
+
+    it('[enforce] enabled=false -> LINKSEC 2, no REQUIRETLS under TLS, which is then refused 555 5.5.4', async (t) => {
+      if (!ready(t)) return
+      await reload(h!, { main: { mailboxes_tls_only: true }, enforce: { enabled: false } })
+      assert.equal(linksecKeyword(await ehlo(h!)), 'LINKSEC 2 ttl=86400')
       const kw = await ehlo(h!, true)
       assert.ok(!kw.includes('REQUIRETLS'), kw.join(' | '))
       const r = await swaks({

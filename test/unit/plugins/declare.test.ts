@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { checkRequireTlsParam, declaredLevel, declareDuty, ehloKeywords } from '../../../plugins/declare'
+import {
+  checkRequireTlsParam,
+  declaredLevel,
+  declareDuty,
+  ehloKeywords,
+  sessionCanUseTls,
+} from '../../../plugins/declare'
 import { CONT, DENY } from '../../../plugins/haraka'
 import { callNext, connectionWith, fakePlugin, runtimeWith, type RawIni } from './fakes'
 
@@ -22,13 +28,33 @@ describe('declaredLevel', () => {
 })
 
 describe('ehloKeywords', () => {
-  it('LINKSEC on every EHLO; REQUIRETLS only under TLS at level >= 3', () => {
+  /** A plaintext session where Haraka's tls plugin offered STARTTLS. */
+  const offeringStarttls = () => {
+    const conn = connectionWith()
+    conn.capabilities = ['greeting', 'STARTTLS']
+    return conn
+  }
+
+  it('LINKSEC only where STARTTLS is offered or TLS is up; REQUIRETLS only under TLS', () => {
     const cfg = runtimeWith(L3).config
-    assert.deepEqual(ehloKeywords(cfg, connectionWith()), ['LINKSEC 3 ttl=86400'])
+    assert.deepEqual(ehloKeywords(cfg, offeringStarttls()), ['LINKSEC 3 ttl=86400'])
     assert.deepEqual(ehloKeywords(cfg, connectionWith({ tls: true })), ['LINKSEC 3 ttl=86400', 'REQUIRETLS'])
+  })
+
+  it('no STARTTLS on this session (no certificate): no LINKSEC, no REQUIRETLS', () => {
+    const conn = connectionWith()
+    conn.capabilities = ['greeting', 'PIPELINING']
+    assert.deepEqual(ehloKeywords(runtimeWith(L3).config, conn), [])
+    assert.equal(sessionCanUseTls(conn), false)
+  })
+
+  it('REQUIRETLS follows [enforce] enabled, not the mailbox attestation of level 2', () => {
     assert.deepEqual(ehloKeywords(runtimeWith({}).config, connectionWith({ tls: true })), [
       'LINKSEC 1 ttl=86400',
+      'REQUIRETLS',
     ])
+    const off = runtimeWith({ ...L3, enforce: { enabled: false } }).config
+    assert.deepEqual(ehloKeywords(off, connectionWith({ tls: true })), ['LINKSEC 2 ttl=86400'])
   })
 
   it('each declaration can be switched off', () => {
@@ -36,12 +62,13 @@ describe('ehloKeywords', () => {
     assert.deepEqual(ehloKeywords(cfg, connectionWith({ tls: true })), [])
   })
 
-  it('the capabilities hook appends to connection.capabilities', async () => {
+  it('the capabilities hook appends to connection.capabilities, after the tls plugin', async () => {
     const conn = connectionWith({ tls: true })
     conn.capabilities = ['greeting', 'PIPELINING']
     const ctx = { plugin: fakePlugin(), rt: runtimeWith(L3) }
     await callNext((next) => declareDuty.hooks!.capabilities!.handler(ctx, next, conn))
     assert.deepEqual(conn.capabilities, ['greeting', 'PIPELINING', 'LINKSEC 3 ttl=86400', 'REQUIRETLS'])
+    assert.ok((declareDuty.hooks!.capabilities!.priority ?? 0) > 0)
   })
 })
 
@@ -53,7 +80,8 @@ describe('MAIL FROM … REQUIRETLS', () => {
     assert.equal(v?.enhanced, '5.7.10')
   })
   it('TLS but not offered -> 555 5.5.4', () => {
-    const v = checkRequireTlsParam(runtimeWith({}), connectionWith({ tls: true }), null)
+    const noEnforce = runtimeWith({ enforce: { enabled: false } })
+    const v = checkRequireTlsParam(noEnforce, connectionWith({ tls: true }), null)
     assert.equal(`${v?.code} ${v?.enhanced}`, '555 5.5.4')
   })
   it('a value -> 501 5.5.4 (the keyword takes none)', () => {

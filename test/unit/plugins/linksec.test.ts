@@ -13,7 +13,7 @@ describe('register()', () => {
     register.call(plugin)
     const hooks = plugin.hooks.map((h) => `${h.hook}:${h.method}:${h.priority}`)
     for (const expected of [
-      'capabilities:linksec_declare_capabilities:0',
+      'capabilities:linksec_declare_capabilities:50',
       'mail:linksec_declare_mail:-50',
       'data_post:linksec_linksec_data_post:0',
       'queue:linksec_linksec_queue:-100',

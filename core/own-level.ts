@@ -1,0 +1,50 @@
+/**
+ * The level this server declares, decided once for every place that says it:
+ * the Haraka EHLO keyword, `linksec record` and `linksec check` of our own
+ * domain. It is what the configuration performs (core/levels.ts
+ * performedLevel), and nothing at all where STARTTLS cannot be offered: a
+ * link-secure server must itself be reachable over TLS (RFC 3207).
+ */
+import type { LinksecConfig } from './config'
+import { performedLevel, type Duties, type Level } from './levels'
+
+export function ownDuties(c: LinksecConfig): Duties {
+  return {
+    configuredLevel: c.main.level as Level,
+    mailboxesTlsOnly: c.main.mailboxes_tls_only,
+    enforceNoDowngrade: c.enforce.enabled,
+    enforcePeerLevel: c.enforce.enabled && c.enforce.peer_level,
+  }
+}
+
+export interface OwnLevel {
+  /** The level to declare; 0 when nothing may be declared. */
+  level: Level
+  /** False: no STARTTLS here, so no declaration at all (no EHLO keyword). */
+  declares: boolean
+  /** Why the level is below [main] level, for a person. */
+  heldBackBy?: string
+}
+
+export const NO_TLS_REASON =
+  'no STARTTLS: this server has no usable certificate (run `linksec tls init`, or set [tls] cert_file)'
+
+/** Why the performed level is below the configured one: the first duty not performed. */
+export function heldBackBy(d: Duties): string | undefined {
+  if (performedLevel(d) >= d.configuredLevel) return undefined
+  if (!d.mailboxesTlsOnly) return 'level 2 needs [main] mailboxes_tls_only=true'
+  if (!d.enforceNoDowngrade) return 'level 3 needs [enforce] enabled=true'
+  return 'level 4 needs [enforce] peer_level=true'
+}
+
+/** The declared level, from configuration and whether STARTTLS is available where it is declared. */
+export function ownLevel(c: LinksecConfig, starttls: boolean): OwnLevel {
+  const duties = ownDuties(c)
+  if (!starttls) return { level: 0, declares: false, heldBackBy: NO_TLS_REASON }
+  return { level: performedLevel(duties), declares: true, heldBackBy: heldBackBy(duties) }
+}
+
+/** RFC 8689 REQUIRETLS is a promise about relaying: offered under TLS whenever no-downgrade is enforced. */
+export function offersRequireTls(c: LinksecConfig, underTls: boolean): boolean {
+  return c.declare.requiretls && c.enforce.enabled && underTls
+}
