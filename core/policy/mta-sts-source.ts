@@ -113,6 +113,13 @@ function policyAnswer(
     policyId: id,
     expiresAt: now + p.maxAgeSeconds * 1000,
     refreshAt,
+    // The policy as applied, one line per string (RFC 8460 §4.4): what TLS reports and Postfix 3.10 name.
+    policyStrings: [
+      'version: STSv1',
+      `mode: ${p.mode}`,
+      ...p.mx.map((m) => `mx: ${m}`),
+      `max_age: ${p.maxAgeSeconds}`,
+    ],
   }
   const head = `policy id ${id}, mode ${p.mode}, max_age ${p.maxAgeSeconds}`
   if (p.mode !== 'enforce')

@@ -49,6 +49,8 @@ export interface SourceAnswer {
   refreshAt?: number
   /** MTA-STS policy id (RFC 8461 §3.1), to skip refetching an unchanged policy. */
   policyId?: string
+  /** MTA-STS: the policy's `key: value` lines (RFC 8460 §4.4 policy-string, Postfix policy_string). */
+  policyStrings?: string[]
 }
 
 export interface DomainPolicy {

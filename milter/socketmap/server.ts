@@ -81,7 +81,9 @@ function requestAnswerer(
     const hop = parseNextHop(req.key)
     // An IP literal or a key that is no name has no policy domain: Postfix keeps its default.
     if (hop.kind === 'address' || hop.kind === 'invalid') return { status: 'NOTFOUND' }
-    return withDeadline(o.resolver.resolve(hop.domain).then(policyReply), o.deadlineMs, hop.domain)
+    const tlsrpt = rt.config.socketmap.tlsrpt // Postfix 3.10+ reply attributes (tls-policy.ts)
+    const reply = o.resolver.resolve(hop.domain).then((p) => policyReply(p, { tlsrpt }))
+    return withDeadline(reply, o.deadlineMs, hop.domain)
   }
 }
 

@@ -14,8 +14,16 @@
  * MTA-STS `*.example.com` becomes Postfix `.example.com`, as
  * postfix-mta-sts-resolver does; Postfix's form also matches deeper labels,
  * which is the closest `match=` can express.
+ *
+ * With `[socketmap] tlsrpt=true` an MTA-STS answer also carries the attributes
+ * Postfix 3.10+ uses for its own TLS reports (RFC 8460) and for
+ * smtp_tls_enforce_sts_mx_patterns (postconf(5) smtp_tls_policy_maps):
+ *   policy_type=sts policy_domain=D policy_ttl=S mx_host_pattern=P …
+ *   { policy_string = version: STSv1 } { policy_string = mode: enforce } …
+ * Postfix before 3.10 rejects unknown attributes, so they are off by default.
  */
 import type { DomainPolicy } from '../../core/policy'
+import { reportPolicyOf } from '../../core/tlsrpt/policy'
 import { NetstringError } from './netstring'
 
 export type SocketmapReply =
@@ -79,11 +87,33 @@ export function tlsPolicyValue(p: DomainPolicy): string | undefined {
   }
 }
 
-export function policyReply(p: DomainPolicy): SocketmapReply {
+/** Postfix's `{ name = value }` form keeps a value with blanks in one attribute; braces cannot be quoted. */
+function attribute(name: string, value: string): string | undefined {
+  if (/[{}\x00-\x1f\x7f-\uffff]/.test(value)) return undefined
+  return /\s/.test(value) ? `{ ${name} = ${value} }` : `${name}=${value}`
+}
+
+/** Postfix 3.10+ TLSRPT attributes for an MTA-STS policy; empty for any other. */
+export function tlsrptAttributes(p: DomainPolicy): string {
+  const r = reportPolicyOf(p)
+  if (r.policyType !== 'sts') return ''
+  const attrs = [
+    attribute('policy_type', 'sts'),
+    attribute('policy_domain', r.policyDomain),
+    r.ttlSeconds === undefined ? undefined : attribute('policy_ttl', String(r.ttlSeconds)),
+    ...r.mxHostPatterns.map((m) => attribute('mx_host_pattern', m)),
+    ...r.policyStrings.map((l) => attribute('policy_string', l)),
+  ]
+  return attrs.filter((a): a is string => a !== undefined).join(' ')
+}
+
+export function policyReply(p: DomainPolicy, opts: { tlsrpt?: boolean } = {}): SocketmapReply {
   if (p.tlsModeUncertain) {
     const failed = p.sources.filter((s) => s.outcome === 'error').map((s) => `${s.source}: ${s.reason}`)
     return { status: 'TEMP', reason: `policy lookup for ${p.domain} failed (${failed.join('; ')})` }
   }
   const value = tlsPolicyValue(p)
-  return value ? { status: 'OK', data: value } : { status: 'NOTFOUND' }
+  if (!value) return { status: 'NOTFOUND' }
+  const extra = opts.tlsrpt ? tlsrptAttributes(p) : ''
+  return { status: 'OK', data: extra ? `${value} ${extra}` : value }
 }

@@ -152,3 +152,35 @@ test('linksec serve answers postmap on its configured socketmap listener', async
   child.kill('SIGTERM')
   assert.equal(await exited, 0)
 })
+
+test('[socketmap] tlsrpt: false (default) leaves the reply as Postfix 3.7 reads it; true adds the 3.10+ attributes', async (t) => {
+  if (!needTools(t, { postmap: 'postfix' })) return
+  const plain = await postmap('sts.test')
+  assert.equal(plain.out, 'secure match=mx.sts.test:.backup.sts.test servername=hostname')
+  const rt = createRuntime(loadConfig(world.configIni({ socketmap: { tlsrpt: true } })), {
+    log: silentLogger,
+    metrics: createMetrics({ processMetrics: false }),
+  })
+  const withAttrs = await startSocketmapService(rt, { listen: 'inet:127.0.0.1:0' })
+  const savedPort = port
+  port = Number(/:(\d+)$/.exec(withAttrs.address)![1])
+  try {
+    const r = await postmap('sts.test')
+    assert.equal(r.status, 0, r.err)
+    assert.equal(
+      r.out,
+      'secure match=mx.sts.test:.backup.sts.test servername=hostname' +
+        ' policy_type=sts policy_domain=sts.test policy_ttl=86400' +
+        ' mx_host_pattern=mx.sts.test mx_host_pattern=*.backup.sts.test' +
+        ' { policy_string = version: STSv1 } { policy_string = mode: enforce }' +
+        ' { policy_string = mx: mx.sts.test } { policy_string = mx: *.backup.sts.test }' +
+        ' { policy_string = max_age: 86400 }',
+    )
+    // Only MTA-STS policies carry them: DANE and linksec's own levels answer as before.
+    assert.equal((await postmap('dane.test')).out, 'dane-only')
+    assert.equal((await postmap('encrypt.test')).out, 'encrypt')
+  } finally {
+    port = savedPort
+    await withAttrs.close(100)
+  }
+})

@@ -7,6 +7,7 @@ import {
   parseRequest,
   policyReply,
   postfixMatchPattern,
+  tlsrptAttributes,
 } from '../../../../milter/socketmap/tls-policy'
 
 const found = (a: Partial<SourceAnswer> & Pick<SourceAnswer, 'source'>): SourceAnswer => ({
@@ -78,4 +79,37 @@ test('MTA-STS wildcards become Postfix .domain patterns', () => {
   assert.equal(postfixMatchPattern('*.example.com'), '.example.com')
   assert.equal(postfixMatchPattern('.example.com'), '.example.com')
   assert.equal(postfixMatchPattern('mx.example.com'), 'mx.example.com')
+})
+
+test('[socketmap] tlsrpt=true: Postfix 3.10 attributes for an MTA-STS policy only; off by default', () => {
+  const sts = combine('example.test', [
+    found({
+      source: 'mta_sts',
+      level: 3,
+      tlsMode: 'secure',
+      mxPatterns: ['mx.example.test'],
+      policyStrings: ['version: STSv1', 'mode: enforce', 'mx: mx.example.test', 'max_age: 600'],
+    }),
+  ])
+  assert.equal(formatReply(policyReply(sts)), 'OK secure match=mx.example.test servername=hostname')
+  assert.equal(
+    formatReply(policyReply(sts, { tlsrpt: true })),
+    'OK secure match=mx.example.test servername=hostname policy_type=sts policy_domain=example.test' +
+      ' policy_ttl=600 mx_host_pattern=mx.example.test { policy_string = version: STSv1 }' +
+      ' { policy_string = mode: enforce } { policy_string = mx: mx.example.test } { policy_string = max_age: 600 }',
+  )
+  assert.equal(
+    tlsrptAttributes(combine('example.test', [found({ source: 'txt', level: 2, tlsMode: 'encrypt' })])),
+    '',
+  )
+  const braces = combine('example.test', [
+    found({
+      source: 'mta_sts',
+      level: 3,
+      tlsMode: 'secure',
+      mxPatterns: ['mx.example.test'],
+      policyStrings: ['x: {}'],
+    }),
+  ])
+  assert.doesNotMatch(tlsrptAttributes(braces), /[{}]/, 'a brace cannot be quoted: the line is left out')
 })

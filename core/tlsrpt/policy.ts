@@ -1,0 +1,38 @@
+/**
+ * The RFC 8460 §4.4 policy a delivery to a domain was made under, from what
+ * linksec believes of the domain (core/policy): `sts` when an MTA-STS policy
+ * decided the TLS mode, `tlsa` for DANE, else `no-policy-found`. TLS reports
+ * group their counts by it, and Postfix 3.10+ receives it as socketmap reply
+ * attributes (milter/socketmap/tls-policy.ts).
+ */
+import type { DomainPolicy } from '../policy'
+
+export type PolicyType = 'sts' | 'tlsa' | 'no-policy-found'
+
+export interface ReportPolicy {
+  policyType: PolicyType
+  policyDomain: string
+  /** MTA-STS: the policy's lines; DANE: empty (Postfix reports TLSA policies itself). */
+  policyStrings: string[]
+  /** MTA-STS `mx` patterns as published (`*.example.net` form). */
+  mxHostPatterns: string[]
+  /** Seconds the policy may be cached (MTA-STS max_age). */
+  ttlSeconds?: number
+}
+
+export function reportPolicyOf(p: DomainPolicy): ReportPolicy {
+  const base = { policyDomain: p.domain, policyStrings: [], mxHostPatterns: [] }
+  if (p.decidedBy === 'dane' && p.tlsMode === 'dane-only') return { ...base, policyType: 'tlsa' }
+  const sts = p.sources.find(
+    (s) => s.source === 'mta_sts' && (s.outcome === 'found' || s.outcome === 'stale'),
+  )
+  if (p.decidedBy !== 'mta_sts' || !sts?.policyStrings) return { ...base, policyType: 'no-policy-found' }
+  const maxAge = sts.policyStrings.map((l) => /^max_age:\s*(\d+)$/.exec(l)?.[1]).find((v) => v !== undefined)
+  return {
+    ...base,
+    policyType: 'sts',
+    policyStrings: sts.policyStrings,
+    mxHostPatterns: sts.mxPatterns ?? [],
+    ttlSeconds: maxAge === undefined ? undefined : Number(maxAge),
+  }
+}
