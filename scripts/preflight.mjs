@@ -92,6 +92,8 @@ function run(cmd, args, opts = {}) {
       clearTimeout(timer)
       resolve({ status: signal ? -1 : status, stdout, stderr, signal })
     })
+    // A command that exits without reading its input must not crash us (EPIPE).
+    child.stdin.on('error', () => undefined)
     child.stdin.end(opts.input ?? '')
   })
 }
@@ -162,6 +164,7 @@ class Ctx {
     child.stdout.on('data', (d) => (child.output += d))
     child.stderr.on('data', (d) => (child.output += d))
     child.on('error', (err) => (child.output += String(err)))
+    child.stdin.on('error', () => undefined)
     this.cleanups.push(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     })
@@ -248,6 +251,7 @@ async function startTlsServer(ctx, { key, cert }) {
   })
   const front = net.createServer((sock) => {
     let pre = ''
+    sock.on('error', () => sock.destroy())
     sock.write('220 preflight.test ESMTP\r\n')
     const onData = (d) => {
       pre += d
@@ -265,7 +269,7 @@ async function startTlsServer(ctx, { key, cert }) {
             sock.resume()
           })
           upstream.on('error', () => sock.destroy())
-          sock.on('error', () => upstream.destroy())
+          sock.on('close', () => upstream.destroy())
           return
         } else sock.write('503 5.5.1 STARTTLS first\r\n')
       }
