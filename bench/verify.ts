@@ -28,6 +28,7 @@ import { createRuntime, type Runtime } from '../core/runtime'
 import { verifyMessage } from '../core/verify'
 import { checkSignatures } from '../core/verify/check'
 import { dearmor, readSignatures } from '../core/verify/packets'
+import { interleaved, type Op, type Rate } from './lib/interleave'
 import { runStandalone } from './lib/standalone'
 import { ratio, round, rotate, spread, formatSpread } from './lib/stats'
 import { atLeast, type BenchOptions, type BenchResult } from './lib/types'
@@ -41,8 +42,6 @@ interface Fixture {
   key: openpgp.PublicKey
   keyFile: string
 }
-
-type Op = () => unknown
 
 async function fixture(): Promise<Fixture> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-bench-verify-'))
@@ -77,51 +76,6 @@ async function fixture(): Promise<Fixture> {
   fs.writeFileSync(path.join(dir, 'inner'), inner)
   fs.writeFileSync(path.join(dir, 'inner.asc'), armoredSig)
   return { dir, rt, message, inner, armoredSig, key: publicKey as openpgp.PublicKey, keyFile }
-}
-
-/** Runs `op` back to back for `ms` (at most maxOps times): [ops, wall seconds, CPU seconds of all threads]. */
-async function slice(op: Op, ms: number, maxOps: number): Promise<[number, number, number]> {
-  const cpu0 = process.cpuUsage()
-  const start = process.hrtime.bigint()
-  const end = start + BigInt(Math.round(ms * 1e6))
-  let n = 0
-  while (n < maxOps && process.hrtime.bigint() < end) {
-    const r = op()
-    if (r instanceof Promise) await r
-    n++
-  }
-  const wall = Number(process.hrtime.bigint() - start) / 1e9
-  const cpu = process.cpuUsage(cpu0)
-  return [n, wall, (cpu.user + cpu.system) / 1e6]
-}
-
-interface Rate {
-  /** Operations per wall-clock second, one at a time. */
-  perSecond: number
-  /** Operations per CPU second of all the process's threads (counts work moved off the event loop too). */
-  perCpuSecond: number
-}
-
-/**
- * Operations per second of each op over `ms`, measured in 50 ms slices taken
- * in turn, so a shared machine's load swings hit every op alike.
- */
-async function interleaved(ops: [string, Op, number][], ms: number): Promise<Map<string, Rate>> {
-  const SLICE_MS = 50
-  const totals = new Map(ops.map(([n]) => [n, [0, 0, 0]]))
-  for (let t = 0; t < ms; t += SLICE_MS) {
-    for (const [name, op, max] of ops) {
-      const acc = totals.get(name)!
-      if (acc[0]! >= max) continue
-      const [n, sec, cpu] = await slice(op, SLICE_MS, max - acc[0]!)
-      acc[0]! += n
-      acc[1]! += sec
-      acc[2]! += cpu
-    }
-  }
-  return new Map(
-    [...totals].map(([n, [ops_, sec, cpu]]) => [n, { perSecond: ops_! / sec!, perCpuSecond: ops_! / cpu! }]),
-  )
 }
 
 function rawEd25519(): Op {

@@ -1,14 +1,14 @@
 /**
  * Which benchmarks `npm run bench` runs: the end-to-end figures in a fixed
  * order, then every component benchmark other engineers add as
- * bench/milter*.ts, bench/socketmap*.ts or bench/verify*.ts.
+ * bench/milter*.ts, bench/socketmap*.ts, bench/verify*.ts or bench/sign*.ts.
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { BenchRun } from './types'
 
 export const DECLARED = ['postfix-e2e', 'haraka-e2e', 'memory'] as const
-export const COMPONENT_PATTERN = /^(milter|socketmap|verify)[\w-]*\.js$/
+export const COMPONENT_PATTERN = /^(milter|socketmap|verify|sign)[\w-]*\.js$/
 
 export interface BenchModule {
   name: string

@@ -82,8 +82,14 @@ function safeMessage(body: Buffer, depth: number): Buffer | undefined {
 
 /** Header fields, then the blank line, then the body. */
 export function entityBytes(e: SafeEntity): Buffer {
-  const head = e.fields.map((f) => (f.raw.endsWith('\r\n') ? f.raw : `${f.raw}\r\n`)).join('')
-  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), e.body])
+  return Buffer.concat([Buffer.from(`${fieldsText(e.fields)}\r\n`, 'latin1'), e.body])
+}
+
+/** The fields as written, each ending in CRLF. */
+export function fieldsText(fields: readonly RawField[]): string {
+  let head = ''
+  for (const f of fields) head += f.raw.endsWith('\r\n') ? f.raw : `${f.raw}\r\n`
+  return head
 }
 
 /** Drops blanks at line ends and blank-only continuation lines (a relay would strip them). */

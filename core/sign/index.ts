@@ -18,7 +18,7 @@ import { findSignedForm } from '../verify/extract'
 import { parseEntity, rawFields, splitEntity, toCrlf, type RawField } from '../verify/mime'
 import { verifyNative } from '../verify/native'
 import { PacketError, readSignatures } from '../verify/packets'
-import { BrokenMimeError, entityBytes, fieldValue, makeSafe } from './entity'
+import { BrokenMimeError, fieldsText, fieldValue, makeSafe } from './entity'
 import { detachedSignature, type SigningKey } from './signature'
 
 export { signingKeyFrom, type SigningKey } from './signature'
@@ -52,10 +52,20 @@ const PREAMBLE = 'This is an OpenPGP/MIME signed message (RFC 4880 and 3156)\r\n
 export function signMessage(raw: Buffer, key: SigningKey, opts: SignOptions = {}): SignResult {
   const msg = toCrlf(raw)
   const { head, body } = splitEntity(msg)
-  const top = rawFields(head)
-  if (signedByKey(msg, key))
-    return { kind: 'already_signed', reason: `already signed at the top by ${key.signingFingerprint}` }
+  return signParsed(msg, rawFields(head), body, key, opts)
+}
+
+/** signMessage on a message already split (CRLF, its raw header fields and its body). */
+export function signParsed(
+  msg: Buffer,
+  top: RawField[],
+  body: Buffer,
+  key: SigningKey,
+  opts: SignOptions = {},
+): SignResult {
   const type = (fieldValue(top, 'content-type') ?? 'text/plain').split(';')[0]!.trim().toLowerCase()
+  if (type === 'multipart/signed' && signedByKey(msg, key))
+    return { kind: 'already_signed', reason: `already signed at the top by ${key.signingFingerprint}` }
   const contentFields = top.filter((f) => f.key.startsWith('content-'))
   let safe
   try {
@@ -67,12 +77,14 @@ export function signMessage(raw: Buffer, key: SigningKey, opts: SignOptions = {}
   // Header protection belongs to the cleartext payload; an encrypted one carries its own (RFC 9788 §2).
   const fields =
     opts.protectedHeaders && type !== 'multipart/encrypted' ? protect(top, safe.fields) : safe.fields
-  const inner = entityBytes({ fields, body: safe.body })
-  const boundary = opts.boundary ?? freshBoundary(inner)
-  const signature = detachedSignature(key, inner, opts.date ?? new Date())
+  const innerHead = Buffer.from(`${fieldsText(fields)}\r\n`, 'latin1')
+  const boundary = opts.boundary ?? freshBoundary(innerHead, safe.body)
+  // Part 1 is hashed as its two pieces and copied once, into the new body.
+  const signature = detachedSignature(key, [innerHead, safe.body], opts.date ?? new Date())
   const out = Buffer.concat([
     Buffer.from(`${PREAMBLE}--${boundary}\r\n`, 'latin1'),
-    inner,
+    innerHead,
+    safe.body,
     Buffer.from(
       `\r\n--${boundary}\r\nContent-Type: application/pgp-signature; name="OpenPGP_signature.asc"\r\n` +
         'Content-Description: OpenPGP digital signature\r\n' +
@@ -116,10 +128,14 @@ function protect(top: RawField[], content: RawField[]): RawField[] {
   return [...copies, marked, ...rest]
 }
 
-function freshBoundary(inner: Buffer): string {
+/** Per process: a random part, then a counter (a boundary must only be absent from the part it encloses). */
+const BOUNDARY_PREFIX = `=_linksec_${crypto.randomBytes(12).toString('base64url')}_`
+let boundaries = 0
+
+function freshBoundary(head: Buffer, body: Buffer): string {
   for (;;) {
-    const b = `=_linksec_${crypto.randomBytes(15).toString('base64url')}`
-    if (inner.indexOf(`--${b}`) === -1) return b
+    const b = `${BOUNDARY_PREFIX}${(boundaries++).toString(36)}`
+    if (head.indexOf(b) === -1 && body.indexOf(b) === -1) return b
   }
 }
 

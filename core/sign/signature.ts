@@ -112,30 +112,39 @@ function bigBytes(n: bigint): Buffer {
   return Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex')
 }
 
-/** A detached signature over `data`, armored with CRLF line ends. */
-export function detachedSignature(key: SigningKey, data: Buffer, date: Date): string {
+/** A detached signature over the concatenation of `data`, armored with CRLF line ends. */
+export function detachedSignature(key: SigningKey, data: Buffer | readonly Buffer[], date: Date): string {
   return armorSignature(signaturePacket(key, data, date))
 }
 
-/** The binary signature packet (new-format header, tag 2). */
-export function signaturePacket(key: SigningKey, data: Buffer, date: Date): Buffer {
-  const created = Buffer.alloc(4)
-  created.writeUInt32BE(Math.floor(date.getTime() / 1000) >>> 0)
-  const hashedSub = Buffer.concat([
-    subpacket(2, created),
-    subpacket(33, Buffer.concat([Buffer.from([4]), key.fpr])),
-  ])
-  const hashedPart = Buffer.concat([
-    Buffer.from([4, 0x00, key.algo, SHA256, hashedSub.length >> 8, hashedSub.length & 0xff]),
-    hashedSub,
-  ])
+/** Hashed subpackets after the creation time: the issuer fingerprint (33), the same for every message. */
+const issuerSubpackets = new WeakMap<SigningKey, Buffer>()
+
+/**
+ * The binary signature packet (new-format header, tag 2) over `data` (one
+ * buffer or several, hashed in order without joining them).
+ */
+export function signaturePacket(key: SigningKey, data: Buffer | readonly Buffer[], date: Date): Buffer {
+  let issuer = issuerSubpackets.get(key)
+  if (!issuer) {
+    issuer = subpacket(33, Buffer.concat([Buffer.from([4]), key.fpr]))
+    issuerSubpackets.set(key, issuer)
+  }
+  // version 4, type 0x00 binary, algorithm, SHA-256, hashed length; creation time subpacket (2).
+  const hashedLen = 6 + issuer.length
+  const hashedPart = Buffer.allocUnsafe(6 + hashedLen)
+  hashedPart.set([4, 0x00, key.algo, SHA256, hashedLen >> 8, hashedLen & 0xff, 5, 2])
+  hashedPart.writeUInt32BE(Math.floor(date.getTime() / 1000) >>> 0, 8)
+  issuer.copy(hashedPart, 12)
   const trailer = Buffer.from([4, 0xff, 0, 0, 0, 0])
   trailer.writeUInt32BE(hashedPart.length, 2)
-  const digest = crypto.createHash('sha256').update(data).update(hashedPart).update(trailer).digest()
+  const h = crypto.createHash('sha256')
+  for (const d of Buffer.isBuffer(data) ? [data] : data) h.update(d)
+  const digest = h.update(hashedPart).update(trailer).digest()
   const unhashed = subpacket(16, key.keyId)
   const body = Buffer.concat([
     hashedPart,
-    Buffer.from([unhashed.length >> 8, unhashed.length & 0xff]),
+    Buffer.from([0, unhashed.length]),
     unhashed,
     digest.subarray(0, 2),
     signatureMaterial(key, digest),
@@ -190,14 +199,18 @@ export function armorSignature(packet: Buffer): string {
   return `-----BEGIN PGP SIGNATURE-----\r\n\r\n${lines.join('\r\n')}\r\n=${crc.subarray(1).toString('base64')}\r\n-----END PGP SIGNATURE-----\r\n`
 }
 
-function crc24(data: Buffer): number {
-  let crc = 0xb704ce
-  for (const byte of data) {
-    crc ^= byte << 16
-    for (let i = 0; i < 8; i++) {
-      crc <<= 1
-      if (crc & 0x1000000) crc ^= 0x1864cfb
-    }
+/** RFC 9580 §6.1.1 CRC-24, a table per octet value. */
+const CRC24_TABLE = Array.from({ length: 256 }, (_, byte) => {
+  let crc = byte << 16
+  for (let i = 0; i < 8; i++) {
+    crc <<= 1
+    if (crc & 0x1000000) crc ^= 0x1864cfb
   }
   return crc & 0xffffff
+})
+
+function crc24(data: Buffer): number {
+  let crc = 0xb704ce
+  for (const byte of data) crc = ((crc << 8) & 0xffffff) ^ CRC24_TABLE[((crc >> 16) ^ byte) & 0xff]!
+  return crc
 }

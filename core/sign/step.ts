@@ -11,8 +11,8 @@ import { ConfigError, describeError } from '../errors'
 import { perRuntime, type Runtime } from '../runtime'
 import { reject, tempfail, type HeaderEdit, type Verdict } from '../verdict'
 import { signaturePolicyFor, type SignaturePolicy, type SignaturePolicyLookup } from '../verify'
-import { headerValues, parseHeaders, splitEntity } from '../verify/mime'
-import { signMessage } from './index'
+import { rawFields, splitEntity, toCrlf, type RawField } from '../verify/mime'
+import { signParsed } from './index'
 import { SecretStore } from './secrets'
 import { loadSenders } from './senders'
 import { trustedNetworks, whoSigns, type SignerScope, type SubmissionFacts } from './who'
@@ -84,7 +84,19 @@ export async function signStep(
 }
 
 function fromOf(raw: Buffer): string[] {
-  return headerValues(parseHeaders(splitEntity(raw).head), 'from')
+  return fromFields(rawFields(splitEntity(raw).head))
+}
+
+/** The unfolded values of the From fields. */
+function fromFields(top: RawField[]): string[] {
+  return top
+    .filter((f) => f.key === 'from')
+    .map((f) =>
+      f.raw
+        .slice(f.raw.indexOf(':') + 1)
+        .replace(/\r\n/g, '')
+        .trim(),
+    )
 }
 
 async function decideAndSign(
@@ -95,7 +107,10 @@ async function decideAndSign(
 ): Promise<SignDecision> {
   const cfg = rt.config.sign
   if (!cfg.enabled) return pass('not_ours', 'signing is off ([sign] enabled=false)')
-  const from = fromOf(raw)
+  const msg = toCrlf(raw)
+  const { head, body } = splitEntity(msg)
+  const top = rawFields(head)
+  const from = fromFields(top)
   const who = whoSigns({ ...facts, from }, signerScopeFor(rt))
   if (!who.sign) {
     if (who.outcome === 'not_allowed' && facts.login && !facts.verified)
@@ -118,7 +133,10 @@ async function decideAndSign(
     const why = (await store.problem(who.address)) ?? `no secret key for ${who.address} in ${store.dir}`
     return failure(rt, 'no_key', why, from, opts)
   }
-  const r = signMessage(raw, key, { protectedHeaders: cfg.protected_headers, date: new Date(rt.now()) })
+  const r = signParsed(msg, top, body, key, {
+    protectedHeaders: cfg.protected_headers,
+    date: new Date(rt.now()),
+  })
   if (r.kind === 'already_signed') return pass('already_signed', r.reason, who.address)
   if (r.kind === 'broken') return failure(rt, 'error', `broken MIME: ${r.reason}`, from, opts, true)
   return {

@@ -29,15 +29,13 @@ export type WhoDecision =
   | { sign: false; outcome: 'not_ours' | 'not_allowed'; reason: string; address?: string }
 
 export function whoSigns(f: SubmissionFacts, scope: SignerScope): WhoDecision {
-  const domains = f.from.flatMap((v) => [...v.matchAll(/@([^\s>,;"]+)/g)].map((m) => m[1]!.toLowerCase()))
-  const ours = domains.some((d) => scope.domains.has(d.replace(/\.$/, '')))
-  if (!ours)
+  const from = f.from.length === 1 ? fromAddress(f.from[0]!) : undefined
+  if (!from && !namesOurDomain(f.from, scope))
     return {
       sign: false,
       outcome: 'not_ours',
       reason: 'the From address is not in a domain this server signs for',
     }
-  const from = f.from.length === 1 ? fromAddress(f.from[0]!) : undefined
   if (!from)
     return {
       sign: false,
@@ -57,6 +55,12 @@ export function whoSigns(f: SubmissionFacts, scope: SignerScope): WhoDecision {
     ? `the login ${f.login} may not send as ${address} (list it in [sign] senders_file)`
     : `the client is neither authenticated nor in [sign] trusted_networks`
   return { sign: false, outcome: 'not_allowed', reason, address }
+}
+
+/** A From that is not one mailbox may still claim one of our domains (then it is ours, and not allowed). */
+function namesOurDomain(from: readonly string[], scope: SignerScope): boolean {
+  const domains = from.flatMap((v) => [...v.matchAll(/@([^\s>,;"]+)/g)].map((m) => m[1]!.toLowerCase()))
+  return domains.some((d) => scope.domains.has(d.replace(/\.$/, '')))
 }
 
 function isTrusted(list: net.BlockList, ip: string): boolean {
