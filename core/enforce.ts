@@ -21,7 +21,9 @@ export * from './enforce/dsn'
  * Outcomes counted in linksec_tagged_messages_total{level,outcome}:
  * delivered_tls, delivered_plaintext (TLS-Required: No), bounced, deferred
  * (a retry within the window), fallback_delivered, rejected_recipients,
- * tempfail_recipients, rejected_plaintext, routed (milter marked it).
+ * tempfail_recipients, rejected_plaintext, routed (milter marked it), and
+ * the end-of-message verdict of every other tagged message (accepted,
+ * quarantine, tempfail, reject, discard; core/message/pipeline.ts).
  */
 export type TaggedOutcome =
   | 'delivered_tls'
@@ -33,6 +35,11 @@ export type TaggedOutcome =
   | 'tempfail_recipients'
   | 'rejected_plaintext'
   | 'routed'
+  | 'accepted'
+  | 'quarantine'
+  | 'tempfail'
+  | 'reject'
+  | 'discard'
 
 /** Counts a tagged message's outcome; untagged messages are not counted here. */
 export function countTagged(rt: Runtime, req: Requirement, outcome: TaggedOutcome): void {

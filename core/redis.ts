@@ -9,6 +9,7 @@ import { createClient } from 'redis'
 import type { SharedCache } from './cache'
 import { describeError } from './errors'
 import type { Logger } from './log'
+import { raceDeadline } from './net/deadline'
 import { perRuntime, type Runtime } from './runtime'
 
 export interface RedisSharedCache extends SharedCache {
@@ -58,7 +59,11 @@ export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCach
       },
     )
     // The client keeps reconnecting in the background; a lookup never waits for it longer than this.
-    await withTimeout(connecting, opts.timeoutMs)
+    await raceDeadline(
+      connecting,
+      opts.timeoutMs,
+      () => new Error(`redis not ready within ${opts.timeoutMs} ms`),
+    )
   }
   const key = (k: string) => `${opts.prefix}${k}`
   return {
@@ -75,15 +80,6 @@ export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCach
       if (client.isOpen) await client.close().catch(() => client.destroy())
     },
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`redis not ready within ${ms} ms`)), ms)
-    timer.unref()
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }
 
 /** The runtime's shared cache, or undefined when [redis] url is empty. */

@@ -1,52 +1,11 @@
 /**
- * The plain facts of one inbound message as the milter saw it, and the shape
- * of a message policy: `(msg, rt) => Promise<MessageDecision>`. Policies are
- * listed in ./policies/index.ts; each declares whether it reads the body, so
- * the milter only asks Postfix for the body when someone needs it.
+ * The milter's side of the message pipeline: the plain MessageFacts
+ * (core/message/facts.ts) of one message as Postfix handed it over, from the
+ * session's macros, envelope, headers and body chunks.
  */
 import type { TlsFacts } from '../core/inbound'
-import { messageRequirement, REQUIREMENT_HEADER, TLS_REQUIRED_HEADER, type Requirement } from '../core/levels'
-import type { Runtime } from '../core/runtime'
-import type { MessageDecision } from '../core/verdict'
-import type { Header, Recipient, SessionFacts, Transaction } from './session'
-
-export interface InboundMessage {
-  /** Postfix queue id (macro `i`), when known. */
-  readonly queueId?: string
-  readonly client: { readonly host?: string; readonly address?: string; readonly helo?: string }
-  readonly tls: TlsFacts
-  /** The envelope sender as the client sent it, e.g. `<alice@example.org>` or `<>`. */
-  readonly sender: string
-  readonly senderArgs: readonly string[]
-  readonly recipients: readonly Recipient[]
-  readonly headers: readonly Header[]
-  /** The body (CRLF lines), only when a policy declared needsBody; capped. Joined on first read. */
-  readonly body?: Buffer
-  /** The body as it arrived, in chunks: a reader that copies anyway (rawMessage) avoids a second copy. */
-  readonly bodyChunks?: readonly Buffer[]
-  readonly bodyBytes: number
-  readonly bodyTruncated: boolean
-  /** What the message's tags ask of every hop (DESIGN §3). */
-  readonly requirement: Requirement
-}
-
-export type MessagePolicyFn = (msg: InboundMessage, rt: Runtime) => Promise<MessageDecision>
-
-export interface MessagePolicy {
-  /** For logs and the internal-error metric's stage label. */
-  readonly name: string
-  /** True if the policy reads msg.body (the milter then negotiates body delivery). */
-  readonly needsBody: boolean
-  readonly run: MessagePolicyFn
-}
-
-export function messagePolicy(
-  name: string,
-  run: MessagePolicyFn,
-  opts: { needsBody?: boolean } = {},
-): MessagePolicy {
-  return { name, run, needsBody: opts.needsBody ?? false }
-}
+import type { MessageFacts } from '../core/message'
+import type { Header, SessionFacts, Transaction } from './session'
 
 /** All values of a header, by case-insensitive name, in message order. */
 export function headerValues(headers: readonly Header[], name: string): string[] {
@@ -72,12 +31,16 @@ export function tlsFactsFromMacros(get: (name: string) => string | undefined): T
   return Object.fromEntries(Object.entries(facts).filter(([, v]) => v !== undefined)) as TlsFacts
 }
 
-/** Builds the policies' view of the message from the session's state. */
-export function inboundMessage(s: SessionFacts, tx: Transaction): InboundMessage {
+/** The message as received: header lines, the blank line, the body; the body copied once. */
+export function rawMessage(tx: Pick<Transaction, 'headers' | 'body'>): Buffer {
+  const head = tx.headers.map((h) => `${h.name}: ${h.value.replace(/\r?\n/g, '\r\n')}\r\n`).join('')
+  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), ...tx.body])
+}
+
+/** The pipeline's facts from the session's state at end of message. */
+export function messageFacts(s: SessionFacts, tx: Transaction): MessageFacts {
   const get = (name: string) => s.macros.get(name)
   const conn = s.connection
-  const chunks = tx.body
-  let joined: Buffer | undefined
   return {
     queueId: get('i'),
     client: {
@@ -85,22 +48,14 @@ export function inboundMessage(s: SessionFacts, tx: Transaction): InboundMessage
       address: conn && conn.family !== 'unknown' ? conn.address : undefined,
       helo: s.helo,
     },
+    // Postfix does not tell a milter whether it relays for the client.
+    submitter: { authUser: get('{auth_authen}') || undefined },
     tls: tlsFactsFromMacros(get),
     sender: tx.sender,
-    senderArgs: tx.senderArgs,
-    recipients: tx.recipients,
-    headers: tx.headers,
-    get body() {
-      if (chunks.length) joined ??= Buffer.concat(chunks)
-      return joined
-    },
-    bodyChunks: chunks,
-    bodyBytes: tx.bodyBytes,
+    requiretls: hasRequireTlsParam(tx.senderArgs),
+    recipients: tx.recipients.map((r) => r.address),
+    headerValues: (name) => headerValues(tx.headers, name),
+    message: () => Promise.resolve(rawMessage(tx)),
     bodyTruncated: tx.bodyTruncated,
-    requirement: messageRequirement({
-      requiretlsParam: hasRequireTlsParam(tx.senderArgs),
-      requirementHeaders: headerValues(tx.headers, REQUIREMENT_HEADER),
-      tlsRequiredHeaders: headerValues(tx.headers, TLS_REQUIRED_HEADER),
-    }),
   }
 }

@@ -47,6 +47,8 @@ export interface HarakaTransaction {
   notes: Record<string, unknown>
   header: HarakaHeader
   mail_from?: { host?: string | null; format?(): string }
+  /** Haraka's Address objects (address-rfc2821). */
+  rcpt_to?: { address?: string }[]
   add_leading_header(name: string, value: string): void
   add_header(name: string, value: string): void
   remove_header(name: string): void
@@ -60,6 +62,10 @@ export interface HarakaConnection {
   capabilities: string[] | null
   transaction: HarakaTransaction | null
   relaying?: boolean
+  remote?: { ip?: string; host?: string | null }
+  hello?: { host?: string | null }
+  /** haraka-notes of the connection (auth_user after SMTP AUTH). */
+  notes?: Record<string, unknown>
 }
 
 /** haraka-config's module config for this plugin (package defaults + Haraka overrides). */

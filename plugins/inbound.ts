@@ -1,18 +1,10 @@
 /**
- * The inbound duty at end of data (DESIGN §3): a tagged message that came in
- * without TLS is refused 550 5.7.10; the link's TLS facts are recorded in an
- * Authentication-Results field of our own, with exactly the milter's text
- * (core/inbound.ts); incoming A-R fields claiming our authserv-id are removed
- * (RFC 8601 §5), including the copies Haraka renames to
- * Original-Authentication-Results (connection.ini clean_auth_results).
+ * What Haraka knows of the inbound link, as the TLS facts the message
+ * pipeline's inbound-link step (core/message/inbound-link.ts) reads; the
+ * Authentication-Results text is then exactly the milter's.
  */
-import { checkInboundLink, forgedAuthResults, isTls, tlsAuthResults, type TlsFacts } from '../core/inbound'
-import { CONTINUE, type HeaderEdit, type MessageDecision } from '../core/verdict'
-import type { Duty, MessageContext } from './duty'
+import type { TlsFacts } from '../core/inbound'
 import type { HarakaConnection } from './haraka'
-
-export const AUTH_RESULTS = 'Authentication-Results'
-export const ORIGINAL_AUTH_RESULTS = 'Original-Authentication-Results'
 
 /**
  * Symmetric key bits of an OpenSSL cipher name. Node's getCipher() has no
@@ -41,40 +33,3 @@ export function tlsFactsOf(conn: HarakaConnection): TlsFacts {
   }
   return facts
 }
-
-/** Deletions of every A-R (and Original-A-R) field that claims our authserv-id. */
-export function forgedResultEdits(m: Pick<MessageContext, 'headers'>, authservId: string): HeaderEdit[] {
-  const edits: HeaderEdit[] = []
-  for (const name of [AUTH_RESULTS, ORIGINAL_AUTH_RESULTS]) {
-    for (const index of forgedAuthResults(authservId, m.headers(name)))
-      edits.push({ op: 'delete', name, index })
-  }
-  return edits
-}
-
-function countInbound(m: MessageContext): void {
-  m.rt.metrics.inboundTls.inc({ adapter: 'haraka', tls: isTls(m.tls) ? 'yes' : 'no' })
-}
-
-/** The end-of-data step: reject tagged plaintext, else record the link. */
-export function inboundStep(m: MessageContext): MessageDecision {
-  const cfg = m.rt.config
-  countInbound(m)
-  if (cfg.inbound.reject_tagged_plaintext) {
-    const verdict = checkInboundLink(m.requirement, m.tls)
-    if (verdict.action !== 'continue') {
-      const level = m.requirement.source === 'requiretls' ? 'requiretls' : String(m.requirement.level)
-      m.rt.metrics.taggedMessages.inc({ level, outcome: 'rejected_plaintext' })
-      return { verdict, headers: [] }
-    }
-  }
-  const authservId = cfg.main.authserv_id
-  // Forged fields go whatever we add: nobody may speak in our name.
-  const headers = forgedResultEdits(m, authservId)
-  if (cfg.inbound.tls_results) {
-    headers.push({ op: 'prepend', name: AUTH_RESULTS, value: tlsAuthResults(authservId, m.tls) })
-  }
-  return { verdict: CONTINUE, headers }
-}
-
-export const inboundDuty: Duty = { name: 'inbound', message: inboundStep }

@@ -4,34 +4,32 @@
  * require()s this package (package.json "main") and copies these exports onto
  * its Plugin object, then calls register() synchronously.
  *
- * The plugin is a list of duties (duty.ts). To add one (verify, outbound):
- *   1. write plugins/<duty>.ts exporting a `Duty` ({name, hooks?, message?});
- *   2. import it here and append it to DUTIES. Nothing else.
- * Raw hooks are registered as `linksec_<duty>_<hook>` methods; message steps
- * run in DUTIES order inside the single data_post pipeline (message.ts).
+ * The plugin is a list of duties (duty.ts), each a set of raw Haraka hooks
+ * registered as `linksec_<duty>_<hook>` methods. The end of message is not a
+ * duty's: data_post runs core/message's one pipeline (message.ts), the same
+ * steps the milter runs.
  * Everything runs inside guarded(): any failure answers 451 4.3.0.
  */
 import { declaredLevel, declareDuty } from './declare'
 import type { Duty } from './duty'
 import { guarded } from './guard'
 import type { HarakaPlugin, HookMethod } from './haraka'
-import { inboundDuty } from './inbound'
 import { outboundDuty } from './outbound'
-import { verifyDuty } from './verify'
 import { RuntimeHolder } from './config'
 import { dataPostHandler, queueHandler } from './message'
+import { MESSAGE_STEPS, type MessageStep } from '../core/message'
 import { registerMetricsEndpoint } from './metrics'
 import { ensureHarakaCertificate } from './tls'
 
-/** Every duty of the plugin, in the order their message steps run. */
-export const DUTIES: readonly Duty[] = [declareDuty, inboundDuty, verifyDuty, outboundDuty]
+/** Every duty of the plugin. */
+export const DUTIES: readonly Duty[] = [declareDuty, outboundDuty]
 
 /** Plugin-wide hooks: the data_post pipeline, and header additions just before queueing. */
-function coreHooks(duties: readonly Duty[]): Duty {
+function coreHooks(steps: readonly MessageStep[]): Duty {
   return {
     name: 'linksec',
     hooks: {
-      data_post: { handler: dataPostHandler(duties) },
+      data_post: { handler: dataPostHandler(steps) },
       // First in line (-100), before any queue plugin reads the message stream.
       queue: { handler: queueHandler, priority: -100 },
       queue_outbound: { handler: queueHandler, priority: -100 },
@@ -44,9 +42,10 @@ export function registerDuties(
   plugin: HarakaPlugin,
   holder: RuntimeHolder,
   duties: readonly Duty[],
+  steps: readonly MessageStep[] = MESSAGE_STEPS,
 ): string[] {
   const methods: string[] = []
-  for (const duty of [...duties, coreHooks(duties)]) {
+  for (const duty of [...duties, coreHooks(steps)]) {
     for (const [hook, spec] of Object.entries(duty.hooks ?? {})) {
       const method = `linksec_${duty.name}_${hook}`
       const stage = duty.name === 'linksec' ? hook : `${duty.name}_${hook}`

@@ -1,85 +1,112 @@
 /**
- * The end-of-message pipeline at Haraka's data_post: every duty's message
- * step runs in order on the same view of the message; the first verdict that
- * is not `continue` decides, header edits are applied only if the message goes
- * on, and one decision line + linksec_messages_total count is written per
- * message (core/decision-log.ts).
+ * The Haraka side of the message pipeline, at data_post: the plain
+ * MessageFacts (core/message/facts.ts) from the connection and transaction,
+ * one run of core/message, and its result translated: header edits
+ * (plugins/headers.ts), Haraka's quarantine and discard notes, the reply,
+ * and one decision line + linksec_messages_total count per message
+ * (core/decision-log.ts).
+ *
+ * Quarantine means Haraka's `queue/quarantine` plugin keeps the message: it
+ * reads `transaction.notes.quarantine` (true: `<quarantine_path>/YYYYMMDD/<uuid>`,
+ * quarantine_path from quarantine.ini, default /var/spool/haraka/quarantine)
+ * and then answers what `transaction.notes.quarantine_action` says; we set
+ * OK, so the message is kept there and not delivered. List `queue/quarantine`
+ * in config/plugins (the message otherwise goes on, carrying our
+ * Authentication-Results). Discard sets `transaction.notes.discard`, which
+ * Haraka's `queue/discard` reads.
  */
 import { logDecision } from '../core/decision-log'
-import { messageRequirement, REQUIREMENT_HEADER, TLS_REQUIRED_HEADER } from '../core/levels'
 import { isTls } from '../core/inbound'
-import { CONTINUE, type HeaderEdit, type Verdict } from '../core/verdict'
-import type { Duty, DutyContext, MessageContext } from './duty'
-import type { HarakaConnection, Next } from './haraka'
+import {
+  MESSAGE_STEPS,
+  runMessage,
+  type AdapterProfile,
+  type MessageFacts,
+  type MessageResult,
+  type MessageStep,
+} from '../core/message'
+import type { Runtime } from '../core/runtime'
+import type { DutyContext } from './duty'
+import { OK, type HarakaConnection, type HarakaTransaction, type Next } from './haraka'
 import { applyHeaderEdits, flushStagedHeaders } from './headers'
 import { tlsFactsOf } from './inbound'
 import { linksecNotes } from './notes'
+import { policyProviderFor } from './outbound/policy'
 import { harakaReply } from './reply'
 
-/** Builds the read-only view every step sees, and records it in transaction.notes.linksec. */
-export function messageContext(ctx: DutyContext, conn: HarakaConnection): MessageContext {
-  const txn = conn.transaction
-  if (!txn) throw new Error('data_post without a transaction')
-  const notes = linksecNotes(txn)
-  const headers = (name: string) => txn.header.get_all(name)
-  const tls = tlsFactsOf(conn)
-  const requirement = messageRequirement({
-    requiretlsParam: notes.requiretls === true,
-    requirementHeaders: headers(REQUIREMENT_HEADER),
-    tlsRequiredHeaders: headers(TLS_REQUIRED_HEADER),
-  })
-  notes.requirement = requirement
-  notes.inbound = { tls: isTls(tls), ...tls }
-  const host = txn.mail_from?.host
+interface MessageStream {
+  get_data(cb: (data: Buffer) => void): void
+}
+
+/**
+ * The message as Haraka will queue it (header_list + body, CRLF), read once
+ * per message and only by a step that needs it. get_data() hands over a
+ * Buffer of its own (haraka-message-stream concatenates the chunks into a new
+ * one), so it is used as is, not copied again.
+ */
+export function readMessage(txn: HarakaTransaction): Promise<Buffer> {
+  const stream = (txn as HarakaTransaction & { message_stream?: MessageStream }).message_stream
+  if (!stream) return Promise.reject(new Error('transaction without a message_stream'))
+  return new Promise((resolve) => stream.get_data(resolve))
+}
+
+/** The pipeline's facts from Haraka's connection and transaction. */
+export function messageFacts(conn: HarakaConnection, txn: HarakaTransaction): MessageFacts {
+  const authUser = conn.notes?.auth_user
   return {
-    ...ctx,
-    connection: conn,
-    transaction: txn,
-    tls,
-    requirement,
-    headers,
     queueId: txn.uuid,
-    senderDomain: host ? String(host) : undefined,
+    client: {
+      host: conn.remote?.host ?? undefined,
+      address: conn.remote?.ip,
+      helo: conn.hello?.host ?? undefined,
+    },
+    submitter: {
+      authUser: typeof authUser === 'string' ? authUser : undefined,
+      relaying: Boolean(conn.relaying),
+    },
+    tls: tlsFactsOf(conn),
+    sender: txn.mail_from?.format?.() ?? '',
+    requiretls: linksecNotes(txn).requiretls === true,
+    recipients: (txn.rcpt_to ?? []).map((r) => String(r.address ?? r)),
+    headerValues: (name) => txn.header.get_all(name),
+    message: () => readMessage(txn),
+    bodyTruncated: false,
   }
 }
 
-/** Runs the steps; stops at the first verdict other than continue. */
-export async function runSteps(
-  m: MessageContext,
-  duties: readonly Duty[],
-): Promise<{ verdict: Verdict; headers: HeaderEdit[]; decidedBy?: string }> {
-  const headers: HeaderEdit[] = []
-  for (const duty of duties) {
-    if (!duty.message) continue
-    const d = await duty.message(m)
-    if (d.verdict.action !== 'continue') return { verdict: d.verdict, headers: [], decidedBy: duty.name }
-    headers.push(...d.headers)
+/** Haraka's outbound duty checks every hop at delivery; recipient domains are looked up through its provider. */
+export function harakaProfile(rt: Runtime): AdapterProfile {
+  return { adapter: 'haraka', outbound: 'per-hop', peerPolicy: (d) => policyProviderFor(rt).resolve(d) }
+}
+
+/** Applies what the pipeline decided to the transaction (edits, notes); the reply is harakaReply's. */
+export function applyResult(txn: HarakaTransaction, facts: MessageFacts, r: MessageResult): void {
+  const notes = linksecNotes(txn)
+  // Written into the queue file: the outbound duty reads them at delivery.
+  notes.requirement = r.requirement
+  notes.inbound = { tls: isTls(facts.tls), ...facts.tls }
+  applyHeaderEdits(txn, r.headers)
+  if (r.verdict.action === 'quarantine') {
+    notes.action = 'quarantine'
+    txn.notes.quarantine = true
+    txn.notes.quarantine_action = OK
+  } else if (r.verdict.action === 'discard') {
+    notes.action = 'discard'
+    txn.notes.discard = true
   }
-  return { verdict: CONTINUE, headers }
 }
 
-function requiredLevel(m: MessageContext): number | string | undefined {
-  if (m.requirement.source === 'requiretls') return 'requiretls'
-  return m.requirement.level || undefined
-}
-
-/** The data_post hook body for a given list of duties. */
-export function dataPostHandler(duties: readonly Duty[]) {
+/** The data_post hook body for a given list of steps. */
+export function dataPostHandler(steps: readonly MessageStep[] = MESSAGE_STEPS) {
   return async (ctx: DutyContext, next: Next, target: unknown): Promise<void> => {
-    const m = messageContext(ctx, target as HarakaConnection)
-    const { verdict, headers, decidedBy } = await runSteps(m, duties)
-    if (verdict.action === 'continue' || verdict.action === 'accept') applyHeaderEdits(m.transaction, headers)
-    if (verdict.action === 'quarantine' || verdict.action === 'discard')
-      linksecNotes(m.transaction).action = verdict.action
-    logDecision(m.rt, {
-      adapter: 'haraka',
-      queueId: m.queueId,
-      verdict,
-      level: requiredLevel(m),
-      senderDomain: m.senderDomain,
-      extra: decidedBy ? { duty: decidedBy } : undefined,
-    })
-    next(...harakaReply(verdict))
+    const conn = target as HarakaConnection
+    const txn = conn.transaction
+    if (!txn) throw new Error('data_post without a transaction')
+    const facts = messageFacts(conn, txn)
+    const r = await runMessage(ctx.rt, facts, harakaProfile(ctx.rt), { steps })
+    applyResult(txn, facts, r)
+    logDecision(ctx.rt, r.decision)
+    next(...harakaReply(r.verdict))
   }
 }
 

@@ -3,24 +3,17 @@
  * leaves only over TLS to servers that declare the level, or bounces with a
  * 5.7.10 DSN that names the hop and the reason.
  *
- * - end of message (relayed mail only): a recipient domain known to fall
- *   below the tag's level is refused 550 5.7.10 before anything is queued;
+ * - end of message: core/message's route step refuses relayed tagged mail
+ *   whose recipient domain is known to fall below the tag's level;
  * - get_mx: looks up the destination's policy and prepares the attempt
  *   (outbound/attempt.ts: forced TLS, session probe, refusal handling), then
  *   lets routing go on (CONT) to whatever plugin or DNS lookup finds the MX;
  * - deferred: a TLS/certificate retry never waits past tls_retry_window;
  * - bounce / delivered: count linksec_tagged_messages_total.
  */
-import {
-  checkRecipients,
-  countTagged,
-  dutiesFromConfig,
-  recipientDomains,
-  type TaggedOutcome,
-} from '../core/enforce'
+import { countTagged, dutiesFromConfig } from '../core/enforce'
 import { NO_REQUIREMENT, type Requirement } from '../core/levels'
-import { CONTINUE, type MessageDecision } from '../core/verdict'
-import type { Duty, DutyContext, MessageContext } from './duty'
+import type { Duty, DutyContext } from './duty'
 import { CONT, DENYSOFT, type Next } from './haraka'
 import { notesOfTodo } from './notes'
 import { attemptOf, clampedDelaySeconds, prepareAttempt } from './outbound/attempt'
@@ -32,30 +25,6 @@ import { refuseMessage, type HarakaOutbound } from './outbound/refuse'
 export function requirementOfTodo(hmail: HMailItem): Requirement {
   const r = notesOfTodo(hmail.todo).requirement
   return r && typeof r.level === 'number' ? r : NO_REQUIREMENT
-}
-
-/** End of message: refuse relayed tagged mail whose recipient domains are known to be too weak. */
-export async function recipientStep(m: MessageContext): Promise<MessageDecision> {
-  const cfg = m.rt.config
-  if (!cfg.inbound.reject_weak_recipients || !m.connection.relaying) return { verdict: CONTINUE, headers: [] }
-  // Haraka's Address objects; plugins/haraka.ts does not type rcpt_to (not ours to change).
-  const txn = m.transaction as unknown as { rcpt_to?: { address?: string }[] }
-  const rcpts = (txn.rcpt_to ?? []).map((r) => String(r.address ?? r))
-  const verdict = await checkRecipients(
-    m.requirement,
-    recipientDomains(rcpts),
-    (d) => policyProviderFor(m.rt).resolve(d),
-    // The EHLO at delivery still decides for a domain nothing is known of.
-    { duties: dutiesFromConfig(cfg), unknown: 'accept' },
-  )
-  const outcome: TaggedOutcome | undefined =
-    verdict.action === 'reject'
-      ? 'rejected_recipients'
-      : verdict.action === 'tempfail'
-        ? 'tempfail_recipients'
-        : undefined
-  if (outcome) countTagged(m.rt, m.requirement, outcome)
-  return { verdict, headers: [] }
 }
 
 function harakaOutbound(ctx: DutyContext): HarakaOutbound | undefined {
@@ -117,7 +86,6 @@ function onDelivered(ctx: DutyContext, next: Next, target: unknown, params: unkn
 
 export const outboundDuty: Duty = {
   name: 'outbound',
-  message: recipientStep,
   hooks: {
     // First, so the attempt is prepared whichever plugin then answers with the MX.
     get_mx: { handler: onGetMx, priority: -100 },

@@ -22,8 +22,8 @@ const CODE_FOR: Record<VerdictAction, number | undefined> = {
   accept: CONT,
   reject: DENY,
   tempfail: DENYSOFT,
-  // Quarantine and discard are decided by later duties (verify); the Haraka
-  // adapter records them in transaction.notes.linksec and lets the message on.
+  // The message is accepted; Haraka's queue/quarantine and queue/discard
+  // plugins act on the notes plugins/message.ts sets (applyResult).
   quarantine: CONT,
   discard: CONT,
 }

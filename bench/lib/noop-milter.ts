@@ -13,7 +13,8 @@ import { silentLogger } from '../../core/log'
 import { createMetrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
 import { CONTINUE } from '../../core/verdict'
-import { createMilterApp, messagePolicy } from '../../milter/app'
+import { messageStep } from '../../core/message'
+import { createMilterApp } from '../../milter/app'
 import { startMilterService } from '../../milter/server'
 import type { RunningMilter } from './milters'
 
@@ -49,15 +50,13 @@ async function serve(role: FrameworkRole, listen: string): Promise<void> {
     log: silentLogger,
     metrics: createMetrics({ processMetrics: false }),
   })
-  const noop = messagePolicy('noop', async () => ({
+  const noop = messageStep('noop', async () => ({
     verdict: CONTINUE,
     headers: [{ op: 'append', name: 'X-Test-Milter', value: 'ok' }],
   }))
   const transport = listen.startsWith('unix:') ? 'unix' : 'inet'
   const handler =
-    role === 'noop'
-      ? createMilterApp(rt, { policies: [noop], transport })
-      : createMilterApp(rt, { transport })
+    role === 'noop' ? createMilterApp(rt, { steps: [noop], transport }) : createMilterApp(rt, { transport })
   const svc = await startMilterService(rt, { listen, handler })
   process.stdout.write(`${svc.address}\n`)
   process.once('SIGTERM', () => void svc.close(1000).then(() => process.exit(0)))

@@ -21,6 +21,7 @@
  *   route.ts) throws in that case instead, so Postfix, which cannot check the
  *   hop's declaration later, answers 451 4.4.3.
  */
+import { addressDomain } from '../address'
 import type { Requirement } from '../levels'
 import { CONTINUE, reject, tempfail, type Verdict } from '../verdict'
 import { describeRequirement, isEnforced, type EnforceDuties, type PeerPolicy } from './hop'
@@ -46,13 +47,8 @@ interface DomainFinding {
 export function recipientDomains(addresses: readonly string[]): string[] {
   const out = new Set<string>()
   for (const a of addresses) {
-    const at = a.lastIndexOf('@')
-    const d = a
-      .slice(at + 1)
-      .replace(/[>\s]+$/, '')
-      .replace(/\.$/, '')
-      .toLowerCase()
-    if (at >= 0 && d) out.add(d)
+    const d = addressDomain(a)
+    if (d) out.add(d)
   }
   return [...out]
 }

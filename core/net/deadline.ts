@@ -28,3 +28,22 @@ export function deadline(ms: number, ...parents: Array<AbortSignal | undefined>)
     },
   }
 }
+
+/**
+ * `work`, or the error `late()` makes once `ms` have passed, whichever comes
+ * first; the timer is cleared either way and never keeps the process alive.
+ * The one timeout race of the tree (the MTA-facing deadlines, Redis readiness,
+ * a service's shutdown grace).
+ */
+export async function raceDeadline<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), Math.max(0, ms))
+    timer.unref?.()
+  })
+  try {
+    return await Promise.race([work, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -10,7 +10,7 @@
  * Unexpected errors and the deadline give temperror, never a crash.
  */
 import { describeError } from '../errors'
-import { forgedAuthResults } from '../inbound'
+import { raceDeadline } from '../net/deadline'
 import { fromAddress, keyFinderFor, type KeyFinder, type MailAddress } from '../keys'
 import { dnsClientFor } from '../net/dns'
 import { perRuntime, type Runtime } from '../runtime'
@@ -86,7 +86,7 @@ export async function verifyMessage(
   logResult(rt, ev, verdict.action)
   return {
     verdict,
-    headers: headerEdits(id, message.headers, ev.facts),
+    headers: headerEdits(id, ev.facts),
     result: ev.facts.result,
     facts: ev.facts,
   }
@@ -202,13 +202,9 @@ async function applyRequirement(
     }
 }
 
-function headerEdits(id: string, headers: HeaderField[], facts: ResultFacts): HeaderEdit[] {
-  const forged = forgedAuthResults(id, headerValues(headers, 'authentication-results'))
-  // Highest index first, so each delete leaves the earlier indexes valid.
-  const deletes: HeaderEdit[] = forged
-    .reverse()
-    .map((index) => ({ op: 'delete', name: 'Authentication-Results', index }))
-  return [...deletes, { op: 'prepend', name: 'Authentication-Results', value: formatAuthResults(id, facts) }]
+/** Our field only: forged ones claiming our authserv-id are removed by the pipeline's inbound-link step. */
+function headerEdits(id: string, facts: ResultFacts): HeaderEdit[] {
+  return [{ op: 'prepend', name: 'Authentication-Results', value: formatAuthResults(id, facts) }]
 }
 
 /**
@@ -238,22 +234,11 @@ class Deadline {
     return this.controller.signal
   }
 
-  async bound<T>(work: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => {
-          this.controller?.abort()
-          reject(new Error(`the check took longer than [verify] deadline_ms (${this.ms} ms)`))
-        },
-        Math.max(0, this.at - Date.now()),
-      )
+  bound<T>(work: Promise<T>): Promise<T> {
+    return raceDeadline(work, this.at - Date.now(), () => {
+      this.controller?.abort()
+      return new Error(`the check took longer than [verify] deadline_ms (${this.ms} ms)`)
     })
-    try {
-      return await Promise.race([work, expired])
-    } finally {
-      clearTimeout(timer)
-    }
   }
 }
 

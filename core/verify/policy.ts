@@ -5,6 +5,7 @@
  * when a signature is present or required, otherwise tag and accept.
  * Every reject names the sender and the reason in words.
  */
+import { addressDomain } from '../address'
 import type { LinksecConfig } from '../config'
 import { CONTINUE, reject, tempfail, type Verdict } from '../verdict'
 import type { ResultFacts } from './authres'
@@ -46,7 +47,7 @@ export function decide(cfg: LinksecConfig, input: PolicyInput): Verdict {
       if (input.requirement !== 'required') return CONTINUE
       return apply(
         cfg.verify.on_missing_required,
-        `${input.requiredBy ?? domainOf(who)} declares that all its mail is OpenPGP-signed (sig=required), but this message from ${who} ${
+        `${input.requiredBy ?? addressDomain(who) ?? who} declares that all its mail is OpenPGP-signed (sig=required), but this message from ${who} ${
           facts.result === 'none' ? 'is not signed' : `has no signature that can be checked (${facts.reason})`
         }`,
         'signature_missing_required',
@@ -58,9 +59,4 @@ function apply(action: Action, text: string, reason: string): Verdict {
   if (action === 'reject') return reject(550, '5.7.1', text, reason)
   if (action === 'quarantine') return { action: 'quarantine', text, reason }
   return { ...CONTINUE, reason: `${reason}_tagged` }
-}
-
-function domainOf(addr: string): string {
-  const at = addr.lastIndexOf('@')
-  return at === -1 ? addr : addr.slice(at + 1)
 }

@@ -5,9 +5,9 @@ import { silentLogger } from '../../../core/log'
 import { createMetrics } from '../../../core/metrics'
 import { createRuntime, type Runtime } from '../../../core/runtime'
 import { CONTINUE } from '../../../core/verdict'
-import { createMilterApp, headerActions, messagePolicy } from '../../../milter/app'
+import { messageStep, inboundLinkStep } from '../../../core/message'
+import { createMilterApp, headerActions } from '../../../milter/app'
 import { MacroStore } from '../../../milter/macros'
-import { inboundLinkPolicy } from '../../../milter/policies/inbound-link'
 import type { SessionFacts, Transaction } from '../../../milter/session'
 import { Cmd } from '../../../milter/wire/codes'
 
@@ -50,7 +50,7 @@ async function metricValue(rt: Runtime, name: string, labels: Record<string, str
 }
 
 /** The app with the inbound-link policy alone (other policies join the default list over time). */
-const inboundApp = (rt: Runtime) => createMilterApp(rt, { policies: [inboundLinkPolicy] })
+const inboundApp = (rt: Runtime) => createMilterApp(rt, { steps: [inboundLinkStep] })
 
 describe('milter app: the inbound link policy', () => {
   it('adds x-tls=none at the top for a plaintext message and lets it through', async () => {
@@ -143,10 +143,10 @@ describe('milter app: the inbound link policy', () => {
 describe('milter app: the policy pipeline', () => {
   it('answers 451 4.3.0 when a policy throws, and counts it by policy', async () => {
     const rt = runtime()
-    const broken = messagePolicy('broken', async () => {
+    const broken = messageStep('broken', async () => {
       throw new Error('key server exploded')
     })
-    const r = await createMilterApp(rt, { policies: [broken] }).endOfMessage(facts())
+    const r = await createMilterApp(rt, { steps: [broken] }).endOfMessage(facts())
     assert.match((r.final as { text: string }).text, /^451 4\.3\.0 /)
     assert.equal(
       await metricValue(rt, 'linksec_internal_errors_total', { adapter: 'milter', stage: 'broken' }),
@@ -155,32 +155,32 @@ describe('milter app: the policy pipeline', () => {
   })
 
   it('answers 451 4.3.0 when policies run past the deadline', async () => {
-    const slow = messagePolicy(
+    const slow = messageStep(
       'slow',
       () => new Promise((resolve) => setTimeout(() => resolve({ verdict: CONTINUE, headers: [] }), 500)),
     )
-    const r = await createMilterApp(runtime(), { policies: [slow], deadlineMs: 20 }).endOfMessage(facts())
+    const r = await createMilterApp(runtime(), { steps: [slow], deadlineMs: 20 }).endOfMessage(facts())
     assert.match((r.final as { text: string }).text, /^451 4\.3\.0 /)
   })
 
   it('stops at the first decisive verdict but keeps the header edits of the policies that ran', async () => {
     const calls: string[] = []
-    const tag = messagePolicy('tag', async () => {
+    const tag = messageStep('tag', async () => {
       calls.push('tag')
       return { verdict: CONTINUE, headers: [{ op: 'append', name: 'X-A', value: '1' }] }
     })
-    const quarantine = messagePolicy('q', async () => {
+    const quarantine = messageStep('q', async () => {
       calls.push('q')
       return {
         verdict: { action: 'quarantine', reason: 'bad_signature', text: 'signature failed' },
         headers: [],
       }
     })
-    const never = messagePolicy('never', async () => {
+    const never = messageStep('never', async () => {
       calls.push('never')
       return { verdict: CONTINUE, headers: [] }
     })
-    const r = await createMilterApp(runtime(), { policies: [tag, quarantine, never] }).endOfMessage(facts())
+    const r = await createMilterApp(runtime(), { steps: [tag, quarantine, never] }).endOfMessage(facts())
     assert.deepEqual(calls, ['tag', 'q'])
     assert.deepEqual(r.modifications, [
       { type: 'addHeader', name: 'X-A', value: '1' },
@@ -192,10 +192,10 @@ describe('milter app: the policy pipeline', () => {
   it('asks Postfix for the body only when a policy needs it', () => {
     const rt = runtime()
     assert.equal(inboundApp(rt).needs.events.body, 'none')
-    const reader = messagePolicy('reader', async () => ({ verdict: CONTINUE, headers: [] }), {
+    const reader = messageStep('reader', async () => ({ verdict: CONTINUE, headers: [] }), {
       needsBody: true,
     })
-    const app = createMilterApp(rt, { policies: [reader] })
+    const app = createMilterApp(rt, { steps: [reader] })
     assert.equal(app.needs.events.body, 'observe')
     assert.equal(app.maxBodyBytes, defaultConfig().verify.max_message_bytes)
   })

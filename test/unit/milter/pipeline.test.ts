@@ -11,9 +11,10 @@ import { loadConfig } from '../../../core/config'
 import type { LogFields, Logger } from '../../../core/log'
 import { createMetrics } from '../../../core/metrics'
 import { createRuntime, type Runtime } from '../../../core/runtime'
-import { createMilterApp, domainOf, messagePolicy } from '../../../milter/app'
+import { addressDomain } from '../../../core/address'
+import { MESSAGE_STEPS, messageStep } from '../../../core/message'
+import { createMilterApp } from '../../../milter/app'
 import { MacroStore } from '../../../milter/macros'
-import { MESSAGE_POLICIES } from '../../../milter/policies'
 import type { EndOfMessageReply, SessionFacts, Transaction } from '../../../milter/session'
 import { Cmd } from '../../../milter/wire/codes'
 import { startWorld, type IniSections, type World } from '../../helpers/world'
@@ -118,8 +119,8 @@ const decisions = (lines: Line[]) => lines.filter((l) => l.msg === 'decision')
 describe('milter default pipeline', () => {
   it('runs the inbound link first, then the route policy, then the signature check', () => {
     assert.deepEqual(
-      MESSAGE_POLICIES.map((p) => p.name),
-      ['inbound-link', 'route', 'openpgp'],
+      MESSAGE_STEPS.map((p) => p.name),
+      ['inbound-link', 'route', 'verify'],
     )
   })
 
@@ -174,7 +175,7 @@ describe('milter default pipeline', () => {
     )
     const [line] = decisions(lines)
     assert.equal(line?.fields.reason, 'recipient_level_low')
-    assert.equal(line?.fields.policy, 'route')
+    assert.equal(line?.fields.step, 'route')
   })
 
   it('answers 451 4.4.3, never an accept, when the lookup of a recipient domain fails', async () => {
@@ -250,15 +251,15 @@ describe('milter decision line', () => {
     assert.equal(line?.fields.code, 550)
     assert.equal(line?.fields.enhanced, '5.7.10')
     assert.equal(line?.fields.reason, 'tagged_plaintext')
-    assert.equal(line?.fields.policy, 'inbound-link')
+    assert.equal(line?.fields.step, 'inbound-link')
     assert.equal(line?.fields.tls, 'none')
     assert.equal(await metric(rt, 'linksec_messages_total', { adapter: 'milter', verdict: 'reject' }), 1)
   })
 
   it('logs and counts a message whose policies ran past the deadline as one tempfail', async () => {
     const { rt, lines } = runtime()
-    const slow = messagePolicy('slow', () => new Promise(() => {}))
-    const r = await createMilterApp(rt, { policies: [slow], deadlineMs: 20 }).endOfMessage(facts())
+    const slow = messageStep('slow', () => new Promise(() => {}))
+    const r = await createMilterApp(rt, { steps: [slow], deadlineMs: 20 }).endOfMessage(facts())
     assert.match(finalText(r), /^451 4\.3\.0 /)
     const all = decisions(lines)
     assert.equal(all.length, 1)
@@ -269,9 +270,9 @@ describe('milter decision line', () => {
   })
 
   it('reads the sender domain from the envelope', () => {
-    assert.equal(domainOf('<Alice@Example.ORG>'), 'example.org')
-    assert.equal(domainOf('alice@example.org'), 'example.org')
-    assert.equal(domainOf('<>'), undefined)
-    assert.equal(domainOf('<postmaster>'), undefined)
+    assert.equal(addressDomain('<Alice@Example.ORG>'), 'example.org')
+    assert.equal(addressDomain('alice@example.org'), 'example.org')
+    assert.equal(addressDomain('<>'), undefined)
+    assert.equal(addressDomain('<postmaster>'), undefined)
   })
 })

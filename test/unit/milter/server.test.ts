@@ -11,12 +11,12 @@ import { createMetrics } from '../../../core/metrics'
 import { createRuntime, type Runtime } from '../../../core/runtime'
 import type { Service } from '../../../core/service'
 import { CONTINUE } from '../../../core/verdict'
-import { createMilterApp, messagePolicy } from '../../../milter/app'
+import { messageStep, inboundLinkStep } from '../../../core/message'
+import { createMilterApp } from '../../../milter/app'
 import { startMilterService } from '../../../milter/server'
 import { Proto } from '../../../milter/wire/codes'
 import { ResponseDecoder } from '../../../milter/wire/decode'
 import { encodeCommand } from '../../../milter/wire/encode'
-import { inboundLinkPolicy } from '../../../milter/policies/inbound-link'
 import { MilterClient, runTransaction, type TransactionSpec } from '../../helpers/milter-client'
 
 const SPEC: TransactionSpec = {
@@ -40,7 +40,7 @@ async function metric(rt: Runtime, name: string, labels: Record<string, string> 
 const services: Service[] = []
 /** The milter with the inbound-link policy only, so other policies added to the default list do not change these tests. */
 async function start(rt: Runtime, opts: Parameters<typeof startMilterService>[1] = {}): Promise<Service> {
-  const handler = createMilterApp(rt, { policies: [inboundLinkPolicy] })
+  const handler = createMilterApp(rt, { steps: [inboundLinkStep] })
   const s = await startMilterService(rt, { listen: 'inet:127.0.0.1:0', handler, ...opts })
   services.push(s)
   return s
@@ -183,7 +183,7 @@ describe('milter server', () => {
 
   it('sends the end-of-message actions and the final reply in one write', async () => {
     const rt = runtime()
-    const three = messagePolicy('three', async () => ({
+    const three = messageStep('three', async () => ({
       verdict: CONTINUE,
       headers: [
         { op: 'append', name: 'X-A', value: '1' },
@@ -191,7 +191,7 @@ describe('milter server', () => {
         { op: 'prepend', name: 'X-C', value: '3' },
       ],
     }))
-    const svc = await start(rt, { handler: createMilterApp(rt, { policies: [three] }) })
+    const svc = await start(rt, { handler: createMilterApp(rt, { steps: [three] }) })
     const c = await negotiated(svc.address)
     const writes: Buffer[] = []
     const original = net.Socket.prototype.write
@@ -216,13 +216,13 @@ describe('milter server', () => {
     const rt = runtime()
     let release!: () => void
     const gate = new Promise<void>((r) => (release = r))
-    const slow = messagePolicy('slow', async () => {
+    const slow = messageStep('slow', async () => {
       await gate
       return { verdict: CONTINUE, headers: [{ op: 'append', name: 'X-Done', value: 'yes' }] }
     })
     const svc = await startMilterService(rt, {
       listen: 'inet:127.0.0.1:0',
-      handler: createMilterApp(rt, { policies: [slow] }),
+      handler: createMilterApp(rt, { steps: [slow] }),
     })
     const idle = await negotiated(svc.address)
     const busy = await negotiated(svc.address)
@@ -241,10 +241,10 @@ describe('milter server', () => {
 
   it('drops sessions still busy when the grace period ends', async () => {
     const rt = runtime()
-    const never = messagePolicy('never', () => new Promise(() => {}))
+    const never = messageStep('never', () => new Promise(() => {}))
     const svc = await startMilterService(rt, {
       listen: 'inet:127.0.0.1:0',
-      handler: createMilterApp(rt, { policies: [never], deadlineMs: 60000 }),
+      handler: createMilterApp(rt, { steps: [never], deadlineMs: 60000 }),
     })
     const c = await negotiated(svc.address)
     void runTransaction(c, SPEC).catch(() => {})

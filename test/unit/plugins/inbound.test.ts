@@ -1,11 +1,26 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { cipherBits, inboundStep, tlsFactsOf } from '../../../plugins/inbound'
-import { messageContext } from '../../../plugins/message'
-import { connectionWith, fakePlugin, runtimeWith, type RawIni } from './fakes'
+import { inboundLinkStep, messageView, runMessage, type StepDecision } from '../../../core/message'
+import type { Runtime } from '../../../core/runtime'
+import { cipherBits, tlsFactsOf } from '../../../plugins/inbound'
+import { applyResult, harakaProfile, messageFacts } from '../../../plugins/message'
+import { connectionWith, runtimeWith, type RawIni } from './fakes'
 
+/** The inbound-link step (core/message/inbound-link.ts) on the facts the Haraka adapter builds. */
 function context(raw: RawIni, opts: Parameters<typeof connectionWith>[0]) {
-  return messageContext({ plugin: fakePlugin(), rt: runtimeWith(raw) }, connectionWith(opts))
+  const rt = runtimeWith(raw)
+  const conn = connectionWith(opts)
+  const facts = messageFacts(conn, conn.transaction!)
+  return { rt, conn, facts, view: messageView(facts, harakaProfile(rt)) }
+}
+
+const inboundStep = (m: ReturnType<typeof context>) => inboundLinkStep.run(m.view, m.rt) as StepDecision
+
+/** The whole pipeline with the inbound-link step alone. */
+async function pipeline(m: ReturnType<typeof context>, rt: Runtime = m.rt) {
+  const r = await runMessage(rt, m.facts, harakaProfile(rt), { steps: [inboundLinkStep] })
+  applyResult(m.conn.transaction!, m.facts, r)
+  return r
 }
 
 describe('TLS facts from connection.tls', () => {
@@ -26,10 +41,10 @@ describe('TLS facts from connection.tls', () => {
   })
 })
 
-describe('inboundStep', () => {
+describe('the inbound-link step on Haraka facts', () => {
   it('rejects a tagged plaintext message 550 5.7.10 and counts it', async () => {
     const m = context({}, { headerLines: ['Link-Security-Required: 2'] })
-    const d = inboundStep(m)
+    const d = await pipeline(m)
     assert.equal(d.verdict.action, 'reject')
     assert.equal(`${d.verdict.code} ${d.verdict.enhanced}`, '550 5.7.10')
     assert.deepEqual(d.headers, [])
@@ -84,9 +99,13 @@ describe('inboundStep', () => {
     assert.deepEqual(d.headers, [{ op: 'delete', name: 'Authentication-Results', index: 1 }])
   })
 
-  it('records the requirement and link in transaction.notes.linksec', () => {
+  it('records the requirement and link in transaction.notes.linksec', async () => {
     const m = context({}, { tls: true, headerLines: ['Link-Security-Required: 4'] })
-    const notes = m.transaction.notes.linksec as { requirement: { level: number }; inbound: { tls: boolean } }
+    await pipeline(m)
+    const notes = m.conn.transaction!.notes.linksec as {
+      requirement: { level: number }
+      inbound: { tls: boolean }
+    }
     assert.equal(notes.requirement.level, 4)
     assert.equal(notes.inbound.tls, true)
   })

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { RuntimeHolder } from '../../../plugins/config'
-import type { Duty } from '../../../plugins/duty'
+import { messageStep, type MessageStep } from '../../../core/message'
 import { CONT, DENY, DENYSOFT, type HookMethod } from '../../../plugins/haraka'
 import { DUTIES, register, registerDuties } from '../../../plugins/linksec'
 import { reject, CONTINUE } from '../../../core/verdict'
@@ -26,10 +26,10 @@ describe('register()', () => {
 })
 
 describe('the data_post pipeline', () => {
-  function setup(duties: Duty[]) {
+  function setup(steps: MessageStep[]) {
     const plugin = fakePlugin({ main: { authserv_id: 'mx.test' } })
     const holder = new RuntimeHolder(plugin, '/x')
-    registerDuties(plugin, holder, duties)
+    registerDuties(plugin, holder, DUTIES, steps)
     const call = (name: string, conn: unknown) =>
       callNext((next) => (plugin[name] as HookMethod).call(plugin, next, conn))
     return { plugin, call }
@@ -38,18 +38,12 @@ describe('the data_post pipeline', () => {
   it('first non-continue verdict decides; later steps do not run; no header is staged', async () => {
     const ran: string[] = []
     const { call } = setup([
-      {
-        name: 'a',
-        message: () => (
-          ran.push('a'),
-          { verdict: CONTINUE, headers: [{ op: 'prepend', name: 'X-A', value: '1' }] }
-        ),
-      },
-      {
-        name: 'b',
-        message: () => (ran.push('b'), { verdict: reject(550, '5.7.1', 'no', 'test'), headers: [] }),
-      },
-      { name: 'c', message: () => (ran.push('c'), { verdict: CONTINUE, headers: [] }) },
+      messageStep(
+        'a',
+        () => (ran.push('a'), { verdict: CONTINUE, headers: [{ op: 'prepend', name: 'X-A', value: '1' }] }),
+      ),
+      messageStep('b', () => (ran.push('b'), { verdict: reject(550, '5.7.1', 'no', 'test'), headers: [] })),
+      messageStep('c', () => (ran.push('c'), { verdict: CONTINUE, headers: [] })),
     ])
     const conn = connectionWith()
     const r = await call('linksec_linksec_data_post', conn)
@@ -61,10 +55,10 @@ describe('the data_post pipeline', () => {
 
   it('accepted: continue, and the staged headers are written at queue time', async () => {
     const { call } = setup([
-      {
-        name: 'a',
-        message: async () => ({ verdict: CONTINUE, headers: [{ op: 'prepend', name: 'X-A', value: '1' }] }),
-      },
+      messageStep('a', async () => ({
+        verdict: CONTINUE,
+        headers: [{ op: 'prepend', name: 'X-A', value: '1' }],
+      })),
     ])
     const conn = connectionWith()
     assert.equal((await call('linksec_linksec_data_post', conn)).code, CONT)
@@ -74,7 +68,7 @@ describe('the data_post pipeline', () => {
   })
 
   it('a step that throws answers DENYSOFT 451', async () => {
-    const { call } = setup([{ name: 'a', message: () => { throw new Error('x') } }]) // prettier-ignore
+    const { call } = setup([messageStep('a', () => { throw new Error('x') })]) // prettier-ignore
     const r = await call('linksec_linksec_data_post', connectionWith())
     assert.equal(r.code, DENYSOFT)
     assert.equal((r.msg as { code: number }).code, 451)

@@ -49,7 +49,7 @@ async function signed(
 
 const policy = (p: SignaturePolicy) => async () => p
 
-test('a good signature passes; our A-R is prepended, forged ones claiming our id are deleted', async () => {
+test('a good signature passes; our A-R is prepended, and verify asks for nothing else', async () => {
   const rt = runtime()
   const msg = await signed(textPart('hello\n'), 'Alice <alice@example.org>', [
     'Authentication-Results: mx.test; x-openpgp=pass header.from=alice@example.org',
@@ -59,13 +59,8 @@ test('a good signature passes; our A-R is prepended, forged ones claiming our id
   const d = await verifyMessage(rt, msg, { signaturePolicy: policy('optional') })
   assert.equal(d.result, 'pass')
   assert.equal(d.verdict.action, 'continue')
-  assert.deepEqual(
-    d.headers.filter((h) => h.op === 'delete'),
-    [
-      { op: 'delete', name: 'Authentication-Results', index: 3 },
-      { op: 'delete', name: 'Authentication-Results', index: 1 },
-    ],
-  )
+  // Forged fields claiming our id are the pipeline's inbound-link step's to delete (test/unit/core/message).
+  assert.equal(d.headers.length, 1)
   const ar = d.headers.at(-1)!
   assert.equal(ar.op, 'prepend')
   assert.equal(

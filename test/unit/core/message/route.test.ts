@@ -1,5 +1,5 @@
 /**
- * The milter route policy (milter/policies/route.ts) over a real policy
+ * The route step (core/message/route.ts) as the milter runs it, over a real policy
  * engine whose only sources are the static list and learned declarations:
  * [policy] txt/mta_sts/dane are off, so nothing leaves the machine.
  */
@@ -8,13 +8,15 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { parseConfig } from '../../../core/config'
-import { silentLogger } from '../../../core/log'
-import { createMetrics } from '../../../core/metrics'
-import { createRuntime } from '../../../core/runtime'
-import { messageRequirement } from '../../../core/levels'
-import { routePolicy } from '../../../milter/policies/route'
-import type { InboundMessage } from '../../../milter/message'
+import { parseConfig } from '../../../../core/config'
+import { silentLogger } from '../../../../core/log'
+import { createMetrics } from '../../../../core/metrics'
+import { createRuntime } from '../../../../core/runtime'
+import { messageView, routeStep, type MessageView } from '../../../../core/message'
+import type { Runtime } from '../../../../core/runtime'
+import { MILTER_PROFILE } from '../../../../milter/app'
+
+const routePolicy = { run: (m: MessageView, rt: Runtime) => Promise.resolve(routeStep.run(m, rt)) }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-route-'))
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -36,24 +38,23 @@ function runtime(extra: Record<string, Record<string, string>> = {}) {
   return createRuntime(config, { log: silentLogger, metrics: createMetrics({ processMetrics: false }) })
 }
 
-function msg(rcpts: string[], headers: Array<[string, string]>, requiretls = false): InboundMessage {
+function msg(rcpts: string[], headers: Array<[string, string]>, requiretls = false): MessageView {
   const hs = headers.map(([name, value]) => ({ name, value }))
   const all = (n: string) => hs.filter((h) => h.name.toLowerCase() === n.toLowerCase()).map((h) => h.value)
-  return {
-    client: {},
-    tls: { version: 'TLSv1.3' },
-    sender: '<alice@sender.test>',
-    senderArgs: requiretls ? ['REQUIRETLS'] : [],
-    recipients: rcpts.map((address) => ({ address: `<${address}>`, args: [] })),
-    headers: hs,
-    bodyBytes: 0,
-    bodyTruncated: false,
-    requirement: messageRequirement({
-      requiretlsParam: requiretls,
-      requirementHeaders: all('Link-Security-Required'),
-      tlsRequiredHeaders: all('TLS-Required'),
-    }),
-  }
+  return messageView(
+    {
+      client: {},
+      submitter: {},
+      tls: { version: 'TLSv1.3' },
+      sender: '<alice@sender.test>',
+      requiretls,
+      recipients: rcpts.map((address) => `<${address}>`),
+      headerValues: all,
+      message: () => Promise.reject(new Error('the route step reads no body')),
+      bodyTruncated: false,
+    },
+    MILTER_PROFILE,
+  )
 }
 
 describe('milter route policy', () => {
