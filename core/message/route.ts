@@ -11,9 +11,10 @@
  *    transport whose TLS level never falls back to plaintext
  *    (examples/postfix/master.cf). Haraka's outbound duty checks each hop
  *    itself (plugins/outbound.ts).
- * Route headers that arrive with the message are removed first: only ours
- * may speak (Postfix's milter_header_checks only sees milter-added headers,
- * so a forged one could never route, but it could mislead a reader).
+ * For Postfix, route headers that arrive with the message are removed first:
+ * only ours may speak (milter_header_checks only sees milter-added headers,
+ * so a forged one could never route, but it could mislead a reader). Haraka
+ * routes nothing by it and leaves a previous hop's route header in place.
  */
 import {
   checkRecipients,
@@ -80,13 +81,11 @@ async function checkWeakRecipients(msg: MessageView, rt: Runtime): Promise<Verdi
 
 export const routeStep = messageStep('route', async (msg, rt) => {
   const name = rt.config.enforce.route_header
-  const headers = forgedRouteHeaders(msg, name)
+  const byHeader = msg.profile.outbound === 'route-header'
+  const headers = byHeader ? forgedRouteHeaders(msg, name) : []
   const verdict = await checkWeakRecipients(msg, rt)
   if (verdict.action !== 'continue') return { verdict, headers }
-  const route =
-    msg.profile.outbound === 'route-header'
-      ? routeFor(msg.requirement, dutiesFromConfig(rt.config))
-      : undefined
+  const route = byHeader ? routeFor(msg.requirement, dutiesFromConfig(rt.config)) : undefined
   if (route) {
     headers.push({ op: 'append', name, value: formatRouteHeader(route, msg.requirement) })
     countTagged(rt, msg.requirement, 'routed')
