@@ -86,6 +86,24 @@ export const HARAKA_VARIANTS: readonly HarakaVariant[] = [
   },
 ]
 
+export interface Difference {
+  decision: `${Decision}@${Step}`
+  reply: string
+  why: string
+}
+
+/** Cases the Haraka plugin answers differently from the milter, on purpose. */
+export const HARAKA_DIFFERS: Record<string, Difference> = {
+  'inbound-requiretls-plaintext': {
+    decision: 'REJECT@mail',
+    reply: '530 5.7.10',
+    why:
+      'Haraka hands the MAIL parameters to plugins, so plugins/declare.ts refuses REQUIRETLS on a ' +
+      'plaintext session at MAIL with 530 5.7.10 (RFC 3207 "must issue STARTTLS first"); the milter ' +
+      'judges the tag at end of message, 550 5.7.10. Same refusal, same enhanced status, before DATA.',
+  },
+}
+
 export interface HarakaOutcome {
   decision: Decision
   step: Step
@@ -385,10 +403,11 @@ function decisionOf(r: RawRun): { decision: Decision; step: Step; hook?: string;
     const decision: Decision = isTempfail(answer.code) ? 'TEMPFAIL' : 'REJECT'
     return { decision, step: STEP_OF_HOOK[hook] ?? 'eom', hook, reply: replyLine(hook, answer) }
   }
-  // The plugin records quarantine/discard in the notes and lets the message on (plugins/reply.ts).
-  const action = (r.txn?.notes.linksec as { action?: string } | undefined)?.action
-  const decision: Decision =
-    action === 'quarantine' ? 'QUARANTINE' : action === 'discard' ? 'DISCARD' : 'ACCEPT'
+  // The plugin accepts the message and sets the notes Haraka's queue/quarantine and queue/discard
+  // plugins read (plugins/message.ts); quarantine_action OK keeps it out of delivery.
+  const notes = r.txn?.notes ?? {}
+  const quarantined = notes.quarantine === true && notes.quarantine_action === constants.ok
+  const decision: Decision = quarantined ? 'QUARANTINE' : notes.discard === true ? 'DISCARD' : 'ACCEPT'
   return { decision, step: 'eom' }
 }
 

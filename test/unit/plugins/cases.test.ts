@@ -18,8 +18,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { FORBID_SYSTEM_RESOLVER_ENV } from '../../../core/net/servers'
-import { loadCases, type Case, type Decision, type Step } from '../../cases/load'
+import { loadCases, type Case } from '../../cases/load'
 import {
+  HARAKA_DIFFERS,
   HARAKA_VARIANTS,
   mailParams,
   replyLine,
@@ -34,24 +35,6 @@ process.env[FORBID_SYSTEM_RESOLVER_ENV] = '1'
 
 const constants = require('haraka-constants') as Record<string, number>
 const DSN = require('haraka-dsn') as { create(code: number, msg: string, s: number, d: number): object }
-
-interface Difference {
-  decision: `${Decision}@${Step}`
-  reply: string
-  why: string
-}
-
-/** Cases the Haraka plugin answers differently from the milter, on purpose. */
-const HARAKA_DIFFERS: Record<string, Difference> = {
-  'inbound-requiretls-plaintext': {
-    decision: 'REJECT@mail',
-    reply: '530 5.7.10',
-    why:
-      'Haraka hands the MAIL parameters to plugins, so plugins/declare.ts refuses REQUIRETLS on a ' +
-      'plaintext session at MAIL with 530 5.7.10 (RFC 3207 "must issue STARTTLS first"); the milter ' +
-      'judges the tag at end of message, 550 5.7.10. Same refusal, same enhanced status, before DATA.',
-  },
-}
 
 const enhanced = (reply: string | undefined) => /^\d{3} (\d\.\d{1,3}\.\d{1,3})/.exec(reply ?? '')?.[1]
 
