@@ -31,7 +31,9 @@ export function deadline(ms: number, ...parents: Array<AbortSignal | undefined>)
 
 /**
  * `work`, or the error `late()` makes once `ms` have passed, whichever comes
- * first; the timer is cleared either way and never keeps the process alive.
+ * first; the timer is cleared either way. It keeps the process alive while
+ * the work is pending: a hanging lookup must end in its error, not in an
+ * event loop that ran dry.
  * The one timeout race of the tree (the MTA-facing deadlines, Redis readiness,
  * a service's shutdown grace).
  */
@@ -39,7 +41,6 @@ export async function raceDeadline<T>(work: Promise<T>, ms: number, late: () => 
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(late()), Math.max(0, ms))
-    timer.unref?.()
   })
   try {
     return await Promise.race([work, expired])

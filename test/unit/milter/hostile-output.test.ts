@@ -5,8 +5,9 @@ import { silentLogger } from '../../../core/log'
 import { createMetrics } from '../../../core/metrics'
 import { createRuntime } from '../../../core/runtime'
 import type { Service } from '../../../core/service'
-import { reject } from '../../../core/verdict'
-import { createMilterApp, messagePolicy } from '../../../milter/app'
+import { CONTINUE, reject } from '../../../core/verdict'
+import { messageStep } from '../../../core/message'
+import { createMilterApp } from '../../../milter/app'
 import { MAX_HEADER_VALUE, MAX_REPLY_TEXT, replyCodeText, safeHeaderValue } from '../../../milter/reply'
 import { startMilterService } from '../../../milter/server'
 import { MilterClient, runTransaction } from '../../helpers/milter-client'
@@ -63,15 +64,20 @@ describe('what the milter writes is clean, whatever the attacker sent', () => {
   const services: Service[] = []
   after(() => Promise.all(services.map((s) => s.close(0))))
 
-  it('through the running milter: a policy quoting hostile bytes gets clean fields and a clean reply', async () => {
+  // A refused message carries no header edits (core/message/pipeline.ts), so the reply is checked on a
+  // refusal and the field on a message that is kept, both quoting the same hostile From.
+  it('through the running milter: a step quoting hostile bytes gets clean fields and a clean reply', async () => {
     const rt = createRuntime(parseConfig({ main: { authserv_id: 'mx.example.net' } }, '/tmp'), {
       log: silentLogger,
       metrics: createMetrics({ processMetrics: false }),
     })
-    const quoting = messagePolicy('quoting', async (msg) => {
-      const from = msg.headers.find((h) => h.name === 'From')?.value ?? ''
+    const quoting = messageStep('quoting', async (msg) => {
+      const from = msg.headerValues('From')[0] ?? ''
+      const refuse = msg.headerValues('Subject')[0] === 'refuse'
       return {
-        verdict: reject(550, '5.7.1', `the signed part's From ${from} does not match`, 'mismatch'),
+        verdict: refuse
+          ? reject(550, '5.7.1', `the signed part's From ${from} does not match`, 'mismatch')
+          : CONTINUE,
         headers: [
           {
             op: 'prepend',
@@ -83,25 +89,33 @@ describe('what the milter writes is clean, whatever the attacker sent', () => {
     })
     const svc = await startMilterService(rt, {
       listen: 'inet:127.0.0.1:0',
-      handler: createMilterApp(rt, { policies: [quoting] }),
+      handler: createMilterApp(rt, { steps: [quoting] }),
     })
     services.push(svc)
     // The wire cannot carry a NUL inside a value (it ends the string); the rest arrives as sent.
     for (const h of [...HOSTILE.filter((x) => !x.includes('\0')), 'x'.repeat(60_000)]) {
-      const c = await MilterClient.connect(svc.address)
-      await c.negotiate()
-      const r = await runTransaction(c, {
-        mail: ['<a@example.org>'],
-        rcpt: [['<b@example.net>']],
-        headers: [['From', `<eve@example.org> ${h}`]],
-        body: 'x\r\n',
-      })
-      assert.equal(r.final.type, 'replyCode')
-      assertCleanReply((r.final as { text: string }).text)
+      const run = async (subject: string) => {
+        const c = await MilterClient.connect(svc.address)
+        await c.negotiate()
+        const r = await runTransaction(c, {
+          mail: ['<a@example.org>'],
+          rcpt: [['<b@example.net>']],
+          headers: [
+            ['From', `<eve@example.org> ${h}`],
+            ['Subject', subject],
+          ],
+          body: 'x\r\n',
+        })
+        c.destroy()
+        return r
+      }
+      const refused = await run('refuse')
+      assert.equal(refused.final.type, 'replyCode')
+      assertCleanReply((refused.final as { text: string }).text)
+      const r = await run('keep')
       const ar = r.modifications.find((m) => m.type === 'insertHeader')
       assert.ok(ar && ar.type === 'insertHeader', JSON.stringify(r.modifications).slice(0, 200))
       assertCleanHeader(ar.value)
-      c.destroy()
     }
   })
 })
