@@ -22,6 +22,8 @@ export interface Metrics {
   policyLookups: Counter<'source' | 'outcome'>
   milterSessions: Gauge
   milterProtocolErrors: Counter<'reason'>
+  /** Milter messages refused because a memory bound was passed (milter/limits.ts). */
+  milterLimits: Counter<'limit'>
   socketmapRequests: Counter<'result'>
   inboundTls: Counter<'adapter' | 'tls'>
   internalErrors: Counter<'adapter' | 'stage'>
@@ -107,6 +109,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'linksec_milter_protocol_errors_total',
       help: 'Milter connections closed because of a protocol error, by reason.',
       labelNames: ['reason'],
+      registers: reg,
+    }),
+    milterLimits: new Counter({
+      name: 'linksec_milter_limits_total',
+      help: 'Milter messages answered 552 or 451 because a memory bound was passed, by limit (headers, header_bytes, macro_bytes, held_bytes, message_bytes).',
+      labelNames: ['limit'],
       registers: reg,
     }),
     socketmapRequests: new Counter({

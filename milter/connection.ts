@@ -13,9 +13,11 @@
 import type * as net from 'node:net'
 import { describeError } from '../core/errors'
 import { runContained, type ContainmentOwner } from '../core/guard'
+import type { LogLimiter } from '../core/log-limit'
 import type { Adapter } from '../core/metrics'
 import type { Runtime } from '../core/runtime'
 import { tempfail } from '../core/verdict'
+import type { SessionLimits } from './limits'
 import { verdictResponse } from './reply'
 import { MilterSession, type MilterHandler } from './session'
 import { CommandDecoder } from './wire/decode'
@@ -35,6 +37,13 @@ const UNWRITABLE = encodeResponse(
   ),
 )
 
+/** What the listener shares with each of its connections. */
+export interface ConnectionContext {
+  limits: SessionLimits
+  /** Rate-limits the log lines of closed connections (an attacker can cause many). */
+  logLimit: LogLimiter
+}
+
 export class MilterConnection implements ContainmentOwner {
   readonly adapter: Adapter = 'milter'
 
@@ -45,6 +54,8 @@ export class MilterConnection implements ContainmentOwner {
   private awaitingHandler = false
   private draining = false
   private finished = false
+  private negotiationTimer?: NodeJS.Timeout
+  private frameTimer?: NodeJS.Timeout
 
   constructor(
     private readonly rt: Runtime,
@@ -52,13 +63,19 @@ export class MilterConnection implements ContainmentOwner {
     handler: MilterHandler,
     id: number,
     private readonly onClose: (c: MilterConnection) => void,
+    private readonly ctx: ConnectionContext,
   ) {
     this.decoder = new CommandDecoder(rt.config.milter.max_frame_bytes)
     this.session = new MilterSession(handler, {
       id,
       log: rt.log,
       onInternalError: (stage) => rt.metrics.internalErrors.inc({ adapter: 'milter', stage }),
+      limits: ctx.limits,
     })
+    this.negotiationTimer = setTimeout(
+      () => runContained(this, () => this.negotiationExpired()),
+      rt.config.milter.negotiation_timeout_ms,
+    )
     socket.setNoDelay(true)
     socket.setTimeout(rt.config.milter.idle_timeout_ms)
     // Everything a command starts runs on behalf of this connection (core/guard.ts).
@@ -93,9 +110,63 @@ export class MilterConnection implements ContainmentOwner {
     this.socket.destroy()
   }
 
+  /** Option negotiation is done (an MTA that connected and said nothing yet is not). */
+  get negotiated(): boolean {
+    return this.session.negotiated !== undefined
+  }
+
+  /** Closes a connection that never negotiated (the listener makes room for a new one). */
+  evict(): void {
+    this.fail(
+      new MilterProtocolError('negotiation_timeout', 'evicted: never negotiated, and the listener is full'),
+    )
+  }
+
+  private negotiationExpired(): void {
+    this.negotiationTimer = undefined
+    if (this.negotiated) return
+    const ms = this.rt.config.milter.negotiation_timeout_ms
+    this.fail(new MilterProtocolError('negotiation_timeout', `no option negotiation within ${ms} ms`))
+  }
+
+  /**
+   * A frame must arrive whole within frame_timeout_ms of its first byte: a
+   * peer dripping one byte every few seconds never reaches the idle timeout.
+   * The clock restarts for each new frame; it does not run while a handler
+   * of ours has reading paused.
+   */
+  private watchFrame(completed: number): void {
+    if (this.decoder.pendingBytes === 0) return this.clearFrameTimer()
+    if (completed > 0) this.clearFrameTimer()
+    this.frameTimer ??= setTimeout(
+      () => runContained(this, () => this.frameExpired()),
+      this.rt.config.milter.frame_timeout_ms,
+    )
+  }
+
+  private frameExpired(): void {
+    this.frameTimer = undefined
+    if (this.decoder.pendingBytes === 0) return
+    if (this.awaitingHandler) return this.watchFrame(0)
+    const ms = this.rt.config.milter.frame_timeout_ms
+    this.fail(
+      new MilterProtocolError(
+        'frame_timeout',
+        `a frame was still incomplete ${ms} ms after it began (${this.decoder.pendingBytes} bytes so far)`,
+      ),
+    )
+  }
+
+  private clearFrameTimer(): void {
+    clearTimeout(this.frameTimer)
+    this.frameTimer = undefined
+  }
+
   private onData(chunk: Buffer): void {
     try {
-      this.queue.push(...this.decoder.push(chunk))
+      const commands = this.decoder.push(chunk)
+      this.queue.push(...commands)
+      this.watchFrame(commands.length)
     } catch (e) {
       return this.fail(e)
     }
@@ -206,11 +277,14 @@ export class MilterConnection implements ContainmentOwner {
     if (this.finished) return
     if (isMilterProtocolError(e)) {
       this.rt.metrics.milterProtocolErrors.inc({ reason: e.reason })
-      this.rt.log.warn('milter protocol error; closing the connection', {
-        session: this.session.id,
-        reason: e.reason,
-        error: e.message,
-      })
+      this.ctx.logLimit(e.reason, (extra) =>
+        this.rt.log.warn('milter protocol error; closing the connection', {
+          session: this.session.id,
+          reason: e.reason,
+          error: e.message,
+          ...extra,
+        }),
+      )
     } else {
       this.rt.metrics.internalErrors.inc({ adapter: 'milter', stage: 'session' })
       this.rt.log.error('milter session failed; closing the connection', {
@@ -226,6 +300,9 @@ export class MilterConnection implements ContainmentOwner {
   private closed(): void {
     if (this.finished) return
     this.finished = true
+    clearTimeout(this.negotiationTimer)
+    this.clearFrameTimer()
+    this.session.dispose()
     this.onClose(this)
   }
 }

@@ -8,7 +8,8 @@
  */
 import { describeError } from '../core/errors'
 import type { Logger } from '../core/log'
-import { MacroStore } from './macros'
+import { limitReply, unlimited, type LimitName, type SessionLimits } from './limits'
+import { macroBytes, MacroStore } from './macros'
 import {
   expectsReply,
   isSent,
@@ -23,6 +24,7 @@ import { MilterProtocolError } from './wire/errors'
 import {
   MODIFICATION_TYPES,
   type ConnectCommand,
+  type MacroPairs,
   type MilterCommand,
   type MilterResponse,
 } from './wire/types'
@@ -78,6 +80,16 @@ export interface SessionOptions {
   log: Logger
   /** Counts a handler failure (the session has already answered 4xx or will). */
   onInternalError?: (stage: string, e: unknown) => void
+  /** Memory bounds (milter/limits.ts); default none. */
+  limits?: SessionLimits
+}
+
+/** A bound passed: the reply its message (or connection) gets. */
+interface Refusal {
+  limit: LimitName
+  bound: number
+  /** Counted once, when first answered. */
+  counted?: boolean
 }
 
 type Phase = 'new' | 'negotiated' | 'connected' | 'closed'
@@ -100,12 +112,27 @@ export class MilterSession implements SessionFacts {
   private inFlight = 0
   /** Ends each handler call in flight with an error (see abortInFlight). */
   private readonly aborts = new Set<(e: unknown) => void>()
+  private readonly limits: SessionLimits
+  /** Bytes of the transaction's headers and body reserved in limits.held. */
+  private heldTx = 0
+  private headerBytes = 0
+  /** The current message's refusal (cleared with the transaction). */
+  private refusal?: Refusal
+  /** The connection's refusal (macros; cleared when the connection is reset). */
+  private connectionRefusal?: Refusal
 
   constructor(
     private readonly handler: MilterHandler,
     private readonly opts: SessionOptions,
   ) {
     this.id = opts.id
+    this.limits = opts.limits ?? unlimited()
+  }
+
+  /** Releases every byte this session holds (its connection closed). */
+  dispose(): void {
+    this.releaseTransactionBytes()
+    this.limits.held.release(this.macros.clearAll())
   }
 
   get closed(): boolean {
@@ -124,8 +151,7 @@ export class MilterSession implements SessionFacts {
     if (this.phase === 'new') throw this.orderError(cmd, 'before option negotiation')
     switch (cmd.type) {
       case 'macro':
-        this.macros.set(cmd.command, cmd.macros)
-        return NONE
+        return this.onMacro(cmd.command, cmd.macros)
       case 'connect':
         return this.onConnect(cmd)
       case 'helo':
@@ -139,7 +165,7 @@ export class MilterSession implements SessionFacts {
         return this.event('data')
       case 'header':
         this.advance(cmd, RANK.header, RANK.header)
-        this.transaction!.headers.push({ name: cmd.name, value: cmd.value })
+        this.keepHeader(cmd.name, cmd.value)
         return this.event('header')
       case 'eoh':
         this.advance(cmd, RANK.eoh, RANK.header)
@@ -208,17 +234,100 @@ export class MilterSession implements SessionFacts {
   private onBody(chunk: Buffer): Out {
     const tx = this.transaction!
     tx.bodyBytes += chunk.length
-    if (tx.bodyBytes <= (this.handler.maxBodyBytes ?? 0)) tx.body.push(chunk)
+    if (this.refused()) tx.bodyTruncated = true
+    else if (tx.bodyBytes <= (this.handler.maxBodyBytes ?? 0)) this.keepBody(tx, chunk)
     else tx.bodyTruncated = true
     if (!expectsReply(this.negotiated!, 'body')) return NONE
+    if (this.refused()) return this.answerRefusal()
     // Over the cap, ask the MTA to stop sending body chunks (SMFIR_SKIP) if it understands that.
     if (tx.bodyTruncated && this.negotiated!.canSkip) return [{ type: 'skip' }]
     return CONTINUE
   }
 
+  private keepBody(tx: Transaction, chunk: Buffer): void {
+    if (this.hold(chunk.length)) tx.body.push(chunk)
+  }
+
+  private keepHeader(name: string, value: string): void {
+    const tx = this.transaction!
+    if (this.refused()) return
+    const size = name.length + value.length + 2
+    this.headerBytes += size
+    if (tx.headers.length >= this.limits.maxHeaders) return this.refuse('headers', this.limits.maxHeaders)
+    if (this.headerBytes > this.limits.maxHeaderBytes)
+      return this.refuse('header_bytes', this.limits.maxHeaderBytes)
+    if (this.hold(size)) tx.headers.push({ name, value })
+  }
+
+  /** Reserves bytes for the transaction in the shared pool; false (and a refusal) if it is full. */
+  private hold(n: number): boolean {
+    if (this.limits.held.take(n)) {
+      this.heldTx += n
+      return true
+    }
+    this.refuse('held_bytes', this.limits.held.max)
+    return false
+  }
+
+  /**
+   * Passes a bound: the message's headers and body are dropped at once
+   * (their memory is the point), and its next awaited reply is the refusal.
+   */
+  private refuse(limit: LimitName, bound: number): void {
+    this.refusal = { limit, bound }
+    const tx = this.transaction
+    if (tx) {
+      tx.headers = []
+      tx.body = []
+      tx.bodyTruncated = true
+    }
+    this.releaseTransactionBytes()
+  }
+
+  private refused(): Refusal | undefined {
+    return this.connectionRefusal ?? this.refusal
+  }
+
+  /**
+   * The refusal's reply, counted the first time. A message refused because
+   * the shared pool was full is told 552 instead of 451 if it is larger
+   * than the whole pool on its own (a retry could never fit).
+   */
+  private answerRefusal(): MilterResponse[] {
+    const r = this.refused()!
+    if (r.limit === 'held_bytes' && this.messageBytes() > this.limits.held.max) r.limit = 'message_bytes'
+    if (!r.counted) this.limits.onLimit?.(r.limit)
+    r.counted = true
+    return [limitReply(r.limit, r.bound)]
+  }
+
+  /** What the current message would hold if it were kept whole. */
+  private messageBytes(): number {
+    const body = Math.min(this.transaction?.bodyBytes ?? 0, this.handler.maxBodyBytes ?? 0)
+    return this.headerBytes + body
+  }
+
+  /** Macros for one stage, within the connection's macro bound and the shared pool. */
+  private onMacro(command: number, pairs: MacroPairs): Out {
+    if (!MacroStore.keeps(command)) return NONE
+    const grow = macroBytes(pairs) - this.macros.stageBytes(command)
+    if (this.macros.bytes + grow > this.limits.maxMacroBytes) {
+      this.connectionRefusal ??= { limit: 'macro_bytes', bound: this.limits.maxMacroBytes }
+      return NONE
+    }
+    if (grow > 0 && !this.limits.held.take(grow)) {
+      this.refuse('held_bytes', this.limits.held.max)
+      return NONE
+    }
+    if (grow < 0) this.limits.held.release(-grow)
+    this.macros.set(command, pairs)
+    return NONE
+  }
+
   private onEndOfMessage(cmd: Extract<MilterCommand, { type: 'endOfMessage' }>): Out {
     this.advance(cmd, RANK.body, RANK.body)
     if (cmd.chunk.length) this.onBody(cmd.chunk)
+    if (this.refused()) return this.finishMessage(this.answerRefusal())
     return this.track('endOfMessage', async () => {
       const r = await this.handler.endOfMessage(this)
       return [...this.allowedModifications(r.modifications), r.final]
@@ -260,6 +369,7 @@ export class MilterSession implements SessionFacts {
   /** An event: the handler's answer if it decides here, else continue, or nothing under NR_x. */
   private event(event: EventName): Out {
     if (!expectsReply(this.negotiated!, event)) return NONE
+    if (this.refused() && event !== 'connect' && event !== 'helo') return this.answerRefusal()
     if (this.handler.needs.events[event] !== 'decide' || !this.handler.decide) return CONTINUE
     return this.track(event, async () => [await this.handler.decide!(event, this)])
   }
@@ -307,12 +417,21 @@ export class MilterSession implements SessionFacts {
   private resetTransaction(): void {
     this.transaction = undefined
     this.rank = 0
-    this.macros.clearTransaction()
+    this.refusal = undefined
+    this.headerBytes = 0
+    this.releaseTransactionBytes()
+    this.limits.held.release(this.macros.clearTransaction())
+  }
+
+  private releaseTransactionBytes(): void {
+    this.limits.held.release(this.heldTx)
+    this.heldTx = 0
   }
 
   private resetConnection(): void {
     this.resetTransaction()
-    this.macros.clearAll()
+    this.limits.held.release(this.macros.clearAll())
+    this.connectionRefusal = undefined
     this.connection = undefined
     this.helo = undefined
     this.phase = isSent(this.negotiated!, 'connect') ? 'negotiated' : 'connected'

@@ -140,6 +140,18 @@ export const SCHEMA = {
     idle_timeout_ms: int(360000, 1000, 3600000),
     /** How long SIGTERM waits for sessions in flight (ms). */
     shutdown_grace_ms: int(10000, 0, 600000),
+    /** A connection that has not finished option negotiation this long after connecting is closed (ms). */
+    negotiation_timeout_ms: int(10000, 100, 600000),
+    /** A frame whose first byte arrived must be complete this long after it (ms): a dripping peer is closed. */
+    frame_timeout_ms: int(10000, 100, 600000),
+    /** Header fields one message may have; past it the message gets 552 5.3.4. */
+    max_headers: int(1000, 1, 100000),
+    /** Bytes of header fields one message may have; past it the message gets 552 5.3.4. */
+    max_header_bytes: int(1024 * 1024, 1024, 64 * 1024 * 1024),
+    /** Bytes of macros one connection may hold; past it its messages get 451 4.3.1. */
+    max_macro_bytes: int(64 * 1024, 1024, 16 * 1024 * 1024),
+    /** Bytes all sessions together may hold (headers, bodies, macros); past it new data gets 451 4.3.1. */
+    max_held_bytes: int(64 * 1024 * 1024, 1024 * 1024, 4 * 1024 * 1024 * 1024),
   },
   socketmap: {
     enabled: bool(true),

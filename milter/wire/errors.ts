@@ -12,6 +12,8 @@ export type ProtocolErrorReason =
   | 'stage_order'
   | 'negotiation'
   | 'idle_timeout'
+  | 'negotiation_timeout'
+  | 'frame_timeout'
   | 'too_many_sessions'
   | 'truncated'
 

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict'
+import * as net from 'node:net'
+import { after, describe, it } from 'node:test'
+import { parseConfig } from '../../../core/config'
+import { createLogger } from '../../../core/log'
+import { createMetrics } from '../../../core/metrics'
+import { createRuntime, type Runtime } from '../../../core/runtime'
+import type { Service } from '../../../core/service'
+import { CONTINUE } from '../../../core/verdict'
+import { createMilterApp, messagePolicy } from '../../../milter/app'
+import { startMilterService } from '../../../milter/server'
+import { Cmd } from '../../../milter/wire/codes'
+import { encodeCommand } from '../../../milter/wire/encode'
+import type { MilterResponse } from '../../../milter/wire/types'
+import { MilterClient, runTransaction, type TransactionSpec } from '../../helpers/milter-client'
+
+const SPEC: TransactionSpec = {
+  mail: ['<alice@example.org>'],
+  rcpt: [['<bob@example.net>']],
+  headers: [['Subject', 'hello']],
+  body: 'Hi Bob.\r\n',
+}
+
+function runtime(milter: Record<string, string> = {}): { rt: Runtime; lines: string[] } {
+  const lines: string[] = []
+  const config = parseConfig({ main: { authserv_id: 'mx.example.net' }, milter }, '/tmp')
+  const log = createLogger({ level: 'warn', write: (l) => lines.push(l) })
+  return { rt: createRuntime(config, { log, metrics: createMetrics({ processMetrics: false }) }), lines }
+}
+
+async function metric(rt: Runtime, name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await rt.metrics.registry.getMetricsAsJSON()).find((x) => x.name === name)
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l))
+  return v ? Number(v.value) : 0
+}
+
+const services: Service[] = []
+/** A milter whose one policy reads the body (so bodies are kept) and lets everything through. */
+async function start(rt: Runtime): Promise<Service> {
+  const reader = messagePolicy('reader', async () => ({ verdict: CONTINUE, headers: [] }), {
+    needsBody: true,
+  })
+  const s = await startMilterService(rt, {
+    listen: 'inet:127.0.0.1:0',
+    handler: createMilterApp(rt, { policies: [reader] }),
+  })
+  services.push(s)
+  return s
+}
+after(() => Promise.all(services.map((s) => s.close(0))))
+
+async function negotiated(address: string): Promise<MilterClient> {
+  const c = await MilterClient.connect(address)
+  await c.negotiate()
+  return c
+}
+
+function text(r: { final: MilterResponse }): string {
+  return r.final.type === 'replyCode' ? r.final.text : r.final.type
+}
+
+describe('milter memory bounds (milter/limits.ts)', () => {
+  it('pins the defaults', () => {
+    const m = parseConfig({}, '/x').milter
+    assert.deepEqual(
+      [
+        m.max_headers,
+        m.max_header_bytes,
+        m.max_macro_bytes,
+        m.max_held_bytes,
+        m.negotiation_timeout_ms,
+        m.frame_timeout_ms,
+      ],
+      [1000, 1024 * 1024, 64 * 1024, 64 * 1024 * 1024, 10000, 10000],
+    )
+  })
+
+  it('a header flood (count or bytes) gets 552 5.3.4, is counted, and the next message passes', async () => {
+    const { rt } = runtime({ max_headers: '50', max_header_bytes: '4096' })
+    const svc = await start(rt)
+    const many = Array.from({ length: 60 }, (_, i): [string, string] => [`X-H${i}`, 'v'])
+    assert.match(
+      text(await runTransaction(await negotiated(svc.address), { ...SPEC, headers: many })),
+      /^552 5\.3\.4 .*more than 50 header fields/,
+    )
+    const big = Array.from({ length: 10 }, (_, i): [string, string] => [`X-B${i}`, 'b'.repeat(1000)])
+    assert.match(
+      text(await runTransaction(await negotiated(svc.address), { ...SPEC, headers: big })),
+      /^552 5\.3\.4 .*larger than 4096 bytes/,
+    )
+    assert.equal((await runTransaction(await negotiated(svc.address), SPEC)).final.type, 'continue')
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'headers' }), 1)
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'header_bytes' }), 1)
+  })
+
+  it('bodies held across sessions are bounded: 451 4.3.1 while full, 552 5.3.4 for one too big alone, fine again once freed', async () => {
+    const { rt } = runtime({ max_held_bytes: String(1024 * 1024) })
+    const svc = await start(rt)
+    const a = await negotiated(svc.address)
+    const b = await negotiated(svc.address)
+    const body = Buffer.alloc(700 * 1024, 'a')
+    // a sends its body but not yet its end of message: it holds 700 KB.
+    for (const [type, ev] of [
+      ['connect', { type: 'connect', host: 'h', family: 'inet4', port: 1, address: '192.0.2.1' }],
+      ['helo', { type: 'helo', name: 'h' }],
+      ['mail', { type: 'mail', args: ['<a@example.org>'] }],
+      ['rcpt', { type: 'rcpt', args: ['<b@example.net>'] }],
+      ['data', { type: 'data' }],
+      ['eoh', { type: 'eoh' }],
+    ] as const)
+      await a.event(ev as never, type === 'connect' ? [['j', 'mta']] : undefined)
+    for (let at = 0; at < body.length; at += 65535)
+      await a.event({ type: 'body', chunk: body.subarray(at, at + 65535) })
+    a.flush() // body events get no reply (NR_BODY): the client buffers them
+    assert.match(text(await runTransaction(b, { ...SPEC, body })), /^451 4\.3\.1 .*too many messages/)
+    const eom = await a.event({ type: 'endOfMessage', chunk: Buffer.alloc(0) })
+    assert.equal(eom.responses.at(-1)!.type, 'continue', 'the message that fitted passes')
+    assert.equal(
+      (await runTransaction(await negotiated(svc.address), { ...SPEC, body })).final.type,
+      'continue',
+      'room again once a is done',
+    )
+    assert.match(
+      text(
+        await runTransaction(await negotiated(svc.address), {
+          ...SPEC,
+          body: Buffer.alloc(1100 * 1024, 'b'),
+        }),
+      ),
+      /^552 5\.3\.4 /,
+    )
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'held_bytes' }), 1)
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'message_bytes' }), 1)
+    await a.quit()
+    await b.quit()
+  })
+
+  it('keeps macros for known stages only, within max_macro_bytes (past it: 451 4.3.1)', async () => {
+    const { rt } = runtime({ max_macro_bytes: '2048', max_held_bytes: String(1024 * 1024) })
+    const svc = await start(rt)
+    const c = await negotiated(svc.address)
+    // 200 macro sets of 16 KB for command codes that are no stage: dropped, nothing held, nothing refused.
+    for (let i = 0; i < 200; i++)
+      c.queue({ type: 'macro', command: 0x01 + (i % 60), macros: [['{x}', 'x'.repeat(16 * 1024)]] })
+    c.flush()
+    assert.equal((await runTransaction(c, SPEC)).final.type, 'continue')
+    await c.quit()
+    const d = await negotiated(svc.address)
+    d.queue({ type: 'macro', command: Cmd.connect, macros: [['{big}', 'm'.repeat(4096)]] })
+    assert.match(text(await runTransaction(d, SPEC)), /^451 4\.3\.1 .*macros/)
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'macro_bytes' }), 1)
+    d.destroy()
+  })
+})
+
+describe('milter connection exhaustion', () => {
+  it('closes a connection that does not negotiate in time', async () => {
+    const { rt } = runtime({ negotiation_timeout_ms: '200' })
+    const svc = await start(rt)
+    const c = await MilterClient.connect(svc.address)
+    await c.waitClosed()
+    assert.equal(
+      await metric(rt, 'linksec_milter_protocol_errors_total', { reason: 'negotiation_timeout' }),
+      1,
+    )
+  })
+
+  it('closes a peer that drips a frame one byte at a time', async () => {
+    const { rt } = runtime({ frame_timeout_ms: '300' })
+    const svc = await start(rt)
+    const c = await negotiated(svc.address)
+    const frame = encodeCommand({ type: 'helo', name: 'dripping.example' })
+    for (let i = 0; i < frame.length - 1 && !c.closed; i++) {
+      c.sendRaw(frame.subarray(i, i + 1))
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    await c.waitClosed()
+    assert.equal(await metric(rt, 'linksec_milter_protocol_errors_total', { reason: 'frame_timeout' }), 1)
+  })
+
+  it('idle never-negotiated connections cannot lock a real session out; the refusals do not flood the log', async () => {
+    const { rt, lines } = runtime({ max_sessions: '20' })
+    const svc = await start(rt)
+    const port = Number(svc.address.split(':')[2])
+    const idle: net.Socket[] = []
+    for (let i = 0; i < 60; i++) {
+      const s = net.connect(port, '127.0.0.1')
+      s.on('error', () => {})
+      await new Promise((r) => s.once('connect', r))
+      idle.push(s)
+    }
+    const c = await negotiated(svc.address)
+    assert.equal((await runTransaction(c, SPEC)).final.type, 'continue')
+    await c.quit()
+    assert.ok(
+      (await metric(rt, 'linksec_milter_protocol_errors_total', { reason: 'negotiation_timeout' })) >= 40,
+    )
+    const evictions = lines.filter((l) => l.includes('negotiation_timeout'))
+    assert.ok(evictions.length <= 2, `${evictions.length} log lines for 40+ evictions`)
+    for (const s of idle) s.destroy()
+  })
+})
