@@ -7,7 +7,8 @@ import { createMetrics } from '../../../core/metrics'
 import { createRuntime, type Runtime } from '../../../core/runtime'
 import type { Service } from '../../../core/service'
 import { CONTINUE } from '../../../core/verdict'
-import { createMilterApp, messagePolicy } from '../../../milter/app'
+import { messageStep } from '../../../core/message'
+import { createMilterApp } from '../../../milter/app'
 import { startMilterService } from '../../../milter/server'
 import { Cmd } from '../../../milter/wire/codes'
 import { encodeCommand } from '../../../milter/wire/encode'
@@ -37,12 +38,12 @@ async function metric(rt: Runtime, name: string, labels: Record<string, string>)
 const services: Service[] = []
 /** A milter whose one policy reads the body (so bodies are kept) and lets everything through. */
 async function start(rt: Runtime): Promise<Service> {
-  const reader = messagePolicy('reader', async () => ({ verdict: CONTINUE, headers: [] }), {
+  const reader = messageStep('reader', async () => ({ verdict: CONTINUE, headers: [] }), {
     needsBody: true,
   })
   const s = await startMilterService(rt, {
     listen: 'inet:127.0.0.1:0',
-    handler: createMilterApp(rt, { policies: [reader] }),
+    handler: createMilterApp(rt, { steps: [reader] }),
   })
   services.push(s)
   return s
