@@ -11,7 +11,10 @@ import { ConfigError, describeError } from '../errors'
 import { perRuntime, type Runtime } from '../runtime'
 import { reject, tempfail, type HeaderEdit, type Verdict } from '../verdict'
 import { signaturePolicyFor, type SignaturePolicy, type SignaturePolicyLookup } from '../verify'
-import { rawFields, splitEntity, toCrlf, type RawField } from '../verify/mime'
+import { keyStoreFor } from '../keys'
+import { checkSignatures, parseSignatureBlock } from '../verify/check'
+import { findSignedForm } from '../verify/extract'
+import { parseEntity, rawFields, splitEntity, toCrlf, type RawField } from '../verify/mime'
 import { signParsed } from './index'
 import { SecretStore } from './secrets'
 import { loadSenders } from './senders'
@@ -117,7 +120,8 @@ async function decideAndSign(
       return failure(rt, 'not_allowed', who.reason, from, opts)
     return pass(who.outcome, who.reason, who.address)
   }
-  if (facts.verified) return pass('already_signed', `already signed by ${who.address}`, who.address)
+  if (facts.verified || (await signedByPublishedKey(rt, msg, top, who.address)))
+    return pass('already_signed', `already signed by ${who.address}`, who.address)
   if (raw.length > cfg.max_message_bytes)
     return failure(
       rt,
@@ -200,4 +204,37 @@ export function checkSignSetup(rt: Runtime): void {
   } catch (e) {
     throw new ConfigError(e instanceof Error ? e.message : String(e))
   }
+}
+
+/**
+ * True when the message is signed at the top by a key this server publishes
+ * for the address (a user whose own client signs): linksec's verifier with
+ * the local key store says pass. Such mail is left alone, key held or not.
+ */
+async function signedByPublishedKey(
+  rt: Runtime,
+  msg: Buffer,
+  top: RawField[],
+  address: string,
+): Promise<boolean> {
+  const ct = top.find((f) => f.key === 'content-type')
+  if (!ct || !/^content-type:\s*multipart\/signed/i.test(ct.raw)) return false
+  const form = findSignedForm(parseEntity(msg))
+  if (form.kind !== 'signed' || form.form !== 'pgp-mime') return false
+  const ring = await keyStoreFor(rt).lookup(address)
+  const sigs = parseSignatureBlock(form.signature)
+  if (!ring || !Array.isArray(sigs)) return false
+  return (await checkSignatures(form.data, sigs, ring, rt.now())).result === 'pass'
+}
+
+/**
+ * Whether this message is outgoing mail linksec signs for (From in our
+ * domains, an allowed login or a trusted network), without reading the
+ * body: the verify step then leaves it alone, as OpenDKIM verifies only
+ * what it does not sign (its own domain's unsigned mail would otherwise
+ * meet its own sig=required before it is signed).
+ */
+export function signsOutgoing(rt: Runtime, facts: SubmissionFacts): boolean {
+  if (!rt.config.sign.enabled) return false
+  return whoSigns(facts, signerScopeFor(rt)).sign
 }

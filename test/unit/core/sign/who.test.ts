@@ -10,6 +10,9 @@ import { parseAddress } from '../../../../core/keys'
 import { silentLogger } from '../../../../core/log'
 import { createMetrics } from '../../../../core/metrics'
 import { createRuntime, type Runtime } from '../../../../core/runtime'
+import { keyStoreFor } from '../../../../core/keys'
+import { signMessage, signingKeyFrom } from '../../../../core/sign'
+import { applySigned } from '../../../../core/sign/apply'
 import { notSigningAll } from '../../../../core/sign/readiness'
 import { parseSenders } from '../../../../core/sign/senders'
 import { secretStoreFor, signStep } from '../../../../core/sign/step'
@@ -154,6 +157,23 @@ describe('signStep failures', () => {
     const d = await signStep(rt, msg('alice@example.org'), { login: 'alice@example.org', verified: true })
     assert.equal(d.outcome, 'already_signed')
     assert.equal(d.body, undefined)
+  })
+
+  test("signed by the user's own published key: left alone though no secret key is held", async () => {
+    const { privateKey, publicKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'ed25519Legacy',
+      userIDs: [{ email: 'dora@example.org' }],
+      format: 'object',
+    })
+    await keyStoreFor(rt).add(Buffer.from(publicKey.write()))
+    const own = await signingKeyFrom(privateKey, 'dora@example.org')
+    const plain = msg('dora@example.org')
+    const signed = applySigned(plain, signMessage(plain, own) as never)
+    const d = await signStep(rt, signed, { login: 'dora@example.org' }, { signaturePolicy: required })
+    assert.deepEqual([d.outcome, d.verdict.action], ['already_signed', 'continue'])
+    const unsigned = await signStep(rt, plain, { login: 'dora@example.org' }, { signaturePolicy: required })
+    assert.deepEqual([unsigned.outcome, unsigned.verdict.code], ['no_key', 451])
   })
 
   test('another domain passes unsigned, counted not_ours', async () => {
