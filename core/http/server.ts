@@ -2,7 +2,13 @@
  * The HTTP listener of `linksec serve` (DESIGN §5): /metrics, /healthz and
  * WKD on `[http] listen` (default 127.0.0.1:9464). It is small on purpose:
  * GET and HEAD only, capped headers, and timeouts so a slow or idle client
- * cannot hold a socket.
+ * cannot hold a socket. Timeouts alone do not stop slowloris (an attacker
+ * re-opens as fast as sockets time out), so the connection cap evicts: when
+ * it is reached, the oldest connection that is not being served (still
+ * sending its request, or idle between keep-alive requests) is closed to
+ * make room, and a new connection is refused only when every one is busy
+ * with a request. /healthz and /metrics thus stay reachable under 256+
+ * half-open requests.
  */
 import * as http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -68,10 +74,37 @@ function createServer(rt: Runtime, opts: RouteOptions, limits: typeof HTTP_LIMIT
   server.headersTimeout = limits.headersTimeoutMs
   server.requestTimeout = limits.requestTimeoutMs
   server.keepAliveTimeout = limits.keepAliveTimeoutMs
-  server.maxConnections = limits.maxConnections
+  evictSlowConnections(server, limits.maxConnections)
   server.setTimeout(limits.idleTimeoutMs, (socket: Socket) => socket.destroy())
   server.on('clientError', (err, socket) => rejectBadRequest(err, socket))
   return server
+}
+
+/** Holds the connection cap by evicting the oldest connection not serving a request. */
+function evictSlowConnections(server: http.Server, max: number): void {
+  // Insertion order = oldest first; a socket re-enters at the end when its response is done.
+  const waiting = new Set<Socket>()
+  let open = 0
+  server.on('connection', (socket: Socket) => {
+    open++
+    socket.once('close', () => {
+      open--
+      waiting.delete(socket)
+    })
+    if (open > max) {
+      const oldest = waiting.values().next().value
+      if (oldest) oldest.destroy()
+      else return void socket.destroy()
+    }
+    waiting.add(socket)
+  })
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket
+    waiting.delete(socket)
+    res.once('finish', () => {
+      if (!socket.destroyed) waiting.add(socket)
+    })
+  })
 }
 
 async function handle(

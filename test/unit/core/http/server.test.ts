@@ -177,3 +177,31 @@ test('a port already in use rejects start-up', () =>
       /EADDRINUSE/,
     )
   }))
+
+test('slowloris: 300 half-open requests do not lock /healthz out (the slowest are evicted)', async (t) => {
+  const { rt } = testRuntime()
+  const svc = await startHttpService(rt, { wkdHandler: null, limits: { maxConnections: 32 } })
+  const sockets: net.Socket[] = []
+  let evicted = 0
+  let worst = 0
+  try {
+    for (let i = 0; i < 300; i++) {
+      const s = net.connect(svc.port, '127.0.0.1')
+      s.on('error', () => {})
+      s.on('close', () => evicted++)
+      s.write('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+      sockets.push(s)
+      if (i % 50 === 49) {
+        const started = process.hrtime.bigint()
+        assert.equal((await request(svc.port, '/healthz')).status, 200)
+        worst = Math.max(worst, Number(process.hrtime.bigint() - started) / 1e6)
+      }
+    }
+    for (const path of ['/healthz', '/metrics']) assert.equal((await request(svc.port, path)).status, 200)
+    assert.ok(evicted >= 300 - 32, `${evicted} half-open connections evicted`)
+    t.diagnostic(`worst /healthz latency under 300 half-open requests: ${worst.toFixed(1)} ms`)
+  } finally {
+    for (const s of sockets) s.destroy()
+    await svc.close(0)
+  }
+})
