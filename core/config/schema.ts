@@ -165,6 +165,14 @@ export const SCHEMA = {
     listen: str('127.0.0.1:9464', HOSTPORT, HOSTPORT_HINT),
     /** Serve WKD for the keys in [keys] dir. */
     wkd: bool(true),
+    /** GET /v1/recipients/<address>: what linksec knows of an address (core/http/recipients.ts). */
+    recipients_api: bool(true),
+    /** Networks besides loopback that may ask /v1/recipients/ (CIDRs); empty = loopback only. */
+    recipients_allow: list([], CIDR, CIDR_HINT),
+    /** Recipient look-ups per minute per client address (token bucket refill). */
+    recipients_rate: int(60, 1, 1_000_000),
+    /** Look-ups a client may make at once before the rate applies. */
+    recipients_burst: int(20, 1, 1_000_000),
   },
   redis: {
     /** redis://HOST:PORT/DB; empty = no shared cache (everything works on one machine). */

@@ -1,12 +1,14 @@
 /**
  * The paths linksec answers over HTTP: /metrics (Prometheus text format),
- * /healthz, and the WKD paths when a WKD handler is given. Used by the
+ * /healthz, /v1/recipients/<address> and the WKD paths when their handlers
+ * are given. Used by the
  * standalone listener (server.ts) and mounted on Haraka's own HTTP server.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describeError } from '../errors'
 import type { Runtime } from '../runtime'
 import { healthOf } from './health'
+import { RECIPIENTS_PREFIX, type RecipientsHandler } from './recipients'
 
 /** Answers a WKD request and returns true, or returns false when the path is not a WKD path. */
 export type WkdHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
@@ -19,6 +21,8 @@ export interface MetricsSource {
 
 export interface RouteOptions {
   wkdHandler?: WkdHandler
+  /** GET /v1/recipients/<address> (core/http/recipients.ts); absent = 404. */
+  recipients?: RecipientsHandler
   /** Default: the runtime's registry. */
   metrics?: MetricsSource
 }
@@ -31,6 +35,7 @@ export function createRouter(rt: Runtime, opts: RouteOptions = {}): RequestRoute
     const path = pathOf(req)
     if (path === '/metrics') await serveMetrics(rt, source, res)
     else if (path === '/healthz') serveHealth(rt, res)
+    else if (opts.recipients && path.startsWith(RECIPIENTS_PREFIX)) await opts.recipients(req, res, path)
     else if (opts.wkdHandler) return opts.wkdHandler(req, res)
     else return false
     return true
@@ -59,7 +64,11 @@ async function serveMetrics(rt: Runtime, source: MetricsSource, res: ServerRespo
 function serveHealth(rt: Runtime, res: ServerResponse): void {
   const report = healthOf(rt).report()
   const status = report.status === 'ok' ? 200 : 503
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(report) + '\n')
+  sendJson(res, status, report)
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, 'application/json; charset=utf-8', JSON.stringify(value, null, 2) + '\n')
 }
 
 export function sendText(

@@ -1,6 +1,6 @@
 /**
- * The HTTP listener of `linksec serve` (DESIGN §5): /metrics, /healthz and
- * WKD on `[http] listen` (default 127.0.0.1:9464). It is small on purpose:
+ * The HTTP listener of `linksec serve`: /metrics, /healthz,
+ * /v1/recipients/<address> (loopback by default) and WKD on `[http] listen` (default 127.0.0.1:9464). It is small on purpose:
  * GET and HEAD only, capped headers, and timeouts so a slow or idle client
  * cannot hold a socket. Timeouts alone do not stop slowloris (an attacker
  * re-opens as fast as sockets time out), so the connection cap evicts: when
@@ -20,6 +20,7 @@ import { listenOn } from '../net/listen'
 import { formatHostPort, parseHostPort } from './listen'
 import { createRouter, sendText, type RouteOptions, type WkdHandler } from './routes'
 import { loadWkdHandler } from './wkd-loader'
+import { createRecipientsHandler } from './recipients'
 
 export type { WkdHandler, MetricsSource } from './routes'
 
@@ -50,7 +51,9 @@ export interface HttpService extends Service {
 export async function startHttpService(rt: Runtime, opts: HttpServiceOptions = {}): Promise<HttpService> {
   const limits = { ...HTTP_LIMITS, ...opts.limits }
   const wkdHandler = opts.wkdHandler === undefined ? loadWkdHandler(rt) : (opts.wkdHandler ?? undefined)
-  const server = createServer(rt, { ...opts, wkdHandler }, limits)
+  const recipients =
+    opts.recipients ?? (rt.config.http.recipients_api ? createRecipientsHandler(rt) : undefined)
+  const server = createServer(rt, { ...opts, wkdHandler, recipients }, limits)
   const wanted = parseHostPort(opts.listen ?? rt.config.http.listen)
   await listenOn(server, { kind: 'inet', ...wanted }, { service: 'http', key: '[http] listen' })
   const port = (server.address() as AddressInfo).port
@@ -62,7 +65,15 @@ export async function startHttpService(rt: Runtime, opts: HttpServiceOptions = {
     close: (graceMs = limits.closeGraceMs) => closeServer(rt, server, graceMs),
   }
   healthOf(rt).add(service)
-  rt.log.info('http listening', { address, paths: ['/metrics', '/healthz', ...(wkdHandler ? ['WKD'] : [])] })
+  rt.log.info('http listening', {
+    address,
+    paths: [
+      '/metrics',
+      '/healthz',
+      ...(recipients ? ['/v1/recipients/'] : []),
+      ...(wkdHandler ? ['WKD'] : []),
+    ],
+  })
   return service
 }
 

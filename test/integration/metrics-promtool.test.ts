@@ -43,7 +43,10 @@ test('promtool check metrics passes on the live /metrics', async (t) => {
   if (!needTools(t, { promtool: 'prometheus' })) return
   const metrics = createMetrics()
   const rt = createRuntime(
-    { ...defaultConfig('/nonexistent'), http: { enabled: true, listen: '127.0.0.1:0', wkd: false } },
+    {
+      ...defaultConfig('/nonexistent'),
+      http: { ...defaultConfig('/nonexistent').http, listen: '127.0.0.1:0', wkd: false },
+    },
     { log: silentLogger, metrics },
   )
   touchEveryMetric(metrics)

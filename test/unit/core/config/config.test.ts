@@ -47,6 +47,10 @@ test('pinned defaults', () => {
   assert.equal(cfg.sign.secret_dir, 'secret')
   assert.equal(cfg.sign.protected_headers, false)
   assert.equal(cfg.sign.max_message_bytes, 50 * 1024 * 1024)
+  assert.equal(cfg.http.recipients_api, true)
+  assert.deepEqual(cfg.http.recipients_allow, [])
+  assert.equal(cfg.http.recipients_rate, 60)
+  assert.equal(cfg.http.recipients_burst, 20)
   assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.main))
 })
 
