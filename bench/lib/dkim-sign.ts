@@ -38,7 +38,8 @@ export function splitMessage(message: string): { headers: Header[]; body: string
   const body = cut < 0 ? '' : text.slice(cut + 2)
   const headers: Header[] = []
   for (const line of head.split('\n')) {
-    if (/^[ \t]/.test(line) && headers.length) headers[headers.length - 1].value += `\n${line}`
+    const last = headers[headers.length - 1]
+    if (/^[ \t]/.test(line) && last) last.value += `\n${line}`
     else {
       const colon = line.indexOf(':')
       headers.push({ name: line.slice(0, colon), value: line.slice(colon + 1) })

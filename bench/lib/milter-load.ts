@@ -74,7 +74,8 @@ export function messageParts(text: string): MessageParts {
   const cut = lf.indexOf('\n\n')
   const headers: Array<[string, string]> = []
   for (const line of lf.slice(0, cut).split('\n')) {
-    if (/^[ \t]/.test(line) && headers.length) headers[headers.length - 1][1] += `\n${line}`
+    const last = headers[headers.length - 1]
+    if (/^[ \t]/.test(line) && last) last[1] += `\n${line}`
     else headers.push([line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()])
   }
   return { headers, body: Buffer.from(lf.slice(cut + 2).replace(/\n/g, '\r\n')) }

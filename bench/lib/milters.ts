@@ -20,6 +20,7 @@ export async function startOpendkim(keysFile: string): Promise<RunningMilter> {
   const port = await freePort()
   const vars = await startPeer('opendkim-up.sh', { PORT: String(port), MODE: 'v', KEYS: keysFile })
   const dir = vars.OD_DIR
+  if (!dir) throw new Error('opendkim-up.sh printed no OD_DIR')
   const pid = Number(fs.readFileSync(path.join(dir, 'pid'), 'utf8').trim())
   return { socket: `inet:127.0.0.1:${port}`, pid, stop: () => stopPeer(dir) }
 }

@@ -53,7 +53,7 @@ export function runCommand(
 /** `export A='x'` lines -> { A: 'x' }. */
 export function parseExports(stdout: string): Record<string, string> {
   const vars: Record<string, string> = {}
-  for (const m of stdout.matchAll(/^export ([A-Z_][A-Z0-9_]*)='([^']*)'$/gm)) vars[m[1]] = m[2]
+  for (const m of stdout.matchAll(/^export ([A-Z_][A-Z0-9_]*)='([^']*)'$/gm)) vars[m[1] ?? ''] = m[2] ?? ''
   return vars
 }
 

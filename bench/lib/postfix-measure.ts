@@ -112,9 +112,9 @@ export async function sinkCheck(
 async function sinkHeaders(pf: PostfixInstance, pattern: RegExp): Promise<string[]> {
   const dir = path.join(pf.dir, 'sink')
   for (let i = 0; i < 40; i++) {
-    const files = fs.readdirSync(dir)
-    if (files.length) {
-      const text = fs.readFileSync(path.join(dir, files[0]), 'utf8')
+    const [first] = fs.readdirSync(dir)
+    if (first) {
+      const text = fs.readFileSync(path.join(dir, first), 'utf8')
       const head = text.slice(0, text.search(/\r?\n\r?\n/)).replace(/\r?\n[ \t]+/g, ' ')
       return head.split(/\r?\n/).filter((l) => pattern.test(l))
     }

@@ -3,6 +3,7 @@
  * prints its table and records it in bench/results.json. In a module:
  *   if (require.main === module) runStandalone('postfix-e2e', run)
  */
+import { parseArgs } from 'node:util'
 import { executeBench } from './execute'
 import { machineFacts } from './machine'
 import { ProgressBar } from './progress'
@@ -17,17 +18,28 @@ export interface CliFlags {
   resultsPath?: string
 }
 
-/** --quick, --only a,b, --list, --results FILE. Unknown flags are an error that says what exists. */
+/** --quick, --only a,b (repeatable), --list, --results FILE. Unknown flags are an error that says what exists. */
 export function parseFlags(argv: readonly string[]): CliFlags {
-  const flags: CliFlags = { quick: false, only: [], list: false }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    if (arg === '--quick') flags.quick = true
-    else if (arg === '--list') flags.list = true
-    else if (arg === '--only' && argv[i + 1]) flags.only.push(...argv[++i].split(',').filter(Boolean))
-    else if (arg === '--results' && argv[i + 1]) flags.resultsPath = argv[++i]
-    else throw new Error(`unknown argument '${arg}'; use --quick, --only NAME[,NAME], --list, --results FILE`)
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        quick: { type: 'boolean', default: false },
+        list: { type: 'boolean', default: false },
+        only: { type: 'string', multiple: true, default: [] },
+        results: { type: 'string' },
+      },
+    }))
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err)
+    throw new Error(`${why}; use --quick, --only NAME[,NAME], --list, --results FILE`)
   }
+  const only = values.only.flatMap((v) => v.split(',')).filter(Boolean)
+  const flags: CliFlags = { quick: values.quick, only, list: values.list }
+  if (values.results !== undefined) flags.resultsPath = values.results
   return flags
 }
 

@@ -11,9 +11,9 @@ function sortedCopy(values: readonly number[]): number[] {
 /** Median of the finite values; NaN when there are none. */
 export function median(values: readonly number[]): number {
   const s = sortedCopy(values)
-  if (s.length === 0) return NaN
   const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+  const hi = s[mid] ?? NaN
+  return s.length % 2 === 1 ? hi : ((s[mid - 1] ?? NaN) + hi) / 2
 }
 
 /**
@@ -23,9 +23,8 @@ export function median(values: readonly number[]): number {
 export function percentile(values: readonly number[], p: number): number {
   if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be within 0..100, got ${p}`)
   const s = sortedCopy(values)
-  if (s.length === 0) return NaN
   const rank = Math.max(1, Math.ceil((p / 100) * s.length))
-  return s[rank - 1]
+  return s[rank - 1] ?? NaN
 }
 
 /** numerator / denominator, NaN when either is missing or the denominator is not positive. */
@@ -44,7 +43,7 @@ export interface Spread {
 /** Median with min and max, for "734 (715–753)" style figures. */
 export function spread(values: readonly number[]): Spread {
   const s = sortedCopy(values)
-  return { median: median(s), min: s.length ? s[0] : NaN, max: s.length ? s[s.length - 1] : NaN, n: s.length }
+  return { median: median(s), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN, n: s.length }
 }
 
 /** Rounds a figure for a table: 3 significant digits below 100, whole numbers above. */

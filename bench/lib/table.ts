@@ -21,8 +21,8 @@ export function formatTable(rows: ReadonlyArray<Record<string, Cell>>): string {
   if (rows.length === 0) return '(no rows)\n'
   const cols = columnsOf(rows)
   const cells = rows.map((row) => cols.map((c) => show(row[c])))
-  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)))
-  const line = (values: string[]) => `| ${values.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`
+  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]?.length ?? 0)))
+  const line = (values: string[]) => `| ${values.map((v, i) => v.padEnd(widths[i] ?? 0)).join(' | ')} |`
   const rule = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`
   return [line(cols), rule, ...cells.map(line)].join('\n') + '\n'
 }

@@ -53,7 +53,10 @@ type FixtureTransaction = HarakaTransaction & {
 }
 
 const fixtures = require('haraka-test-fixtures') as Fixtures
-const constants = require('haraka-constants') as Record<string, number>
+const constants = require('haraka-constants') as Record<
+  'cont' | 'deny' | 'denydisconnect' | 'denysoft' | 'denysoftdisconnect',
+  number
+>
 const rfc1869 = (require('haraka-utils') as { rfc1869: { parse(type: string, line: string): string[] } })
   .rfc1869
 
@@ -285,14 +288,14 @@ export function mailParams(words: readonly string[]): Record<string, string | nu
   const params: Record<string, string | null> = {}
   for (const word of words) {
     const kv = /^([^=]+)(?:=(.+))?$/.exec(word)
-    if (kv) params[kv[1].toUpperCase()] = kv[2] ?? null
+    if (kv?.[1]) params[kv[1].toUpperCase()] = kv[2] ?? null
   }
   return params
 }
 
 function envelope(kind: 'mail' | 'rcpt', address: string, params: readonly string[]) {
   const words = rfc1869.parse(kind, `${kind === 'mail' ? 'FROM' : 'TO'}:${[address, ...params].join(' ')}`)
-  return { address: new Address(words[0]), params: mailParams(words.slice(1)) }
+  return { address: new Address(words[0] ?? ''), params: mailParams(words.slice(1)) }
 }
 
 async function greet(run: HookRunner, conn: FixtureConnection, c: Case): Promise<string[]> {

@@ -37,26 +37,28 @@ export function diffFields(before: HeaderField[], after: HeaderField[]) {
   const n = before.length
   const m = after.length
   const lcs = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0))
+  // Every index below stays within 0..n and 0..m, so the lookups are defined.
+  const at = (i: number, j: number) => lcs[i]![j]!
+  const same = (i: number, j: number) => key(before[i]!) === key(after[j]!)
   for (let i = n - 1; i >= 0; i--)
     for (let j = m - 1; j >= 0; j--)
-      lcs[i][j] =
-        key(before[i]) === key(after[j]) ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1])
+      lcs[i]![j] = same(i, j) ? at(i + 1, j + 1) + 1 : Math.max(at(i + 1, j), at(i, j + 1))
   const removedAt: number[] = []
   const added: HeaderField[] = []
   let i = 0
   let j = 0
   while (i < n || j < m) {
-    if (i < n && j < m && key(before[i]) === key(after[j])) {
+    if (i < n && j < m && same(i, j)) {
       i++
       j++
-    } else if (j >= m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1])) removedAt.push(i++)
-    else added.push(after[j++])
+    } else if (j >= m || (i < n && at(i + 1, j) >= at(i, j + 1))) removedAt.push(i++)
+    else added.push(after[j++]!)
   }
-  return { added, removed: removedAt.map((at) => ({ ...before[at], index: occurrence(before, at) })) }
+  return { added, removed: removedAt.map((k) => ({ ...before[k]!, index: occurrence(before, k) })) }
 }
 
 /** 1-based index of before[at] among the fields of its name. */
 function occurrence(fields: HeaderField[], at: number): number {
-  const name = fields[at].name.toLowerCase()
+  const name = fields[at]!.name.toLowerCase()
   return fields.slice(0, at + 1).filter((f) => f.name.toLowerCase() === name).length
 }

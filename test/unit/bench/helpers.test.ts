@@ -22,7 +22,7 @@ test('dkimSign signs what a verifier recomputes from the signed message', () => 
   const message = 'From: a@example.org\nTo: b@example.net\nSubject: hi\n\nbody  line \n\n'
   const signed = dkimSign(message, { domain: 'example.org', selector: 's', privateKeyPem })
   const { headers, body } = splitMessage(signed)
-  const sig = headers[0]
+  const sig = headers[0]!
   assert.equal(sig.name, 'DKIM-Signature')
   const tags = Object.fromEntries(
     sig.value
@@ -38,18 +38,18 @@ test('dkimSign signs what a verifier recomputes from the signed message', () => 
     .map((h) => relaxedHeader(h.name, h.value) + '\r\n')
   const unsignedSig = relaxedHeader(sig.name, sig.value.replace(/b=[^;]*$/, 'b='))
   const publicKey = crypto.createPublicKey({
-    key: Buffer.from(txt.split('p=')[1], 'base64'),
+    key: Buffer.from(txt.split('p=')[1]!, 'base64'),
     format: 'der',
     type: 'spki',
   })
   const data = Buffer.from(signedHeaders.join('') + unsignedSig)
-  assert.ok(crypto.verify('sha256', data, publicKey, Buffer.from(tags.b, 'base64')))
+  assert.ok(crypto.verify('sha256', data, publicKey, Buffer.from(tags.b!, 'base64')))
   assert.ok(
     !crypto.verify(
       'sha256',
       Buffer.concat([data, Buffer.from('x')]),
       publicKey,
-      Buffer.from(tags.b, 'base64'),
+      Buffer.from(tags.b!, 'base64'),
     ),
   )
 })

@@ -83,7 +83,7 @@ function facts(o: { rcpts?: string[]; headers?: Array<[string, string]>; tls?: b
     sender: '<alice@Sender.test>',
     senderArgs: [],
     recipients: (o.rcpts ?? ['bob@strong.test']).map((a) => ({ address: `<${a}>`, args: [] })),
-    headers: [['From', 'alice@sender.test'], ['Subject', 'hi'], ...(o.headers ?? [])].map(
+    headers: ([['From', 'alice@sender.test'], ['Subject', 'hi'], ...(o.headers ?? [])] as const).map(
       ([name, value]) => ({
         name,
         value,

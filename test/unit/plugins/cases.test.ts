@@ -33,7 +33,7 @@ import { diffFields, splitFields, type HeaderField } from '../../helpers/header-
 // Whoever runs this file alone gets the same guard as `npm test`: no lookup through the system resolver.
 process.env[FORBID_SYSTEM_RESOLVER_ENV] = '1'
 
-const constants = require('haraka-constants') as Record<string, number>
+const constants = require('haraka-constants') as Record<'deny' | 'denysoft', number>
 const DSN = require('haraka-dsn') as { create(code: number, msg: string, s: number, d: number): object }
 
 const enhanced = (reply: string | undefined) => /^\d{3} (\d\.\d{1,3}\.\d{1,3})/.exec(reply ?? '')?.[1]

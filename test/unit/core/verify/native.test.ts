@@ -152,7 +152,8 @@ test('unsupported algorithms are reported, not guessed', async () => {
 
 function flip(b: Buffer, at: number): Buffer {
   const c = Buffer.from(b)
-  c[at % c.length] ^= 0x01
+  const i = at % c.length
+  c[i] = (c[i] ?? 0) ^ 0x01
   return c
 }
 
