@@ -75,7 +75,7 @@ async function fixture(): Promise<Fixture> {
   fs.writeFileSync(keyFile, publicKey.write())
   fs.writeFileSync(path.join(dir, 'inner'), inner)
   fs.writeFileSync(path.join(dir, 'inner.asc'), armoredSig)
-  return { dir, rt, message, inner, armoredSig, key: publicKey as openpgp.PublicKey, keyFile }
+  return { dir, rt, message, inner, armoredSig, key: publicKey, keyFile }
 }
 
 function rawEd25519(): Op {

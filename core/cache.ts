@@ -85,7 +85,7 @@ export class RecencyMap<K, V> {
   }
 }
 
-export class LookupCache<V extends NonNullable<unknown>> {
+export class LookupCache<V extends object | string | number | boolean> {
   private readonly lru: RecencyMap<string, Entry<V>>
   private readonly inflight = new Map<string, Promise<Entry<V>>>()
   private readonly now: () => number

@@ -28,7 +28,11 @@ export function isLinksecError(e: unknown): e is LinksecError {
 
 /** A message for logs from anything thrown. */
 export function describeError(e: unknown): string {
-  if (e instanceof Error)
-    return (e as { code?: string }).code ? `${(e as LinksecError).code}: ${e.message}` : e.message
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code
+    return (typeof code === 'string' || typeof code === 'number') && code
+      ? `${code}: ${e.message}`
+      : e.message
+  }
   return String(e)
 }

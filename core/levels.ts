@@ -164,7 +164,7 @@ export const NO_REQUIREMENT: Requirement = Object.freeze({
   verifiedCertificate: false,
   tlsOptional: false,
   source: 'none',
-}) as Requirement
+})
 
 export function messageRequirement(input: {
   requiretlsParam: boolean

@@ -13,7 +13,7 @@ export interface Runtime {
   readonly log: Logger
   readonly metrics: Metrics
   /** Milliseconds since the epoch; injected so caches and ttls are testable. */
-  now(): number
+  readonly now: () => number
 }
 
 export function createRuntime(

@@ -28,7 +28,7 @@ export function tlsFactsFromMacros(get: (name: string) => string | undefined): T
     certSubject: get('{cert_subject}') || undefined,
     certIssuer: get('{cert_issuer}') || undefined,
   }
-  return Object.fromEntries(Object.entries(facts).filter(([, v]) => v !== undefined)) as TlsFacts
+  return Object.fromEntries(Object.entries(facts).filter(([, v]) => v !== undefined))
 }
 
 /** The message as received: header lines, the blank line, the body; the body copied once. */

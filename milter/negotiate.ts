@@ -88,7 +88,7 @@ export function negotiate(
 function wantedSymbolLists(needs: HandlerNeeds): SymbolList[] {
   return Object.entries(needs.macros ?? {}).map(([stage, macros]) => ({
     stage: MacroStage[stage as keyof typeof MacroStage],
-    macros: macros!,
+    macros: macros,
   }))
 }
 

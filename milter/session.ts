@@ -231,7 +231,8 @@ export class MilterSession implements SessionFacts {
     return this.event('rcpt')
   }
 
-  private onBody(chunk: Buffer): Out {
+  /** Synchronous: the end-of-message chunk goes through here too, and its reply is not sent. */
+  private onBody(chunk: Buffer): MilterResponse[] {
     const tx = this.transaction!
     tx.bodyBytes += chunk.length
     if (this.refused()) tx.bodyTruncated = true
@@ -326,6 +327,7 @@ export class MilterSession implements SessionFacts {
 
   private onEndOfMessage(cmd: Extract<MilterCommand, { type: 'endOfMessage' }>): Out {
     this.advance(cmd, RANK.body, RANK.body)
+    // The chunk that comes with end-of-message is body like any other; only the final reply is sent.
     if (cmd.chunk.length) this.onBody(cmd.chunk)
     if (this.refused()) return this.finishMessage(this.answerRefusal())
     return this.track('endOfMessage', async () => {

@@ -24,7 +24,7 @@ export interface LinksecNotes {
 
 /** The notes object of a transaction, created on first use. */
 export function linksecNotes(txn: HarakaTransaction): LinksecNotes {
-  const notes = txn.notes as Record<string, unknown>
+  const notes = txn.notes
   let ours = notes[NOTES_KEY] as LinksecNotes | undefined
   if (!ours || typeof ours !== 'object') {
     ours = {}
@@ -36,5 +36,5 @@ export function linksecNotes(txn: HarakaTransaction): LinksecNotes {
 /** Reads the notes from an outbound HMailItem's todo (queue file), if any. */
 export function notesOfTodo(todo: { notes?: Record<string, unknown> } | undefined): LinksecNotes {
   const ours = todo?.notes?.[NOTES_KEY]
-  return ours && typeof ours === 'object' ? (ours as LinksecNotes) : {}
+  return ours && typeof ours === 'object' ? ours : {}
 }

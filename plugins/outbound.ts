@@ -65,7 +65,7 @@ function onDeferred(ctx: DutyContext, next: Next, target: unknown, params: unkno
   if (!state?.deferredForTls) return next(CONT)
   state.deferredForTls = false
   countTagged(ctx.rt, state.req, 'deferred')
-  const delay = Number((params as { delay?: number } | undefined)?.delay ?? 60)
+  const delay = Number((params as { delay?: unknown } | undefined)?.delay ?? 60)
   next(DENYSOFT, clampedDelaySeconds(state, delay, ctx.rt.now()))
 }
 

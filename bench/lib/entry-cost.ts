@@ -97,7 +97,7 @@ async function measureOne(
     await Promise.all(Array.from({ length: Math.min(100, entries - n) }, (_, i) => fill(n + i)))
   const after = heapUsed()
   // Keep the cache reachable until after the measurement.
-  void fill
+  if (typeof fill !== 'function') throw new Error('unreachable')
   return Math.round((after - before) / entries)
 }
 
@@ -117,7 +117,10 @@ export function entryCostsInChild(entries: number, timeoutMs = 120_000): Promise
       ['--expose-gc', __filename, String(entries)],
       { timeout: timeoutMs },
       (err, stdout) => {
-        if (err) return reject(err)
+        if (err) {
+          reject(err instanceof Error ? err : new Error('node --expose-gc failed'))
+          return
+        }
         try {
           resolve(JSON.parse(stdout) as EntryCosts)
         } catch (e) {

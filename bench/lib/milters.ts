@@ -13,7 +13,7 @@ export interface RunningMilter {
   /** smtpd_milters value, e.g. inet:127.0.0.1:8891 */
   socket: string
   pid: number
-  stop(): Promise<void>
+  stop: () => Promise<void>
 }
 
 export async function startOpendkim(keysFile: string): Promise<RunningMilter> {

@@ -30,7 +30,7 @@ export async function startFrameworkMilter(role: FrameworkRole, listen: string):
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const address = await new Promise<string>((resolve, reject) => {
-    child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))
+    child.stdout.once('data', (b: Buffer) => resolve(b.toString().trim()))
     child.once('exit', (code) => reject(new Error(`bench milter exited with ${code}`)))
   })
   return { socket: address, pid: child.pid!, stop: () => stopChild(child) }

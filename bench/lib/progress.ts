@@ -31,7 +31,7 @@ export class ProgressBar {
   private lastTenth = -1
   private drawn = false
 
-  constructor(private readonly sink: ProgressSink = process.stderr as ProgressSink) {}
+  constructor(private readonly sink: ProgressSink = process.stderr) {}
 
   /** A Progress callback for one benchmark, prefixed with its position ("2/5 postfix-e2e"). */
   forBench(prefix: string): Progress {

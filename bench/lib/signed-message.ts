@@ -61,13 +61,14 @@ async function pgpMime(): Promise<{ message: string; publicKeyArmored: string }>
   const key = await openpgp.readPrivateKey({ armoredKey: privateKey })
   const inner = innerPart()
   const unsigned = await openpgp.createMessage({ binary: Buffer.from(inner) })
-  const signature = await openpgp.sign({
+  // As a string: openpgp's sign() types name @openpgp/web-stream-tools, which is not installed.
+  const signature = (await openpgp.sign({
     message: unsigned,
     signingKeys: key,
     detached: true,
     format: 'armored',
-  })
-  return { message: assemble(inner, signature as string), publicKeyArmored: publicKey }
+  })) as string
+  return { message: assemble(inner, signature), publicKeyArmored: publicKey }
 }
 
 function assemble(inner: string, signature: string): string {

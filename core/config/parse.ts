@@ -2,7 +2,7 @@ import * as os from 'node:os'
 import { ConfigError } from '../errors'
 import { SCHEMA, type KeySpec, type LinksecConfig } from './schema'
 
-type RawIni = Record<string, Record<string, unknown> | unknown>
+type RawIni = Record<string, unknown>
 
 /** Validates a parsed INI object against SCHEMA; unknown keys are errors (typos are common). */
 export function parseConfig(raw: RawIni, dir: string): LinksecConfig {
@@ -44,37 +44,40 @@ function coerce(spec: KeySpec, value: unknown): unknown {
   if (value === undefined || value === null || value === '') {
     return spec.type === 'list' ? Object.freeze([...spec.default]) : spec.default
   }
+  // INI values are strings, numbers or booleans (lists may come as arrays); JSON shows anything else as it is.
+  const text =
+    typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+      ? String(value)
+      : JSON.stringify(value)
   switch (spec.type) {
     case 'bool':
       if (typeof value === 'boolean') return value
-      if (/^(true|yes|on|1)$/i.test(String(value))) return true
-      if (/^(false|no|off|0)$/i.test(String(value))) return false
-      throw new Error(`"${value}" is not a boolean; write true or false`)
+      if (/^(true|yes|on|1)$/i.test(text)) return true
+      if (/^(false|no|off|0)$/i.test(text)) return false
+      throw new Error(`"${text}" is not a boolean; write true or false`)
     case 'int': {
-      const s = String(value).trim()
+      const s = text.trim()
       if (!/^-?\d+$/.test(s))
-        throw new Error(
-          `"${value}" is not a whole number; write a number between ${spec.min} and ${spec.max}`,
-        )
+        throw new Error(`"${text}" is not a whole number; write a number between ${spec.min} and ${spec.max}`)
       const n = Number(s)
       if (n < spec.min || n > spec.max)
         throw new Error(`${n} is out of range; write a number between ${spec.min} and ${spec.max}`)
       return n
     }
     case 'enum': {
-      const s = String(value).trim().toLowerCase()
+      const s = text.trim().toLowerCase()
       if (!spec.values.includes(s))
-        throw new Error(`"${value}" is not allowed; write one of: ${spec.values.join(', ')}`)
+        throw new Error(`"${text}" is not allowed; write one of: ${spec.values.join(', ')}`)
       return s
     }
     case 'string': {
-      const s = String(value).trim()
+      const s = text.trim()
       if (spec.pattern && !spec.pattern.test(s))
-        throw new Error(`"${value}" is not valid; write ${spec.hint ?? spec.pattern}`)
+        throw new Error(`"${text}" is not valid; write ${spec.hint ?? spec.pattern}`)
       return s
     }
     case 'list': {
-      const items = (Array.isArray(value) ? value.map(String) : String(value).split(','))
+      const items = (Array.isArray(value) ? value.map(String) : text.split(','))
         .map((s) => s.trim())
         .filter(Boolean)
       for (const item of items) {

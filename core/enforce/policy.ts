@@ -3,7 +3,6 @@
  * sees it: a declared level or none, whether TLS and a verified certificate
  * are required, and the MX names a verified certificate must belong to.
  */
-import type { Level } from '../levels'
 import type { DomainPolicy, SourceAnswer } from '../policy/types'
 import type { PeerPolicy } from './hop'
 
@@ -19,7 +18,7 @@ export function peerPolicyOf(p: DomainPolicy): PeerPolicyWithMx {
   const best = vouching[0]
   return {
     domain: p.domain,
-    level: best ? (p.level as Level) : undefined,
+    level: best ? p.level : undefined,
     source: best?.source,
     // combine(): any declared level >= 1 already means at least `encrypt`.
     tlsRequired: p.tlsMode !== 'none' && p.tlsMode !== 'may',

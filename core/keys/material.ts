@@ -42,7 +42,8 @@ export async function readKeyBlob(data: Buffer): Promise<openpgp.PublicKey[]> {
   const keys = /-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----/.test(head)
     ? await openpgp.readKeys({ armoredKeys: data.toString('latin1') })
     : await openpgp.readKeys({ binaryKeys: new Uint8Array(data) })
-  return keys.map((k) => (k.isPrivate() ? k.toPublic() : k)) as openpgp.PublicKey[]
+  // A PublicKey's toPublic() is itself; a PrivateKey's drops the secret parts.
+  return keys.map((k) => k.toPublic())
 }
 
 /** The e-mail of a user ID, lower-cased ("Name <a@b>" or a bare address). */

@@ -18,12 +18,12 @@ export function zbase32(data: Uint8Array): string {
     acc = (acc << 8) | byte
     bits += 8
     while (bits >= 5) {
-      out += ZBASE32[(acc >> (bits - 5)) & 31]
+      out += ZBASE32.charAt((acc >> (bits - 5)) & 31)
       bits -= 5
     }
     acc &= (1 << bits) - 1
   }
-  if (bits > 0) out += ZBASE32[(acc << (5 - bits)) & 31]
+  if (bits > 0) out += ZBASE32.charAt((acc << (5 - bits)) & 31)
   return out
 }
 

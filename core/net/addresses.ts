@@ -50,10 +50,14 @@ const V4_RANGES: Range[] = [
   r([240, 0, 0, 0], 4, 'reserved'), // includes 255.255.255.255
 ]
 
+function zeros(n: number): number[] {
+  return new Array<number>(n).fill(0)
+}
+
 const V6_RANGES: Range[] = [
-  r(Array(16).fill(0), 128, 'unspecified'),
-  r([...Array(15).fill(0), 1], 128, 'loopback'),
-  r(Array(12).fill(0), 96, 'reserved'), // the rest of ::/96 (v4-compatible of 0.x.x.x)
+  r(zeros(16), 128, 'unspecified'),
+  r([...zeros(15), 1], 128, 'loopback'),
+  r(zeros(12), 96, 'reserved'), // the rest of ::/96 (v4-compatible of 0.x.x.x)
   r([0x01, 0x00, 0, 0, 0, 0, 0, 0], 64, 'reserved'), // discard prefix, RFC 6666
   r([0x20, 0x01, 0x0d, 0xb8], 32, 'documentation'),
   r([0x20, 0x01, 0x00, 0x00], 23, 'reserved'), // IETF protocol assignments (Teredo, ORCHID, ...)
@@ -94,7 +98,7 @@ export function v6Bytes(ip: string): Uint8Array {
   const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined]
   const headParts = head ? head.split(':') : []
   const tailParts = tail ? tail.split(':') : []
-  const fill = tail === undefined ? [] : Array(8 - headParts.length - tailParts.length).fill('0')
+  const fill = tail === undefined ? [] : new Array<string>(8 - headParts.length - tailParts.length).fill('0')
   const groups = [...headParts, ...fill, ...tailParts].map((g) => parseInt(g, 16))
   const out = new Uint8Array(16)
   groups.forEach((g, i) => {

@@ -57,7 +57,7 @@ function exchange<T>(
     signal.addEventListener('abort', onAbort)
     cleanup = body(
       (v) => settle(() => resolve(v)),
-      (e) => settle(() => reject(e)),
+      (e) => settle(() => reject(e instanceof Error ? e : new Error(String(e)))),
     )
   })
 }

@@ -13,7 +13,7 @@ import type { PolicySource, SourceAnswer } from './types'
 export interface SourceContext {
   dns: DnsClient
   https: HttpsClient
-  now(): number
+  readonly now: () => number
   config: LinksecConfig
   metrics: Metrics
   log: Logger

@@ -41,7 +41,7 @@ export function parseStaticEntry(raw: unknown): StaticEntry | string {
   if (!isObject(raw)) return 'entry is not an object'
   const mode = raw.mode ?? 'enforce'
   if (mode !== 'enforce' && mode !== 'testing' && mode !== 'none')
-    return `mode "${String(mode)}" is not enforce, testing or none`
+    return `mode ${JSON.stringify(mode)} is not enforce, testing or none`
   const mxsRaw = raw.mxs ?? []
   if (!Array.isArray(mxsRaw)) return 'mxs is not a list'
   const mxs: string[] = []

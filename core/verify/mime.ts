@@ -118,7 +118,7 @@ function splitParams(value: string): string[] {
     const c = value[i]!
     if (quoted) {
       cur += c
-      if (c === '\\' && i + 1 < value.length) cur += value[++i]
+      if (c === '\\' && i + 1 < value.length) cur += value.charAt(++i)
       else if (c === '"') quoted = false
     } else if (depth > 0) {
       if (c === '(') depth++

@@ -197,7 +197,9 @@ export function refuseMessage(
   const bounce = () => {
     markRecipients(hmail, text, refusals)
     installDsn(rt, hmail, refusals, fallbackOn ? 'no_marked_part' : 'off', outbound)
-    Object.getPrototypeOf(hmail).bounce.call(hmail, text)
+    // HMailItem.prototype.bounce (Haraka outbound/hmail.js), called on this item.
+    const proto = Object.getPrototypeOf(hmail) as { bounce: (this: unknown, why: string) => void }
+    proto.bounce.call(hmail, text)
   }
   if (!fallbackOn) return bounce()
   deliverSafePart(rt, hmail, outbound, text).then(
@@ -206,7 +208,7 @@ export function refuseMessage(
       if (state) countTagged(rt, state.req, 'fallback_delivered')
       hmail.discard()
     },
-    (e) => {
+    (e: unknown) => {
       rt.log.error('linksec: safe-part fallback failed; bouncing instead', { error: String(e) })
       bounce()
     },

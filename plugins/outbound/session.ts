@@ -161,7 +161,7 @@ function wrapUpgrade(socket: HarakaClientSocket, probe: SessionProbe, opts: Prob
       probe.facts.tls = true
       probe.facts.certVerified = authorized
       if (!authorized && verifyError)
-        probe.facts.certError = String((verifyError as Error).message ?? verifyError)
+        probe.facts.certError = verifyError instanceof Error ? verifyError.message : verifyError
       // Haraka hears the truth; only its forced-TLS consequence is lifted, and only where the rule allows it.
       if (!authorized && !opts.needVerifiedCertificate) opts.relaxForcedTls(probe.facts.certError)
       cb(authorized, verifyError, cert, cipher)

@@ -62,7 +62,9 @@ async function runTarget(t: FuzzTarget, ms: number): Promise<number> {
         `crash-${crypto.createHash('sha1').update(input).digest('hex').slice(0, 12)}.bin`,
       )
       fs.writeFileSync(file, input)
-      console.error(`fuzz ${t.name}: crash saved to ${path.relative(ROOT, file)}: ${(e as Error).stack ?? e}`)
+      console.error(
+        `fuzz ${t.name}: crash saved to ${path.relative(ROOT, file)}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      )
     }
   }
   for (const input of [...replay, ...seeds]) await tryOne(input)
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
+main().catch((e: unknown) => {
   console.error(e)
   process.exit(1)
 })

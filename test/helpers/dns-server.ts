@@ -282,7 +282,9 @@ export async function startDnsServer(
     zone,
     queries,
     set: (name, entry) => void (zone[norm(name)] = { ...entry }),
-    remove: (name) => void delete zone[norm(name)],
+    remove: (name) => {
+      delete zone[norm(name)]
+    },
     fault(name, fault) {
       const n = norm(name)
       zone[n] = { ...(zone[n] ?? {}), fault }

@@ -232,11 +232,13 @@ const STEP_OF_HOOK: Record<string, Step> = {
 }
 
 /** Thrown inside a run when a hook refuses; carries the decision. */
-class Refused {
+class Refused extends Error {
   constructor(
     readonly hook: string,
     readonly answer: HookAnswer,
-  ) {}
+  ) {
+    super(`${hook} refused with code ${answer.code}`)
+  }
 }
 
 async function must(run: HookRunner, hook: string, conn: FixtureConnection, params?: unknown): Promise<void> {

@@ -326,8 +326,8 @@ export async function startHaraka(opts: HarakaOptions = {}): Promise<HarakaInsta
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  child.stdout!.on('data', (b: Buffer) => (output += b.toString()))
-  child.stderr!.on('data', (b: Buffer) => (output += b.toString()))
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()))
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()))
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM')

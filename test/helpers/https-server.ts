@@ -149,7 +149,7 @@ export async function startHttpsServer(
     SNICallback: (name, cb) => {
       contextFor(name).then(
         (ctx) => cb(null, ctx),
-        (e: Error) => cb(e),
+        (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))),
       )
     },
   })
@@ -158,11 +158,9 @@ export async function startHttpsServer(
     s.on('close', () => sockets.delete(s))
   })
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const host = String(req.headers.host ?? '')
-      .replace(/:\d+$/, '')
-      .toLowerCase()
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase()
     const pathOnly = (req.url ?? '/').split('?')[0]!
-    const servername = (req.socket as tls.TLSSocket).servername || undefined
+    const servername = req.socket instanceof tls.TLSSocket ? req.socket.servername || undefined : undefined
     requests.push({ host, path: req.url ?? '/', method: req.method ?? 'GET', servername })
     const route = table.get(`${host}${pathOnly}`.toLowerCase()) ?? table.get(pathOnly.toLowerCase())
     if (!route) return serve({ status: 404, body: 'not found\n' }, res, timers)

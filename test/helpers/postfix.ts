@@ -367,13 +367,13 @@ export async function startLinksecServe(opts: ServeOptions = {}): Promise<ServeI
     },
   )
   let out = ''
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()))
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()))
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   const instance: ServeInstance = {
     milterAddress: milterListen,
-    socketmapAddress: String(ini.socketmap.listen),
-    httpAddress: String(ini.http.listen),
+    socketmapAddress: ini.socketmap.listen,
+    httpAddress: ini.http.listen,
     configDir,
     proc,
     output: () => out,

@@ -64,8 +64,8 @@ export async function startReceivers(
   const settled = await Promise.allSettled(kinds.map(startReceiver))
   const failed = settled.find((s) => s.status === 'rejected')
   if (failed) {
-    await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.haraka.stop() : undefined)))
-    throw (failed as PromiseRejectedResult).reason
+    await Promise.all(settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.haraka.stop()] : [])))
+    throw failed.reason
   }
   const out = {} as Record<ReceiverKind, Receiver>
   for (const s of settled) if (s.status === 'fulfilled') out[s.value.kind] = s.value

@@ -131,7 +131,7 @@ describe('Postfix with linksec serve as its milter', () => {
     assert.equal(ars[0], `${AUTHSERV}; x-tls=none`)
     assert.ok(
       !ars.includes(forged.slice('Authentication-Results: '.length)),
-      `forged field still there: ${ars}`,
+      `forged field still there: ${ars.join(' | ')}`,
     )
     assert.ok(ars.includes('other.example; spf=pass'), 'fields of other authserv-ids stay')
     // Other policies may add their own fields under our id; each is ours, none is the forged one.
@@ -178,7 +178,7 @@ describe('Postfix with linksec serve on a unix socket', () => {
       milterListen: `unix:${sock}`,
       ini: { main: { authserv_id: AUTHSERV }, policy: OFFLINE },
     })
-    const pf = await startPostfix({ milter: `unix:${sock}` }).catch(async (e) => {
+    const pf = await startPostfix({ milter: `unix:${sock}` }).catch(async (e: unknown) => {
       await serve.stop()
       throw e
     })

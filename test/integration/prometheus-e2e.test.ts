@@ -65,8 +65,8 @@ async function startServe(
     },
   )
   let output = ''
-  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()))
-  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()))
+  proc.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (output += d.toString()))
   const exited = new Promise<never>((_, reject) =>
     proc.once('exit', (code) => reject(new Error(`linksec serve exited ${code}:\n${output}`))),
   )
@@ -141,7 +141,7 @@ test('Prometheus scrapes linksec serve and PromQL counts the messages sent throu
   if (!needTools(t, tools)) return
   if (!isRoot()) return t.skip('postfix start needs root')
   const p = await ports()
-  const cleanup: (() => Promise<unknown> | unknown)[] = []
+  const cleanup: (() => unknown)[] = []
   let world: World | undefined
   try {
     world = await startWorld()

@@ -36,8 +36,8 @@ function sh(
     })
     let out = ''
     let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
     child.on('close', (code) => {
       clearTimeout(timer)
@@ -51,7 +51,7 @@ before(async () => {
 })
 
 after(async () => {
-  await Promise.all(runtimes.map((rt) => sharedCacheFor(rt)?.close()))
+  await Promise.all(runtimes.flatMap((rt) => sharedCacheFor(rt)?.close() ?? []))
   if (redisDir) await sh('peer-down.sh', {}, [redisDir])
   await world.close()
 })

@@ -78,8 +78,8 @@ function postmap(key: string, map = 'linksec'): Promise<{ status: number | null;
     const child = spawn(which('postmap')!, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
     child.on('close', (status) => {
       clearTimeout(timer)
@@ -136,7 +136,7 @@ test('linksec serve answers postmap on its configured socketmap listener', async
     child.kill('SIGTERM')
   })
   let out = ''
-  child.stdout.on('data', (d) => (out += d))
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
   await waitForPort(servePort)
   const savedPort = port
   port = servePort

@@ -180,10 +180,10 @@ describe('signed mail through Haraka with the linksec plugin', () => {
   it('queues a signed message with x-openpgp=pass', async (t) => {
     if (!needTools(t, tools)) return
     assert.ok(haraka, 'Haraka did not start')
-    const before = haraka!.queued().length
-    const r = await send(haraka!.port, f!.good)
+    const before = haraka.queued().length
+    const r = await send(haraka.port, f!.good)
     assert.equal(r.status, 0, r.transcript)
-    const q = await haraka!.waitForQueued(before + 1)
+    const q = await haraka.waitForQueued(before + 1)
     const raw = q.at(-1)!.raw
     assert.match(raw, new RegExp(`Authentication-Results: ${AUTHSERV}; x-openpgp=pass header\\.from=${FROM}`))
   })
@@ -191,9 +191,9 @@ describe('signed mail through Haraka with the linksec plugin', () => {
   it('refuses the forged copy with 550 5.7.1', async (t) => {
     if (!needTools(t, tools)) return
     assert.ok(haraka, 'Haraka did not start')
-    const before = haraka!.queued().length
-    const r = await send(haraka!.port, f!.forged)
+    const before = haraka.queued().length
+    const r = await send(haraka.port, f!.forged)
     assert.match(r.dataReply, /^550 5\.7\.1 .*alice@example\.org/, r.transcript)
-    assert.equal(haraka!.queued().length, before)
+    assert.equal(haraka.queued().length, before)
   })
 })

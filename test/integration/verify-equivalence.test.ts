@@ -42,8 +42,8 @@ async function openpgpJs(s: S.TestSigner, data: Buffer, armored: string): Promis
     const key = await openpgp.readKey({ binaryKey: new Uint8Array(s.publicKey()) })
     const message = await openpgp.createMessage({ binary: new Uint8Array(data) })
     const signature = await openpgp.readSignature({ armoredSignature: armored })
-    const r = await openpgp.verify({ message, signature, verificationKeys: key })
-    return (await r.signatures[0]!.verified) === true
+    const r = await openpgp.verify({ message, signature, verificationKeys: key.toPublic() })
+    return await r.signatures[0]!.verified
   } catch {
     return false
   }

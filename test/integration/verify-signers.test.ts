@@ -116,7 +116,7 @@ describe('signed mail from real GnuPG and Sequoia', { skip: S.missingSigners() }
   for (const [who, what, make] of goodCases) {
     test(`pass: ${who} ${what}`, async (t) => {
       if (!signers[who]) return t.skip('no signers')
-      const s = signers[who]!
+      const s = signers[who]
       const d = await check(make(s))
       assert.equal(d.result, 'pass', d.facts.reason)
       assert.equal(d.facts.fingerprint, s.fingerprint)
@@ -177,7 +177,7 @@ describe('signed mail from real GnuPG and Sequoia', { skip: S.missingSigners() }
   for (const [who, what, why, make] of badCases) {
     test(`fail: ${what}`, async (t) => {
       if (!signers[who]) return t.skip('no signers')
-      const d = await check(make(signers[who]!))
+      const d = await check(make(signers[who]))
       assert.equal(d.result, 'fail', d.facts.reason)
       assert.match(d.facts.reason, why)
       assert.equal(d.verdict.code, 550)

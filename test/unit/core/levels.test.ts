@@ -67,15 +67,10 @@ test('banner token: LINKSEC=N anywhere, ttl optional (0 = this session only)', (
 
 test('TXT record: format and parse round trip; the record name', () => {
   fc.assert(
-    fc.property(
-      level,
-      ttl,
-      fc.constantFrom('required', 'optional') as fc.Arbitrary<'required' | 'optional'>,
-      (l, t, s) => {
-        const d = { level: l, ttlSeconds: t, signatures: s }
-        assert.deepEqual(parseTxtRecord(formatTxtRecord(d)), { ok: true, value: d })
-      },
-    ),
+    fc.property(level, ttl, fc.constantFrom<'required' | 'optional'>('required', 'optional'), (l, t, s) => {
+      const d = { level: l, ttlSeconds: t, signatures: s }
+      assert.deepEqual(parseTxtRecord(formatTxtRecord(d)), { ok: true, value: d })
+    }),
   )
   assert.equal(txtRecordName('Example.NET.'), '_linksec.example.net')
 })

@@ -46,7 +46,7 @@ function facts(
 async function metricValue(rt: Runtime, name: string, labels: Record<string, string>): Promise<number> {
   const m = (await rt.metrics.registry.getMetricsAsJSON()).find((x) => x.name === name)
   const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l))
-  return v ? Number(v.value) : 0
+  return v ? v.value : 0
 }
 
 /** The app with the inbound-link policy alone (other policies join the default list over time). */

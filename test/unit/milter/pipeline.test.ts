@@ -111,7 +111,7 @@ function finalText(r: EndOfMessageReply): string {
 async function metric(rt: Runtime, name: string, labels: Record<string, string>): Promise<number> {
   const m = (await rt.metrics.registry.getMetricsAsJSON()).find((x) => x.name === name)
   const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l))
-  return v ? Number(v.value) : 0
+  return v ? v.value : 0
 }
 
 const decisions = (lines: Line[]) => lines.filter((l) => l.msg === 'decision')

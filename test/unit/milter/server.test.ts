@@ -34,7 +34,7 @@ function runtime(milter: Record<string, string> = {}): Runtime {
 async function metric(rt: Runtime, name: string, labels: Record<string, string> = {}): Promise<number> {
   const m = (await rt.metrics.registry.getMetricsAsJSON()).find((x) => x.name === name)
   const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l))
-  return v ? Number(v.value) : 0
+  return v ? v.value : 0
 }
 
 const services: Service[] = []
@@ -194,12 +194,13 @@ describe('milter server', () => {
     const svc = await start(rt, { handler: createMilterApp(rt, { steps: [three] }) })
     const c = await negotiated(svc.address)
     const writes: Buffer[] = []
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back on the prototype below, where `this` is bound again
     const original = net.Socket.prototype.write
     const port = c.socket.localPort
     net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]) {
       if (this.remotePort === port) writes.push(Buffer.from(args[0] as Buffer))
       return (original as (...a: unknown[]) => boolean).apply(this, args)
-    } as typeof original
+    }
     try {
       const r = await runTransaction(c, SPEC)
       assert.equal(r.modifications.length, 3)

@@ -34,7 +34,7 @@ function fakePlugin(): HarakaPlugin & { hooks: string[] } {
     logwarn: noop,
     logerror: noop,
     logcrit: noop,
-  } as unknown as HarakaPlugin & { hooks: string[] }
+  }
 }
 
 function runHook(plugin: HarakaPlugin, hook: string, server: HarakaServer): Promise<void> {

@@ -19,8 +19,8 @@ function serveFails(
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
-  child.stdout.on('data', (d: Buffer) => (output += d))
-  child.stderr.on('data', (d: Buffer) => (output += d))
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
   const timer = setTimeout(() => child.kill('SIGKILL'), 10000)
   return new Promise((resolve) =>
     child.once('exit', (code) => {

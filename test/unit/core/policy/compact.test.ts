@@ -71,7 +71,7 @@ test('property: whatever the domain and reasons, what is read back is what was s
       outcome: fc.constantFrom('none', 'error', 'disabled'),
       reason: fc.string(),
     })
-    .map((a) => ({ ...a }) as SourceAnswer) // plain objects, as the sources make them
+    .map((a) => ({ ...a })) // plain objects, as the sources make them
   fc.assert(
     fc.property(fc.string(), fc.array(answer, { maxLength: 4 }), fc.string(), (domain, answers, other) => {
       const t = new AnswerTemplates()

@@ -52,7 +52,7 @@ before(async () => {
     const signing = await key.getSigningKey()
     const native = nativeKeyFromPacket(signing.keyPacket.write())
     assert.ok(native, `${kind.name}: native key`)
-    made.push({ kind, key, native: native! })
+    made.push({ kind, key, native: native })
   }
   stranger = (await openpgp.generateKey({ userIDs: [{ email: 'b@example.org' }], format: 'object' }))
     .privateKey
@@ -84,7 +84,7 @@ async function openpgpSays(
       : await openpgp.createMessage({ binary: new Uint8Array(data) })
     const signature = await openpgp.readSignature({ binarySignature: new Uint8Array(sig) })
     const r = await openpgp.verify({ message, signature, verificationKeys: key, config: m.kind.config })
-    return (await r.signatures[0]!.verified) === true
+    return await r.signatures[0]!.verified
   } catch {
     return false
   }

@@ -19,7 +19,7 @@ function fakeDns(texts: Record<string, string>): DnsClient & { asked: string[] }
         ? { rcode: 'NXDOMAIN', authenticated: false, records: [] }
         : { rcode: 'NOERROR', authenticated: false, records: [{ type: 'TXT', name, ttl: 600, text }] }
     },
-  } as DnsClient & { asked: string[] }
+  }
 }
 
 test('peek: nothing before the first lookup, the cached answer after it, nothing once expired', async () => {

@@ -89,7 +89,7 @@ test('socketmap: broken framing closes the connection; malformed requests get PE
   assert.equal(await c.waitClosed(), true)
   const big = await SocketmapClient.connect(port)
   t.after(() => big.close())
-  big.sendRaw(`${20_000}:`)
+  big.sendRaw(`20000:`)
   assert.equal(await big.waitClosed(), true)
 })
 
