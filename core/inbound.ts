@@ -81,7 +81,7 @@ function mentions(v: string, ours: string): boolean {
 }
 
 /** RFC 2045 §5.1 tspecials, which end a token. */
-const TSPECIALS = new Set([...'()<>@,;:\\"/[]?='])
+const TSPECIALS = new Set(Array.from('()<>@,;:\\"/[]?='))
 
 /**
  * The authserv-id of an Authentication-Results value (RFC 8601 §2.2):
@@ -109,7 +109,7 @@ export function authservIdOf(value: string): string | undefined {
     let id = ''
     for (i++; i < n && value[i] !== '"'; i++) {
       if (value[i] === '\\') i++
-      if (i < n) id += value[i]
+      if (i < n) id += value.charAt(i)
     }
     return i < n ? id : undefined
   }

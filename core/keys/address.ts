@@ -61,7 +61,7 @@ function tokenize(s: string): Token[] | undefined {
       let v = ''
       for (i++; i < s.length && s[i] !== '"'; i++) {
         if (s[i] === '\\') i++
-        if (i < s.length) v += s[i]
+        if (i < s.length) v += s.charAt(i)
       }
       if (i >= s.length) return undefined
       i++
@@ -76,7 +76,7 @@ function tokenize(s: string): Token[] | undefined {
       i++
     } else if (ATEXT.test(c)) {
       let v = ''
-      while (i < s.length && ATEXT.test(s[i]!)) v += s[i++]
+      while (i < s.length && ATEXT.test(s.charAt(i))) v += s.charAt(i++)
       out.push({ t: 'atom', v })
     } else return undefined
   }

@@ -97,7 +97,7 @@ export class SecretStore {
     opts: { check?: (address: string, fingerprint: string) => Promise<void> } = {},
   ): Promise<{ address: string; file: string; key: openpgp.PrivateKey }> {
     const key = await readSecretKey(data)
-    const addrs = keyAddresses(key.toPublic() as openpgp.PublicKey)
+    const addrs = keyAddresses(key.toPublic())
     const target = parseAddress(address ?? (addrs.length === 1 ? addrs[0]! : ''))
     if (!target)
       throw secretError(

@@ -57,7 +57,7 @@ export async function signingKeyFrom(
     address: address.toLowerCase(),
     fingerprint: key.getFingerprint().toUpperCase(),
     signingFingerprint: fpr.toString('hex').toUpperCase(),
-    algo: Number(packet.algorithm),
+    algo: packet.algorithm,
     micalg: 'pgp-sha256',
     privateKey: nativePrivateKey(packet),
     keyId: fpr.subarray(12),
@@ -72,7 +72,7 @@ interface Params {
 
 function nativePrivateKey(packet: openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket): crypto.KeyObject {
   const { publicParams: pub, privateParams: priv } = packet as unknown as Params
-  const algo = Number(packet.algorithm)
+  const algo: number = packet.algorithm
   if (!priv)
     throw keyError('the secret key material is missing (a stub exported with --export-secret-subkeys?)')
   const b64 = (u: Uint8Array | bigint) =>

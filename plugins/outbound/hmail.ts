@@ -11,6 +11,8 @@ export interface HarakaAddress {
   address?: string
   original?: string
   format?(useUnicode?: boolean): string
+  /** @haraka/email-address Address: "<user@host>". */
+  toString(): string
 }
 
 /** A recipient of the todo, extended with the DSN fields Haraka's bounce message reads. */

@@ -149,7 +149,7 @@ function installDsn(
       )
       .then(
         (dsn) => cb(null, [dsn.message]),
-        (e) => {
+        (e: unknown) => {
           rt.log.warn("linksec: could not build the DSN; Haraka's own bounce goes out instead", {
             file: hmail.filename,
             error: String(e),
@@ -158,7 +158,7 @@ function installDsn(
         },
       )
       // Whatever Haraka's callback throws must not become an unhandled rejection (Haraka exits on one).
-      .catch((e) =>
+      .catch((e: unknown) =>
         rt.log.error('linksec: sending the DSN failed', { file: hmail.filename, error: String(e) }),
       )
   }

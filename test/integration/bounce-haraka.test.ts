@@ -114,7 +114,7 @@ describe('Haraka bounces and logs on a stock install (no bounce template)', { ti
       },
     ]
     for (const c of cases) {
-      const got = await until(`the DSN for ${c.id}`, () => dsnFor(c.id)).catch((e) => {
+      const got = await until(`the DSN for ${c.id}`, () => dsnFor(c.id)).catch((e: unknown) => {
         throw new Error(`${(e as Error).message}\n${sender!.log().slice(-5000)}`)
       })
       // Haraka sends bounces from the null reverse path, to the sender.
@@ -154,7 +154,7 @@ describe('Haraka bounces and logs on a stock install (no bounce template)', { ti
     for (const [reason, hop] of [
       ['no_starttls', 'mx.plain.test'],
       ['peer_level_unknown', 'mx.tls.test'],
-    ]) {
+    ] as const) {
       const lines = logLines(log, /linksec: hop refused/, new RegExp(`reason=${reason}\\b`))
       assert.equal(lines.length, 1, `one line for the ${reason} refusal:\n${log.slice(-5000)}`)
       const line = lines[0]!
@@ -188,7 +188,7 @@ describe('Haraka bounces and logs on a stock install (no bounce template)', { ti
     assert.ok(r.accepted, r.reply)
     const got = await until('delivery to the self-signed receiver', () =>
       receivers!.tls.got().find((m) => m.raw.includes('Subject: acc-selfsigned ')),
-    ).catch((e) => {
+    ).catch((e: unknown) => {
       throw new Error(`${(e as Error).message}\n${sender!.log().slice(-5000)}`)
     })
     assert.match(got.raw, /with ESMTPS/, 'delivered over TLS')

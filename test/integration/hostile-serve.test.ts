@@ -27,7 +27,7 @@ async function startServe(dir: string, httpPort: number, milterPort: number): Pr
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let err = ''
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()))
   const exited = new Promise<never>((_, reject) =>
     proc.once('exit', (code) => reject(new Error(`linksec serve exited ${code}: ${err}`))),
   )

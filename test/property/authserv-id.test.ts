@@ -33,7 +33,7 @@ const cfws = fc.array(fc.tuple(fws, comment, fws), { maxLength: 3 }).map((xs) =>
 const casing = (s: string) =>
   fc
     .array(fc.boolean(), { minLength: s.length, maxLength: s.length })
-    .map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''))
+    .map((up) => Array.from(s, (c, i) => (up[i] ? c.toUpperCase() : c)).join(''))
 const written = fc.tuple(casing(OURS), fc.boolean(), fc.boolean()).map(([id, dot, quoted]) => {
   const v = dot ? `${id}.` : id
   return quoted ? `"${v}"` : v
