@@ -36,7 +36,7 @@ export function sessionCanUseTls(conn: HarakaConnection): boolean {
 
 /** REQUIRETLS is ours to offer only under TLS and with the duty of refusing downgrades. */
 export function offersRequireTls(cfg: LinksecConfig, conn: HarakaConnection): boolean {
-  return coreOffersRequireTls(cfg, Boolean(conn.tls?.enabled))
+  return coreOffersRequireTls(cfg, conn.tls?.enabled ?? false)
 }
 
 /** The EHLO keywords linksec adds on this connection. */

@@ -67,7 +67,7 @@ export function messageFacts(conn: HarakaConnection, txn: HarakaTransaction): Me
     tls: tlsFactsOf(conn),
     sender: txn.mail_from?.format?.() ?? '',
     requiretls: linksecNotes(txn).requiretls === true,
-    recipients: (txn.rcpt_to ?? []).map((r) => String(r.address ?? r)),
+    recipients: (txn.rcpt_to ?? []).map((r) => r.address ?? String(r as unknown)),
     headerValues: (name) => txn.header.get_all(name),
     message: () => readMessage(txn),
     bodyTruncated: false,

@@ -24,7 +24,7 @@ interface TlsIni {
 }
 
 function firstName(v: unknown, fallback: string): string {
-  const s = Array.isArray(v) ? v[0] : v
+  const s: unknown = Array.isArray(v) ? v[0] : v
   return typeof s === 'string' && s.trim() ? s.trim() : fallback
 }
 

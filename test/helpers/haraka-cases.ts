@@ -54,7 +54,7 @@ type FixtureTransaction = HarakaTransaction & {
 
 const fixtures = require('haraka-test-fixtures') as Fixtures
 const constants = require('haraka-constants') as Record<
-  'cont' | 'deny' | 'denydisconnect' | 'denysoft' | 'denysoftdisconnect',
+  'cont' | 'ok' | 'deny' | 'denydisconnect' | 'denysoft' | 'denysoftdisconnect',
   number
 >
 const rfc1869 = (require('haraka-utils') as { rfc1869: { parse(type: string, line: string): string[] } })

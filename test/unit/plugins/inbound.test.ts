@@ -10,7 +10,7 @@ import { connectionWith, runtimeWith, type RawIni } from './fakes'
 function context(raw: RawIni, opts: Parameters<typeof connectionWith>[0]) {
   const rt = runtimeWith(raw)
   const conn = connectionWith(opts)
-  const facts = messageFacts(conn, conn.transaction!)
+  const facts = messageFacts(conn, conn.transaction)
   return { rt, conn, facts, view: messageView(facts, harakaProfile(rt)) }
 }
 
@@ -19,7 +19,7 @@ const inboundStep = (m: ReturnType<typeof context>) => inboundLinkStep.run(m.vie
 /** The whole pipeline with the inbound-link step alone. */
 async function pipeline(m: ReturnType<typeof context>, rt: Runtime = m.rt) {
   const r = await runMessage(rt, m.facts, harakaProfile(rt), { steps: [inboundLinkStep] })
-  applyResult(m.conn.transaction!, m.facts, r)
+  applyResult(m.conn.transaction, m.facts, r)
   return r
 }
 
@@ -102,7 +102,7 @@ describe('the inbound-link step on Haraka facts', () => {
   it('records the requirement and link in transaction.notes.linksec', async () => {
     const m = context({}, { tls: true, headerLines: ['Link-Security-Required: 4'] })
     await pipeline(m)
-    const notes = m.conn.transaction!.notes.linksec as {
+    const notes = m.conn.transaction.notes.linksec as {
       requirement: { level: number }
       inbound: { tls: boolean }
     }
