@@ -16,6 +16,8 @@ export interface FuzzTarget {
   /** Must return normally or throw an expected error; anything else is a crash. */
   fuzzOne(input: Buffer): void | Promise<void>
   isExpectedError(e: unknown): boolean
+  /** Releases what the target started (a server), so the run can exit. */
+  close?(): Promise<void>
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', '..')
@@ -90,7 +92,10 @@ async function main(): Promise<void> {
     .map((f) => (require(path.join(dir, f)) as { target: FuzzTarget }).target)
   if (targets.length === 0) throw new Error('no fuzz targets found')
   let crashes = 0
-  for (const t of targets) crashes += await runTarget(t, (seconds * 1000) / targets.length)
+  for (const t of targets) {
+    crashes += await runTarget(t, (seconds * 1000) / targets.length)
+    await t.close?.()
+  }
   if (crashes) {
     console.error(`${crashes} crashing inputs; see test/fixtures/fuzz/`)
     process.exit(1)
