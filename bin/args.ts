@@ -41,6 +41,7 @@ const VALUE_FLAGS = new Set([
   'sig',
   'haraka',
   'hostname',
+  'date',
   'rsa',
 ])
 

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, string> = {
   verify: 'verify the OpenPGP signature of a message file and print Authentication-Results',
   keys: 'manage the keys this server publishes over WKD (add, list, remove)',
   tls: 'make a self-signed STARTTLS certificate for Postfix or Haraka (init, show)',
+  tlsrpt: 'show or send the RFC 8460 TLS reports of a day (show, send)',
 }
 
 function usage(): string {

@@ -16,6 +16,7 @@ import type { Service } from '../../core/service'
 import { healthOf } from '../../core/http/health'
 import { checkSignSetup } from '../../core/sign/step'
 import { startCertificateRenewal } from '../../core/tls/renewal'
+import { startDailyReports } from '../../core/tlsrpt'
 import { configFromArgs, type ParsedArgs } from '../args'
 
 interface ServiceSpec {
@@ -89,7 +90,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     )
     return 78
   }
-  const stopTimers = [startCertificateRenewal(rt)] // daily: TLS certificate renewal
+  const stopTimers = [startCertificateRenewal(rt), startDailyReports(rt)] // certificate renewal, TLS reports
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))

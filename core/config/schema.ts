@@ -210,6 +210,20 @@ export const SCHEMA = {
     /** `linksec serve` (daily) and the Haraka plugin (at start) renew a certificate linksec made, 30 days before it expires. */
     renew: bool(true),
   },
+  tlsrpt: {
+    /** Count every outbound TLS outcome per policy domain and day (RFC 8460); in Redis when [redis] url is set. */
+    enabled: bool(true),
+    /** `linksec serve` sends yesterday's reports once a day (with Redis, one instance of the fleet does). */
+    send: bool(true),
+    /** organization-name in reports; empty = [main] domain, else the host name. */
+    organization: str(''),
+    /** contact-info in reports, e.g. mailto:postmaster@example.net; empty = postmaster@<organization>. */
+    contact: str(''),
+    /** Sender of mailed reports; empty = noreply-tlsrpt@<organization>. */
+    from: str(''),
+    /** The MTA that mails reports (SMTP, HOST:PORT): the local Postfix or Haraka. */
+    relay: str('127.0.0.1:25', HOSTPORT, HOSTPORT_HINT),
+  },
 } as const satisfies Record<string, Record<string, KeySpec>>
 
 type Schema = typeof SCHEMA

@@ -28,7 +28,9 @@ export interface Target {
 export interface RequestPlan {
   target: Target
   address: string
-  method: 'GET' | 'HEAD'
+  method: 'GET' | 'HEAD' | 'POST'
+  body?: Buffer
+  headers?: Record<string, string>
   maxBytes: number
   secureContext: tls.SecureContext | undefined
   signal: AbortSignal
@@ -102,7 +104,13 @@ export function requestOnce(plan: RequestPlan): Promise<FetchResponse> {
       secureContext: plan.secureContext,
       minVersion: 'TLSv1.2',
       agent: false,
-      headers: { 'user-agent': 'linksec', accept: '*/*', connection: 'close' },
+      headers: {
+        'user-agent': 'linksec',
+        accept: '*/*',
+        connection: 'close',
+        ...plan.headers,
+        ...(plan.body ? { 'content-length': String(plan.body.length) } : {}),
+      },
     }
     const req = https.request(options)
     req.on('socket', (sock) => {
@@ -113,7 +121,7 @@ export function requestOnce(plan: RequestPlan): Promise<FetchResponse> {
     req.on('response', (res) => readBody(res, plan, (r) => finish(() => resolve(r)), fail))
     if (plan.signal.aborted) return onAbort()
     plan.signal.addEventListener('abort', onAbort)
-    req.end()
+    req.end(plan.body)
   })
 }
 

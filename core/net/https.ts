@@ -106,7 +106,7 @@ export function createHttpsClient(opts: HttpsClientOptions): HttpsClient {
 
   async function fetchOne(
     target: Target,
-    o: Required<Pick<FetchOptions, 'method' | 'maxBytes'>>,
+    o: Required<Pick<FetchOptions, 'method' | 'maxBytes'>> & Pick<FetchOptions, 'body' | 'headers'>,
     signal: AbortSignal,
   ) {
     const addresses = await addressesOf(target.host, signal)
@@ -126,7 +126,12 @@ export function createHttpsClient(opts: HttpsClientOptions): HttpsClient {
     let target = parseTarget(url, opts.httpsPort)
     const limit = deadline(opts.timeoutMs, o.signal)
     const signal = limit.signal
-    const req = { method: o.method ?? 'GET', maxBytes: o.maxBytes ?? opts.maxBytes }
+    const req = {
+      method: o.method ?? 'GET',
+      maxBytes: o.maxBytes ?? opts.maxBytes,
+      body: o.body,
+      headers: o.headers,
+    }
     try {
       for (let hops = 0; ; hops++) {
         const res = await withDeadline(fetchOne(target, req, signal), signal, target, opts.timeoutMs)

@@ -59,7 +59,10 @@ export interface FetchResponse {
 
 export interface FetchOptions {
   signal?: AbortSignal
-  method?: 'GET' | 'HEAD'
+  method?: 'GET' | 'HEAD' | 'POST'
+  /** Request body (POST), sent with these extra headers (e.g. content-type). */
+  body?: Buffer
+  headers?: Record<string, string>
   /** Overrides [net] max_bytes for this request. */
   maxBytes?: number
   /** Follow https->https redirects to the same host (default 0: none). */
@@ -68,7 +71,7 @@ export interface FetchOptions {
 
 export interface HttpsClient {
   /**
-   * GET/HEAD an https URL: the host is resolved through the DnsClient, private
+   * GET/HEAD (or POST, TLS reports) an https URL: the host is resolved through the DnsClient, private
    * and loopback addresses are refused unless allowed, the port is [net]
    * https_port, the body is capped at max_bytes and the whole request at
    * timeout_ms. Non-2xx statuses are returned, not thrown. Throws

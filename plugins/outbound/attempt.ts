@@ -36,6 +36,7 @@ import type { Level, Requirement } from '../../core/levels'
 import type { Runtime } from '../../core/runtime'
 import type { HarakaMx, HMailItem } from './hmail'
 import { HOP_REFUSED_PREFIX, probeSession, watchErrors, type SessionProbe } from './session'
+import { recordTlsOutcome } from '../tlsrpt'
 
 export interface AttemptState {
   req: Requirement
@@ -185,6 +186,7 @@ export function prepareAttempt(
     state.probes.push(probe)
     proto.try_deliver_host_on_socket.call(this, mx, host, port, socket)
     watchErrors(socket, probe)
+    recordTlsOutcome(rt, socket, probe, { domain: hmail.todo.domain, mxHost: MTA.get(probe)!, ip: host }) // RFC 8460 counts
   }
   hmail.temp_fail = (err, extra) => onTempFail(rt, hmail, state, proto, hooks, err, extra)
 }

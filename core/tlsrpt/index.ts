@@ -1,0 +1,179 @@
+/**
+ * TLS reports (RFC 8460) for a runtime: where outcomes are kept (Redis for a
+ * fleet, else one in-process store), recording one session's outcome, and
+ * sending a day's reports to every domain that asks for them (`_smtp._tls`).
+ * Metrics: linksec_tlsrpt_sessions_total{result},
+ * linksec_tlsrpt_reports_total{method,outcome}.
+ */
+import * as os from 'node:os'
+import { Counter } from 'prom-client'
+import { describeError } from '../errors'
+import type { Metrics } from '../metrics'
+import { dnsClientFor } from '../net/dns'
+import { httpsClientFor } from '../net/https'
+import type { DomainPolicy } from '../policy'
+import type { Runtime } from '../runtime'
+import { deliverReport, type DeliveryContext } from './deliver'
+import { sessionResult, type SessionFacts } from './outcome'
+import { reportPolicyOf } from './policy'
+import { buildReport, gzipReport } from './report'
+import { lookupReportUris } from './rua'
+import { createMemoryStore, createRedisStore, reportDay, type OutcomeStore } from './store'
+
+interface TlsrptMetrics {
+  sessions: Counter<'result'>
+  reports: Counter<'method' | 'outcome'>
+}
+const metricsByRegistry = new WeakMap<Metrics['registry'], TlsrptMetrics>()
+
+export function tlsrptMetrics(m: Metrics): TlsrptMetrics {
+  let t = metricsByRegistry.get(m.registry)
+  if (!t) {
+    t = {
+      sessions: new Counter({
+        name: 'linksec_tlsrpt_sessions_total',
+        help: 'Outbound TLS sessions counted for TLS reports, by RFC 8460 result (success or a result type).',
+        labelNames: ['result'],
+        registers: [m.registry],
+      }),
+      reports: new Counter({
+        name: 'linksec_tlsrpt_reports_total',
+        help: 'TLS reports delivered or failed, by method (mailto, https) and outcome (sent, failed).',
+        labelNames: ['method', 'outcome'],
+        registers: [m.registry],
+      }),
+    }
+    metricsByRegistry.set(m.registry, t)
+  }
+  return t
+}
+
+let memory: OutcomeStore | undefined
+const redisStores = new Map<string, OutcomeStore>()
+
+/** One store per process and Redis URL (Haraka rebuilds its runtime on reload; the counts stay). */
+export function outcomeStoreFor(rt: Runtime): OutcomeStore {
+  const { url, prefix } = rt.config.redis
+  if (!url) return (memory ??= createMemoryStore())
+  const key = `${url} ${prefix}`
+  let s = redisStores.get(key)
+  if (!s) redisStores.set(key, (s = createRedisStore({ url, prefix, timeoutMs: 2000 })))
+  return s
+}
+
+export function organizationOf(rt: Runtime): string {
+  return rt.config.tlsrpt.organization || rt.config.main.domain || os.hostname()
+}
+
+export interface SessionSeen extends SessionFacts {
+  mxHost: string
+  ip?: string
+}
+
+/** Counts one outbound session under the policy of its destination; never throws (best effort). */
+export async function recordSession(rt: Runtime, policy: DomainPolicy, s: SessionSeen): Promise<void> {
+  if (!rt.config.tlsrpt.enabled) return
+  const rp = reportPolicyOf(policy)
+  const result = sessionResult(s, rp.policyType)
+  if (!result) return
+  tlsrptMetrics(rt.metrics).sessions.inc({ result })
+  const reason = result === 'success' ? undefined : (s.certError ?? s.tlsError)
+  try {
+    await outcomeStoreFor(rt).record({
+      policy: rp,
+      result,
+      receivingMxHostname: s.mxHost,
+      receivingIp: s.ip,
+      failureReasonCode: reason?.slice(0, 200),
+      at: rt.now(),
+    })
+  } catch (e) {
+    rt.log.warn('TLS report outcome not recorded', { domain: rp.policyDomain, error: describeError(e) })
+  }
+}
+
+export interface SendResult {
+  domain: string
+  uri?: string
+  outcome: 'sent' | 'failed' | 'no_rua' | 'already_sent'
+  error?: string
+}
+
+function deliveryContext(rt: Runtime): DeliveryContext {
+  const org = organizationOf(rt)
+  const [host, port] = rt.config.tlsrpt.relay.split(/:(?=\d+$)/)
+  return {
+    https: httpsClientFor(rt),
+    timeoutMs: rt.config.net.timeout_ms,
+    mail: {
+      relayHost: host!.replace(/^\[|\]$/g, ''),
+      relayPort: Number(port ?? 25),
+      from: rt.config.tlsrpt.from || `noreply-tlsrpt@${org}`,
+      submitter: rt.config.main.authserv_id || org,
+    },
+  }
+}
+
+/** Builds and delivers the reports of `day` (YYYY-MM-DD) for every domain with outcomes. */
+export async function sendReports(
+  rt: Runtime,
+  day: string,
+  store = outcomeStoreFor(rt),
+): Promise<SendResult[]> {
+  const out: SendResult[] = []
+  const ctx = deliveryContext(rt)
+  const m = tlsrptMetrics(rt.metrics)
+  for (const domain of await store.domains(day)) {
+    const uris = await lookupReportUris(dnsClientFor(rt), domain).catch(() => [])
+    if (uris.length === 0) {
+      out.push({ domain, outcome: 'no_rua' })
+      continue
+    }
+    if (!(await store.claim(day, domain))) {
+      out.push({ domain, outcome: 'already_sent' })
+      continue
+    }
+    const org = organizationOf(rt)
+    const contact = rt.config.tlsrpt.contact || `postmaster@${org}`
+    const report = buildReport({
+      organization: org,
+      contact,
+      day,
+      domain,
+      days: await store.counts(day, domain),
+    })
+    const gz = gzipReport(report)
+    let sent = 0
+    for (const uri of uris) {
+      try {
+        await deliverReport(ctx, uri, domain, report, gz)
+        m.reports.inc({ method: uri.kind, outcome: 'sent' })
+        out.push({ domain, uri: uri.uri, outcome: 'sent' })
+        sent++
+      } catch (e) {
+        m.reports.inc({ method: uri.kind, outcome: 'failed' })
+        out.push({ domain, uri: uri.uri, outcome: 'failed', error: describeError(e) })
+        rt.log.warn('TLS report not delivered', { domain, uri: uri.uri, error: describeError(e) })
+      }
+    }
+    // Nothing got through: let the next run (or another instance) try again.
+    if (sent === 0) await store.release(day, domain)
+  }
+  return out
+}
+
+export function yesterday(nowMs: number): string {
+  return reportDay(nowMs - 24 * 3600 * 1000)
+}
+
+/** serve's timer: hourly, send yesterday's reports if not yet sent (claims make it once per day and fleet). */
+export function startDailyReports(rt: Runtime): () => void {
+  if (!rt.config.tlsrpt.enabled || !rt.config.tlsrpt.send) return () => {}
+  const run = () =>
+    void sendReports(rt, yesterday(rt.now())).catch((e: unknown) =>
+      rt.log.warn('TLS reports not sent', { error: describeError(e) }),
+    )
+  const timer = setInterval(run, 3600 * 1000)
+  timer.unref()
+  return () => clearInterval(timer)
+}

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict'
+import { gunzipSync } from 'node:zlib'
+import { describe, it } from 'node:test'
+import { combine } from '../../../../core/policy/combine'
+import { reportMessage, reportFileName } from '../../../../core/tlsrpt/deliver'
+import { certificateResult, sessionResult } from '../../../../core/tlsrpt/outcome'
+import { reportPolicyOf } from '../../../../core/tlsrpt/policy'
+import { buildReport, gzipReport } from '../../../../core/tlsrpt/report'
+import { parseTlsrptRecord } from '../../../../core/tlsrpt/rua'
+import { createMemoryStore, reportDay } from '../../../../core/tlsrpt/store'
+
+const sts = combine('sts.test', [
+  {
+    source: 'mta_sts',
+    outcome: 'found',
+    reason: 'r',
+    level: 3,
+    tlsMode: 'secure',
+    mxPatterns: ['mx.sts.test'],
+    policyStrings: ['version: STSv1', 'mode: enforce', 'mx: mx.sts.test', 'max_age: 86400'],
+  },
+])
+const none = combine('plain.test', [{ source: 'txt', outcome: 'none', reason: 'no record' }])
+const base = { sawEhlo: true, tls: false, offersStartTls: false, certVerified: false }
+
+describe('RFC 8460 result types from what the session showed', () => {
+  it('no STARTTLS, TLS failures and certificate errors', () => {
+    assert.equal(sessionResult(base, 'no-policy-found'), 'starttls-not-supported')
+    assert.equal(sessionResult({ ...base, sawEhlo: false }, 'sts'), undefined)
+    assert.equal(
+      sessionResult({ ...base, offersStartTls: true, tlsError: 'handshake' }, 'sts'),
+      'validation-failure',
+    )
+    const tlsUp = { ...base, offersStartTls: true, tls: true }
+    assert.equal(sessionResult(tlsUp, 'no-policy-found'), 'success', 'no policy: encryption is the success')
+    assert.equal(
+      sessionResult({ ...tlsUp, certError: 'self-signed certificate' }, 'sts'),
+      'certificate-not-trusted',
+    )
+    assert.equal(sessionResult({ ...tlsUp, certVerified: true }, 'sts'), 'success')
+    assert.equal(certificateResult('certificate has expired'), 'certificate-expired')
+    assert.equal(
+      certificateResult("Hostname/IP does not match certificate's altnames"),
+      'certificate-host-mismatch',
+    )
+    assert.equal(certificateResult('unable to get local issuer certificate'), 'certificate-not-trusted')
+    assert.equal(certificateResult('something else'), 'validation-failure')
+  })
+  it('the policy: sts from MTA-STS, no-policy-found otherwise', () => {
+    assert.deepEqual(reportPolicyOf(sts), {
+      policyType: 'sts',
+      policyDomain: 'sts.test',
+      policyStrings: ['version: STSv1', 'mode: enforce', 'mx: mx.sts.test', 'max_age: 86400'],
+      mxHostPatterns: ['mx.sts.test'],
+      ttlSeconds: 86400,
+    })
+    assert.equal(reportPolicyOf(none).policyType, 'no-policy-found')
+  })
+})
+
+describe('counting and the report JSON (RFC 8460 §4)', () => {
+  it('groups sessions per day, domain and policy; failures by their details', async () => {
+    const store = createMemoryStore()
+    const at = Date.parse('2026-12-02T10:00:00Z')
+    const policy = reportPolicyOf(sts)
+    for (let i = 0; i < 3; i++)
+      await store.record({ policy, result: 'success', receivingMxHostname: 'mx.sts.test', at })
+    for (let i = 0; i < 2; i++)
+      await store.record({
+        policy,
+        result: 'certificate-not-trusted',
+        receivingMxHostname: 'mx.sts.test',
+        receivingIp: '192.0.2.1',
+        at,
+      })
+    assert.deepEqual(await store.domains('2026-12-02'), ['sts.test'])
+    const report = buildReport({
+      organization: 'example.org',
+      contact: 'mailto:tls@example.org',
+      day: reportDay(at),
+      domain: 'sts.test',
+      days: await store.counts('2026-12-02', 'sts.test'),
+      reportId: 'r1',
+    })
+    assert.deepEqual(report, {
+      'organization-name': 'example.org',
+      'date-range': { 'start-datetime': '2026-12-02T00:00:00Z', 'end-datetime': '2026-12-02T23:59:59Z' },
+      'contact-info': 'mailto:tls@example.org',
+      'report-id': 'r1',
+      policies: [
+        {
+          policy: {
+            'policy-type': 'sts',
+            'policy-string': ['version: STSv1', 'mode: enforce', 'mx: mx.sts.test', 'max_age: 86400'],
+            'policy-domain': 'sts.test',
+            'mx-host': ['mx.sts.test'],
+          },
+          summary: { 'total-successful-session-count': 3, 'total-failure-session-count': 2 },
+          'failure-details': [
+            {
+              'result-type': 'certificate-not-trusted',
+              'receiving-mx-hostname': 'mx.sts.test',
+              'receiving-ip': '192.0.2.1',
+              'failed-session-count': 2,
+            },
+          ],
+        },
+      ],
+    })
+    assert.deepEqual(JSON.parse(gunzipSync(gzipReport(report)).toString()), report)
+    assert.equal(await store.claim('2026-12-02', 'sts.test'), true)
+    assert.equal(await store.claim('2026-12-02', 'sts.test'), false, 'sent once')
+  })
+
+  it('the mailed form: multipart/report; report-type="tlsrpt" with application/tlsrpt+gzip (§5.3)', () => {
+    const report = buildReport({
+      organization: 'o.test',
+      contact: 'c',
+      day: '2026-12-02',
+      domain: 'sts.test',
+      days: [],
+      reportId: 'id1',
+    })
+    const gz = gzipReport(report)
+    const msg = reportMessage(
+      { relayHost: '127.0.0.1', relayPort: 25, from: 'r@o.test', submitter: 'mx.o.test' },
+      'tls@sts.test',
+      'sts.test',
+      report,
+      gz,
+    )
+    assert.match(msg, /^Content-Type: multipart\/report; report-type="tlsrpt"; boundary="/m)
+    assert.match(msg, /^TLS-Report-Domain: sts\.test\r$/m)
+    assert.match(msg, /^TLS-Report-Submitter: mx\.o\.test\r$/m)
+    assert.match(msg, /^Content-Type: application\/tlsrpt\+gzip\r$/m)
+    assert.equal(
+      reportFileName('mx.o.test', 'sts.test', report),
+      'mx.o.test!sts.test!1796169600!1796255999!id1.json.gz',
+    )
+  })
+
+  it('_smtp._tls records: mailto and https rua, anything else ignored', () => {
+    assert.deepEqual(parseTlsrptRecord('v=TLSRPTv1; rua=mailto:tls@example.net,https://r.example.net/v1'), [
+      { kind: 'mailto', address: 'tls@example.net', uri: 'mailto:tls@example.net' },
+      { kind: 'https', uri: 'https://r.example.net/v1' },
+    ])
+    assert.deepEqual(parseTlsrptRecord('v=TLSRPTv1; rua=http://x.test'), [])
+    assert.equal(parseTlsrptRecord('v=STSv1; id=1'), undefined)
+  })
+})
