@@ -1,8 +1,11 @@
 /**
  * TLS report outcomes of Haraka's outbound sessions (core/tlsrpt): when an
- * outbound session's socket closes, what its probe saw (STARTTLS offered,
+ * outbound session ends, what its probe saw (STARTTLS offered,
  * TLS up, certificate verified, the errors) is counted under the policy of the
  * destination domain. Called once per session from plugins/outbound/attempt.ts.
+ * Haraka 3.3's client_pool.release_client() removes every listener before it
+ * destroys the socket (a 'close' listener never runs), so the end of the
+ * session is seen by wrapping this socket instance's destroy().
  */
 import { describeError } from '../core/errors'
 import { policyResolverFor } from '../core/policy'
@@ -18,7 +21,15 @@ export function recordTlsOutcome(
   where: { domain: string; mxHost: string; ip: string },
 ): void {
   if (!rt.config.tlsrpt.enabled) return
-  socket.once('close', () => {
+  const s = socket as HarakaClientSocket & { destroy(...a: unknown[]): unknown }
+  const destroy = s.destroy.bind(s)
+  let counted = false
+  s.destroy = (...a: unknown[]) => {
+    if (!counted) record()
+    counted = true
+    return destroy(...a)
+  }
+  const record = () => {
     const f = probe.facts
     policyResolverFor(rt)
       .resolve(where.domain)
@@ -35,5 +46,5 @@ export function recordTlsOutcome(
         }),
       )
       .catch((e: unknown) => rt.log.warn('TLS report outcome not recorded', { error: describeError(e) }))
-  })
+  }
 }

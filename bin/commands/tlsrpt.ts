@@ -85,11 +85,14 @@ export async function run(args: ParsedArgs): Promise<number> {
     process.stderr.write(`linksec tlsrpt: --date must be YYYY-MM-DD, today or yesterday\n${USAGE}`)
     return 2
   }
+  // The Redis client is unref'd (it never keeps serve or Haraka alive): hold the loop open while we wait on it.
+  const keepAlive = setInterval(() => {}, 60_000)
   try {
     return verb === 'show'
       ? await show(rt, day, Boolean(args.flags.json))
       : await send(rt, day, Boolean(args.flags.json))
   } finally {
     await outcomeStoreFor(rt).close()
+    clearInterval(keepAlive)
   }
 }

@@ -41,7 +41,8 @@ export interface SessionOutcome {
 
 /** Node/OpenSSL certificate errors (X509_V_ERR_* reasons) -> RFC 8460 result types. */
 export function certificateResult(err: string | undefined): ResultType {
-  const e = (err ?? '').toLowerCase()
+  // Node's codes (DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID) and OpenSSL's sentences alike.
+  const e = (err ?? '').toLowerCase().replace(/_/g, ' ')
   if (/expired|not yet valid/.test(e)) return 'certificate-expired'
   if (/altname|hostname|host name|does not match|mismatch/.test(e)) return 'certificate-host-mismatch'
   if (/self[- ]signed|issuer|untrusted|not trusted|unable to verify|unable to get|chain/.test(e))
