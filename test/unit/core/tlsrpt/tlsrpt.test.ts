@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { gunzipSync } from 'node:zlib'
 import { describe, it } from 'node:test'
+import { parseConfig } from '../../../../core/config'
 import { combine } from '../../../../core/policy/combine'
 import { reportMessage, reportFileName } from '../../../../core/tlsrpt/deliver'
 import { certificateResult, sessionResult } from '../../../../core/tlsrpt/outcome'
@@ -146,5 +147,18 @@ describe('counting and the report JSON (RFC 8460 §4)', () => {
     ])
     assert.deepEqual(parseTlsrptRecord('v=TLSRPTv1; rua=http://x.test'), [])
     assert.equal(parseTlsrptRecord('v=STSv1; id=1'), undefined)
+  })
+})
+
+describe('[tlsrpt] defaults', () => {
+  it('counting and the daily send on, reports mailed through the local MTA on port 25', () => {
+    assert.deepEqual(parseConfig({}, '/tmp').tlsrpt, {
+      enabled: true,
+      send: true,
+      organization: '',
+      contact: '',
+      from: '',
+      relay: '127.0.0.1:25',
+    })
   })
 })
