@@ -4,7 +4,7 @@
  * must have arrived over TLS (DESIGN §3, 550 5.7.10).
  */
 import type { Requirement } from './levels'
-import { reject, type Verdict, CONTINUE } from './verdict'
+import { reject, safeText, type Verdict, CONTINUE } from './verdict'
 
 /** What the MTA tells us of the inbound link (milter macros / Haraka connection.tls). */
 export interface TlsFacts {
@@ -23,7 +23,8 @@ export function isTls(f: TlsFacts): boolean {
 }
 
 /** RFC 2045 value: a token, or a quoted string. */
-function arValue(v: string): string {
+function arValue(raw: string): string {
+  const v = safeText(raw)
   return /^[A-Za-z0-9!#$%&'*+\-.^_`{|}~/]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
 }
 

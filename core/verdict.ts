@@ -26,13 +26,13 @@ export function accept(reason = 'ok'): Verdict {
 export function reject(code: number, enhanced: string, text: string, reason: string): Verdict {
   if (code < 500 || code > 599 || !enhanced.startsWith('5.'))
     throw new Error(`reject needs a 5xx code: ${code} ${enhanced}`)
-  return { action: 'reject', code, enhanced, text, reason }
+  return { action: 'reject', code, enhanced, text: safeText(text, MAX_REPLY_TEXT), reason }
 }
 
 export function tempfail(code: number, enhanced: string, text: string, reason: string): Verdict {
   if (code < 400 || code > 499 || !enhanced.startsWith('4.'))
     throw new Error(`tempfail needs a 4xx code: ${code} ${enhanced}`)
-  return { action: 'tempfail', code, enhanced, text, reason }
+  return { action: 'tempfail', code, enhanced, text: safeText(text, MAX_REPLY_TEXT), reason }
 }
 
 /** The answer for "linksec could not decide": never lose mail, never accept blindly. */
@@ -56,4 +56,111 @@ export interface MessageDecision {
 export function formatReply(v: Verdict): string {
   if (v.code === undefined) return ''
   return `${v.code} ${v.enhanced ?? ''} ${v.text ?? ''}`.replace(/\s+/g, ' ').trim()
+}
+
+// ------------------------------------------------------------------ text linksec writes
+
+/*
+ * The one sanitiser for every text linksec writes into a header field or an
+ * SMTP reply: reasons quote attacker bytes (a From field, a key server's
+ * answer), so nothing leaves without passing here. Strings are Unicode
+ * (header bytes are decoded as UTF-8 where valid, core/verify/mime.ts);
+ * adapters encode what they write as UTF-8.
+ */
+
+/** A whole reply text (all lines): a person reads it, a novel does not help. */
+export const MAX_REPLY_TEXT = 2000
+/** A header value we write: several folded lines at most. */
+export const MAX_HEADER_VALUE = 8000
+/** An outside value quoted inside a reason (a From field, a URL, a server's words). */
+export const MAX_QUOTED = 200
+/** RFC 5322 §2.1.1: lines SHOULD stay within 78 characters and MUST within 998. */
+const FOLD_AT = 78
+const MAX_HEADER_LINE = 998
+
+/**
+ * Never written: C0 controls (HTAB apart), DEL, C1 controls, and the Unicode
+ * line separators and bidirectional overrides that make text display other
+ * than it reads (CVE-2021-42574 style).
+ */
+const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g
+
+/** Cuts s to max characters, at a space when there is one in the last quarter, marked "...". */
+export function capText(s: string, max: number): string {
+  if (s.length <= max) return s
+  const cut = s.lastIndexOf(' ', max - 3)
+  return `${s.slice(0, cut > (max * 3) / 4 ? cut : max - 3)}...`
+}
+
+/**
+ * One line of text: unsafe characters and line breaks become spaces, runs of
+ * white space one space, capped at `max`. For outside values quoted in a
+ * reason, and for reasons themselves.
+ */
+export function safeText(s: string, max = MAX_QUOTED): string {
+  return capText(
+    s
+      .replace(UNSAFE, ' ')
+      .replace(/[ \t]+/g, ' ')
+      .trim(),
+    max,
+  )
+}
+
+/**
+ * One line of an SMTP reply: RFC 5321 §4.2 reply text is printable ASCII;
+ * controls become spaces, anything else '?'.
+ */
+export function safeReplyLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, ' ').replace(/[^\x20-\x7e]/g, '?')
+}
+
+/**
+ * A header field value as written: existing folds (a line break followed by
+ * white space) kept as LF + white space, the form libmilter and Haraka take;
+ * any other line break becomes a space (it would start a new field: header
+ * injection); unsafe characters become spaces; capped at MAX_HEADER_VALUE and
+ * folded before white space so no line passes 78 characters where the text
+ * allows it (`nameLength` counts the "Name: " the first line carries), none
+ * passes 998. Unfolding (RFC 5322 §2.2.3) gives back the capped value.
+ */
+export function safeHeaderValue(value: string, nameLength = 0): string {
+  const lines = capText(value, MAX_HEADER_VALUE)
+    .replace(/\r\n(?=[ \t])/g, '\n')
+    .replace(/\r|\n(?![ \t])/g, ' ')
+    .split('\n')
+    .map((l) => l.replace(UNSAFE, ' '))
+  let first = true
+  return lines
+    .flatMap((l) => {
+      const out = fold(l, first ? nameLength + 2 : 0)
+      first = false
+      return out
+    })
+    .join('\n')
+}
+
+/** Breaks one line before white space at 78 columns where possible; hard at 998. */
+function fold(line: string, used: number): string[] {
+  const out: string[] = []
+  let rest = line
+  let budget = FOLD_AT - used
+  while (rest.length > budget) {
+    // Never break at position 0: a line must carry text besides its leading blank.
+    let at = rest.lastIndexOf(' ', budget)
+    if (at <= 0) at = rest.indexOf(' ', 1)
+    if (at <= 0 || at > MAX_HEADER_LINE - used) {
+      if (rest.length <= MAX_HEADER_LINE - used) break
+      const cut = MAX_HEADER_LINE - used - 1
+      out.push(rest.slice(0, cut))
+      rest = `\t${rest.slice(cut)}`
+    } else {
+      out.push(rest.slice(0, at))
+      rest = rest.slice(at)
+    }
+    used = 0
+    budget = FOLD_AT
+  }
+  out.push(rest)
+  return out
 }

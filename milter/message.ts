@@ -31,10 +31,13 @@ export function tlsFactsFromMacros(get: (name: string) => string | undefined): T
   return Object.fromEntries(Object.entries(facts).filter(([, v]) => v !== undefined))
 }
 
-/** The message as received: header lines, the blank line, the body; the body copied once. */
+/**
+ * The message as received: header lines, the blank line, the body; the body copied once.
+ * Header values arrived as UTF-8 on the wire and go back as UTF-8 (core/verify/mime.ts decodes them).
+ */
 export function rawMessage(tx: Pick<Transaction, 'headers' | 'body'>): Buffer {
   const head = tx.headers.map((h) => `${h.name}: ${h.value.replace(/\r?\n/g, '\r\n')}\r\n`).join('')
-  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), ...tx.body])
+  return Buffer.concat([Buffer.from(`${head}\r\n`, 'utf8'), ...tx.body])
 }
 
 /** The pipeline's facts from the session's state at end of message. */

@@ -12,28 +12,21 @@
  * reason), so every text the milter writes is cleaned on the way out: no
  * CR, LF, NUL or other control character outside a fold, and a length cap.
  */
-import { internalError, type Verdict } from '../core/verdict'
+import {
+  capText as cap,
+  internalError,
+  MAX_HEADER_VALUE,
+  MAX_REPLY_TEXT,
+  safeHeaderValue as coreSafeHeaderValue,
+  safeReplyLine as cleanLine,
+  type Verdict,
+} from '../core/verdict'
 import type { MilterResponse } from './wire/types'
+
+export { MAX_HEADER_VALUE, MAX_REPLY_TEXT }
 
 /** SMTP reply lines stay well under the 512-octet limit of RFC 5321 §4.5.3.1.5. */
 const MAX_LINE_TEXT = 400
-/** A whole reply text (all lines): a person reads it, a novel does not help. */
-export const MAX_REPLY_TEXT = 2000
-/** A header value we write (RFC 5322 §2.1.1: 998 octets a line; several folded lines at most). */
-export const MAX_HEADER_VALUE = 8000
-const MAX_HEADER_LINE = 998
-
-/** Printable ASCII only: RFC 5321 §4.2 reply text is ASCII; anything else becomes a space or '?'. */
-function cleanLine(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]/g, ' ').replace(/[^\x20-\x7e]/g, '?')
-}
-
-/** Cuts s to max characters, at a space when there is one in the last quarter. */
-function cap(s: string, max: number): string {
-  if (s.length <= max) return s
-  const cut = s.lastIndexOf(' ', max - 3)
-  return `${s.slice(0, cut > (max * 3) / 4 ? cut : max - 3)}...`
-}
 
 function wrap(text: string): string[] {
   const lines: string[] = []
@@ -93,31 +86,11 @@ export const INTERNAL_ERROR_REPLY: MilterResponse = verdictResponse(internalErro
 /**
  * A header value as libmilter's smfi_addheader wants it: folded lines
  * separated by a bare LF followed by a space or tab (the MTA adds the CR),
- * no other control character, no line over 998 characters, and capped.
- * A line break not followed by white space would start a new header field
- * (header injection): it becomes a space.
+ * no other control character, folded at 78 and capped — core/verdict.ts's
+ * sanitiser, the one every adapter uses.
  */
-export function safeHeaderValue(value: string): string {
-  const lines = cap(value, MAX_HEADER_VALUE)
-    .replace(/\r\n(?=[ \t])/g, '\n')
-    .replace(/\r|\n(?![ \t])/g, ' ')
-    .split('\n')
-    .map((l) => l.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, ' '))
-  return lines.flatMap(foldLong).join('\n')
-}
-
-/** Splits a line longer than the RFC 5322 limit at white space (or hard, if it has none). */
-function foldLong(line: string): string[] {
-  const out: string[] = []
-  let rest = line
-  while (rest.length > MAX_HEADER_LINE) {
-    const at = rest.lastIndexOf(' ', MAX_HEADER_LINE)
-    const cut = at > 0 ? at : MAX_HEADER_LINE - 1
-    out.push(rest.slice(0, cut))
-    rest = (at > 0 ? '' : '\t') + rest.slice(cut)
-  }
-  out.push(rest)
-  return out
+export function safeHeaderValue(value: string, nameLength = 0): string {
+  return coreSafeHeaderValue(value, nameLength)
 }
 
 /** A quarantine reason (SMFIR_QUARANTINE): one line of printable text. */
@@ -131,7 +104,7 @@ export function safeModification(m: MilterResponse): MilterResponse {
     case 'addHeader':
     case 'insertHeader':
     case 'changeHeader':
-      return { ...m, value: safeHeaderValue(m.value) }
+      return { ...m, value: safeHeaderValue(m.value, m.name.length) }
     case 'quarantine':
       return { ...m, reason: safeReasonText(m.reason) }
     default:

@@ -12,7 +12,7 @@
  * `header_list` (the raw lines the message stream writes), `headers` and
  * `headers_decoded` (the per-name value lists, in the same order).
  */
-import type { HeaderEdit } from '../core/verdict'
+import { safeHeaderValue, type HeaderEdit } from '../core/verdict'
 import type { HarakaHeader, HarakaTransaction } from './haraka'
 
 type Addition = Exclude<HeaderEdit, { op: 'delete' }>
@@ -71,9 +71,10 @@ export function flushStagedHeaders(txn: HarakaTransaction): number {
   // the fields keep the pipeline's order, as the milter writes them.
   for (let i = adds.length - 1; i >= 0; i--) {
     const a = adds[i]!
-    if (a.op === 'prepend') txn.add_leading_header(a.name, a.value)
+    if (a.op === 'prepend') txn.add_leading_header(a.name, safeHeaderValue(a.value, a.name.length))
   }
-  for (const a of adds) if (a.op !== 'prepend') txn.add_header(a.name, a.value)
+  for (const a of adds)
+    if (a.op !== 'prepend') txn.add_header(a.name, safeHeaderValue(a.value, a.name.length))
   return adds.length
 }
 

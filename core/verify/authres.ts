@@ -10,6 +10,7 @@
  */
 import * as os from 'node:os'
 import type { LinksecConfig } from '../config'
+import { safeText } from '../verdict'
 
 export type SignatureResult = 'pass' | 'fail' | 'none' | 'neutral' | 'temperror' | 'permerror'
 
@@ -33,11 +34,15 @@ function value(v: string): string {
   return /^[A-Za-z0-9!#$%&'*+\-.^_`{|}~/@]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
 }
 
-/** The field value (without "Authentication-Results: "). */
+/** A reason= long enough for a sentence and the value it quotes. */
+const MAX_REASON = 400
+
+/** The field value (without "Authentication-Results: "), one line; the adapter folds it. */
 export function formatAuthResults(id: string, f: ResultFacts): string {
   const parts = [`x-openpgp=${f.result}`]
-  if (f.result !== 'pass') parts.push(`reason=${value(f.reason.replace(/[\r\n]+/g, ' '))}`)
-  if (f.from) parts.push(`header.from=${value(f.from)}`)
+  // Reasons quote outside bytes (a From field, a key server's words): one sanitiser, core/verdict.ts.
+  if (f.result !== 'pass') parts.push(`reason=${value(safeText(f.reason, MAX_REASON))}`)
+  if (f.from) parts.push(`header.from=${value(safeText(f.from))}`)
   if (f.fingerprint) parts.push(`body.openpgp-fingerprint=${f.fingerprint}`)
   if (f.keySource) parts.push(`(key from ${f.keySource})`)
   return `${value(id)}; ${parts.join(' ')}`

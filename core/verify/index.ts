@@ -14,7 +14,7 @@ import { raceDeadline } from '../net/deadline'
 import { fromAddress, keyFinderFor, type KeyFinder, type MailAddress } from '../keys'
 import { dnsClientFor } from '../net/dns'
 import { perRuntime, type Runtime } from '../runtime'
-import type { HeaderEdit, MessageDecision } from '../verdict'
+import { MAX_QUOTED, safeText, type HeaderEdit, type MessageDecision } from '../verdict'
 import { authservId, formatAuthResults, type ResultFacts, type SignatureResult } from './authres'
 import { checkSignatures, parseSignatureBlock } from './check'
 import { findSignedForm, type SignedForm } from './extract'
@@ -170,7 +170,8 @@ function protectedFromMismatch(inner: HeaderField[], outer: MailAddress): string
   if (froms.length === 0) return undefined
   const signedFrom = froms.length === 1 ? fromAddress(froms[0]!) : undefined
   if (signedFrom?.address.toLowerCase() === outer.address.toLowerCase()) return undefined
-  return `the signed (protected) From ${signedFrom?.address ?? froms.join(', ')} differs from the message's From ${outer.address}`
+  const signed = signedFrom?.address ?? froms.join(', ')
+  return `the signed (protected) From ${safeText(signed, MAX_QUOTED)} differs from the message's From ${outer.address}`
 }
 
 /** Unsigned or uncheckable: the domain's sig=required decides; not knowing it is a temperror. */

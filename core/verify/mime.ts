@@ -2,15 +2,19 @@
  * Just enough MIME to find a signed part byte-exact (RFC 3156 §5): header
  * blocks, Content-Type parameters, multipart bodies split on their
  * delimiter lines and transfer decodings. Everything works on Buffers so the
- * signed octets are never re-encoded; strings are latin1 (one char per byte).
+ * signed octets are never re-encoded. Bodies become strings as latin1 (one
+ * char per byte, exact round trip); header blocks are where bytes become
+ * text: UTF-8 (RFC 6532) when the block is valid UTF-8, else latin1, decided
+ * once here (decodeHeaderBlock).
  */
+import { isUtf8 } from 'node:buffer'
 
 export interface HeaderField {
   /** Name as written. */
   name: string
   /** Lower-cased name, for lookups. */
   key: string
-  /** Unfolded value with the leading blank removed (latin1). */
+  /** Unfolded value with the leading blank removed (decoded by decodeHeaderBlock). */
   value: string
 }
 
@@ -58,7 +62,16 @@ export function parseEntity(buf: Buffer): Entity {
     }
   }
   const head = end === -1 ? buf : buf.subarray(0, end)
-  return { headers: parseHeaders(head.toString('latin1')), body: buf.subarray(bodyAt) }
+  return { headers: parseHeaders(decodeHeaderBlock(head)), body: buf.subarray(bodyAt) }
+}
+
+/**
+ * Header bytes as text: UTF-8 when they are valid UTF-8 (RFC 6532 headers,
+ * and every ASCII header), otherwise latin1 so that no byte is lost or
+ * turned into U+FFFD (an 8-bit legacy header still shows what it held).
+ */
+export function decodeHeaderBlock(head: Buffer): string {
+  return isUtf8(head) ? head.toString('utf8') : head.toString('latin1')
 }
 
 /** Header lines, unfolded (RFC 5322 §2.2.3). Lines without a colon are skipped. */

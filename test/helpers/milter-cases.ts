@@ -81,7 +81,10 @@ export function milterEdits(r: TransactionResult): {
 } {
   return {
     added: r.modifications.flatMap((m) =>
-      m.type === 'insertHeader' || m.type === 'addHeader' ? [{ name: m.name, value: m.value }] : [],
+      // Unfolded (RFC 5322 §2.2.3): the milter folds long values at 78 columns.
+      m.type === 'insertHeader' || m.type === 'addHeader'
+        ? [{ name: m.name, value: m.value.replace(/\r?\n(?=[ \t])/g, '') }]
+        : [],
     ),
     removed: r.modifications.flatMap((m) =>
       m.type === 'changeHeader' && m.value === '' ? [{ name: m.name.toLowerCase(), index: m.index }] : [],

@@ -168,3 +168,37 @@ test('a From that is not exactly one mailbox never passes, whoever signed', asyn
   )
   assert.equal(ok.result, 'pass')
 })
+
+test('a 60 KB protected From is quoted capped and clean in the reason, the header and the reply', async () => {
+  const inner = Buffer.from(
+    `Content-Type: text/plain; charset=utf-8; protected-headers="v1"\r\nFrom: ${'\x1b\x07'.repeat(10)}${'x'.repeat(60_000)} <eve@attacker.test>\r\n\r\nhi\r\n`,
+  )
+  const msg = assembleSigned({ from: 'alice@example.org' }, inner, armor(await binarySig(inner)))
+  const d = await verifyMessage(runtime({ on_fail: 'reject' }), msg, { signaturePolicy: optional })
+  assert.equal(d.result, 'fail')
+  assert.ok(d.facts.reason.length < 400, `${d.facts.reason.length}`)
+  assert.doesNotMatch(d.verdict.text!, /[\x00-\x1f\x7f]/)
+  const ar = d.headers.find((h) => h.op === 'prepend')!
+  assert.ok(ar.op === 'prepend' && ar.value.length < 700 && !/[\x00-\x1f\x7f]/.test(ar.value), ar.op)
+})
+
+test('a UTF-8 From is read as UTF-8: the key for jörg is found and the header names jörg once encoded', async () => {
+  const { privateKey: jk } = await openpgp.generateKey({
+    userIDs: [{ name: 'Jörg', email: 'jörg@example.org' }],
+    format: 'object',
+  })
+  await keyStoreFor(runtime()).add(Buffer.from(jk.toPublic().write()))
+  const inner = textPart('grüße\n')
+  const message = await openpgp.createMessage({ binary: new Uint8Array(inner) })
+  const sig = (await openpgp.sign({ message, signingKeys: jk, detached: true })) as string
+  const msg = assembleSigned({ from: 'Jörg <jörg@example.org>' }, inner, sig)
+  assert.ok(msg.includes(Buffer.from('jörg', 'utf8')), 'the message carries UTF-8 bytes')
+  const d = await verifyMessage(runtime(), msg, { signaturePolicy: optional })
+  assert.equal(d.result, 'pass', d.facts.reason)
+  assert.equal(d.facts.from, 'jörg@example.org')
+  const ar = d.headers.find((h) => h.op === 'prepend')!
+  assert.ok(ar.op === 'prepend')
+  const bytes = Buffer.from(ar.value, 'utf8')
+  assert.ok(bytes.includes(Buffer.from('header.from="jörg@example.org"', 'utf8')), ar.value)
+  assert.ok(!bytes.includes(Buffer.from([0xc3, 0x83])), 'not double-encoded')
+})
