@@ -20,6 +20,7 @@ import { dataPostHandler, queueHandler } from './message'
 import { MESSAGE_STEPS, type MessageStep } from '../core/message'
 import { registerMetricsEndpoint } from './metrics'
 import { ensureHarakaCertificate } from './tls'
+import { startDailyReports } from '../core/tlsrpt'
 
 /** Every duty of the plugin. */
 export const DUTIES: readonly Duty[] = [declareDuty, outboundDuty]
@@ -76,6 +77,8 @@ export function register(this: HarakaPlugin): void {
   registerDuties(this, holder, DUTIES)
   registerMetricsEndpoint(this, () => holder.current()) // /metrics, /healthz, WKD (plugins/metrics.ts)
   warnUnbackedLevel(holder, DUTIES)
+  // Outbound TLS outcomes are counted here; without Redis only this process can report them (RFC 8460).
+  if (process.env.HARAKA) startDailyReports(() => holder.current())
   holder.current().log.info('linksec plugin registered', {
     duties: DUTIES.map((d) => d.name).join(','),
     level: declaredLevel(holder.current().config),

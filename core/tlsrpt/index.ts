@@ -166,13 +166,21 @@ export function yesterday(nowMs: number): string {
   return reportDay(nowMs - 24 * 3600 * 1000)
 }
 
-/** serve's timer: hourly, send yesterday's reports if not yet sent (claims make it once per day and fleet). */
-export function startDailyReports(rt: Runtime): () => void {
-  if (!rt.config.tlsrpt.enabled || !rt.config.tlsrpt.send) return () => {}
-  const run = () =>
-    void sendReports(rt, yesterday(rt.now())).catch((e: unknown) =>
-      rt.log.warn('TLS reports not sent', { error: describeError(e) }),
-    )
+/**
+ * The daily send, in serve and in the Haraka plugin: hourly, send yesterday's
+ * reports if not yet sent. The claim (store.claim) makes it once per day and
+ * domain for the whole fleet when the counts are in Redis. `current` gives the
+ * runtime in force (Haraka swaps it on a config reload).
+ */
+export function startDailyReports(current: Runtime | (() => Runtime)): () => void {
+  const rtNow = typeof current === 'function' ? current : () => current
+  const run = () => {
+    const rt = rtNow()
+    if (!rt.config.tlsrpt.enabled || !rt.config.tlsrpt.send) return
+    sendReports(rt, yesterday(rt.now())).catch((e: unknown) => {
+      rt.log.warn('TLS reports not sent', { error: describeError(e) })
+    })
+  }
   const timer = setInterval(run, 3600 * 1000)
   timer.unref()
   return () => clearInterval(timer)
