@@ -51,6 +51,15 @@ describe('HTTPS client against the test HTTPS server', () => {
       '/elsewhere': redirect('https://other.example.test/ok'),
       '/plain': redirect('http://mta-sts.example.test/ok'),
       '/loop': redirect('/loop'),
+      '/post': (req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (c: Buffer) => chunks.push(c))
+        req.on('end', () => {
+          const body = Buffer.concat(chunks)
+          res.writeHead(201, { 'content-type': 'text/plain' })
+          res.end(`${req.method} ${String(req.headers['content-type'])} ${body.toString('hex')}`)
+        })
+      },
     })
     web.certFault('wrongname.example.test', 'wrong-name')
     web.certFault('untrusted.example.test', 'unknown-ca')
@@ -94,6 +103,21 @@ describe('HTTPS client against the test HTTPS server', () => {
     assert.equal(res.status, 200)
     assert.equal(res.body.length, 0)
     assert.equal(web.requests.at(-1)!.method, 'HEAD')
+  })
+
+  it('POSTs a body with its content type (TLS reports), under the same address rules', async () => {
+    const body = Buffer.from([0x1f, 0x8b, 0, 1])
+    const res = await client.get('https://mta-sts.example.test/post', {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/tlsrpt+gzip' },
+    })
+    assert.equal(res.status, 201)
+    assert.equal(res.body.toString(), 'POST application/tlsrpt+gzip 1f8b0001')
+    const strict = createHttpsClient({ ...base, allowPrivateAddresses: false })
+    await assert.rejects(strict.get('https://mta-sts.example.test/post', { method: 'POST', body }), {
+      code: 'LINKSEC_FETCH_PRIVATE_ADDRESS',
+    })
   })
 
   it('returns 404 and 500 as values', async () => {
