@@ -181,7 +181,13 @@ export function startDailyReports(current: Runtime | (() => Runtime)): () => voi
       rt.log.warn('TLS reports not sent', { error: describeError(e) })
     })
   }
+  // A minute after start too, so a process restarted every day still sends.
+  const first = setTimeout(run, 60_000)
   const timer = setInterval(run, 3600 * 1000)
+  first.unref()
   timer.unref()
-  return () => clearInterval(timer)
+  return () => {
+    clearTimeout(first)
+    clearInterval(timer)
+  }
 }
