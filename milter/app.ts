@@ -45,7 +45,11 @@ export const MILTER_PROFILE: AdapterProfile = { adapter: 'milter', outbound: 'ro
  * A unix socket has no Nagle, so there DATA goes unanswered too: one round
  * trip less per message.
  */
-export function milterNeeds(needsBody: boolean, transport: 'inet' | 'unix' = 'inet'): HandlerNeeds {
+export function milterNeeds(
+  needsBody: boolean,
+  transport: 'inet' | 'unix' = 'inet',
+  changesBody = false,
+): HandlerNeeds {
   return {
     events: {
       connect: 'observe',
@@ -58,7 +62,9 @@ export function milterNeeds(needsBody: boolean, transport: 'inet' | 'unix' = 'in
       body: needsBody ? 'observe' : 'none',
       unknown: 'none',
     },
-    actions: Action.addHeaders | Action.changeHeaders | Action.quarantine,
+    // SMFIF_CHGBODY only when signing is on: the sign step replaces the body (SMFIR_REPLBODY).
+    actions:
+      Action.addHeaders | Action.changeHeaders | Action.quarantine | (changesBody ? Action.changeBody : 0),
     // Postfix sends the TLS macros with HELO only; a client that skips EHLO after
     // STARTTLS would look like plain SMTP. Ask for them with MAIL too (Postfix's
     // default MAIL list plus the TLS facts), so the link is judged right either way.
@@ -76,10 +82,15 @@ export function createMilterApp(rt: Runtime, opts: MilterAppOptions = {}): Milte
   // Below the verifier's own deadline plus slack, and below Postfix's 30 s/300 s timeouts.
   const deadlineMs = opts.deadlineMs ?? Math.min(rt.config.verify.deadline_ms + 5000, 25000)
   return {
-    needs: milterNeeds(needsBody, opts.transport),
-    maxBodyBytes: needsBody ? rt.config.verify.max_message_bytes : 0,
+    needs: milterNeeds(needsBody, opts.transport, rt.config.sign.enabled),
+    maxBodyBytes: needsBody ? maxBodyBytes(rt.config) : 0,
     endOfMessage: (facts) => endOfMessage(rt, steps, facts, deadlineMs),
   }
+}
+
+/** The body is held up to the larger of what the verifier and the signer take. */
+function maxBodyBytes(cfg: Runtime['config']): number {
+  return Math.max(cfg.verify.max_message_bytes, cfg.sign.enabled ? cfg.sign.max_message_bytes : 0)
 }
 
 async function endOfMessage(

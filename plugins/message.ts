@@ -28,6 +28,7 @@ import {
 import type { Runtime } from '../core/runtime'
 import type { DutyContext } from './duty'
 import { OK, type HarakaConnection, type HarakaTransaction, type Next } from './haraka'
+import { replaceBody } from './body'
 import { applyHeaderEdits, flushStagedHeaders } from './headers'
 import { tlsFactsOf } from './inbound'
 import { linksecNotes } from './notes'
@@ -105,6 +106,8 @@ export function dataPostHandler(steps: readonly MessageStep[] = MESSAGE_STEPS) {
     const facts = messageFacts(conn, txn)
     const r = await runMessage(ctx.rt, facts, harakaProfile(ctx.rt), { steps })
     applyResult(txn, facts, r)
+    // The sign step's multipart/signed body, before queueing (DKIM signs at queue_outbound, after us).
+    if (r.body) await replaceBody(txn, r.body)
     logDecision(ctx.rt, r.decision)
     next(...harakaReply(r.verdict))
   }

@@ -8,6 +8,7 @@ export { messageStep } from './step'
 export { AUTH_RESULTS, ORIGINAL_AUTH_RESULTS, forgedResultEdits, inboundLinkStep } from './inbound-link'
 export { recipientPolicy, routeStep } from './route'
 export { verifyStep } from './verify'
+export { signStep } from './sign'
 export {
   MESSAGE_STEPS,
   appliedEdits,

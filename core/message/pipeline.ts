@@ -21,12 +21,14 @@ import {
 } from '../levels'
 import { addressDomain } from '../address'
 import { raceDeadline } from '../net/deadline'
+import type { LogFields } from '../log'
 import type { Runtime } from '../runtime'
 import { CONTINUE, internalError, type HeaderEdit, type Verdict } from '../verdict'
 import type { MessageFacts } from './facts'
 import { inboundLinkStep } from './inbound-link'
 import { routeStep } from './route'
 import type { AdapterProfile, MessageStep, MessageView, StepDecision } from './step'
+import { signStep } from './sign'
 import { verifyStep } from './verify'
 
 /**
@@ -34,10 +36,10 @@ import { verifyStep } from './verify'
  * refused before any lookup); the route step before the signature check, so
  * a message the signature step quarantines (Postfix's hold queue) already
  * carries its route header when an operator releases it, and a message
- * refused for its recipients costs no key lookup. Signing, when it comes,
- * goes after verify.
+ * refused for its recipients costs no key lookup. Signing goes last: it
+ * rewrites the body, and only a message every other step kept is signed.
  */
-export const MESSAGE_STEPS: readonly MessageStep[] = [inboundLinkStep, routeStep, verifyStep]
+export const MESSAGE_STEPS: readonly MessageStep[] = [inboundLinkStep, routeStep, verifyStep, signStep]
 
 export interface MessageResult {
   verdict: Verdict
@@ -97,6 +99,7 @@ interface Run {
   headers: HeaderEdit[]
   body?: Buffer
   decidedBy?: string
+  log?: LogFields
 }
 
 async function runOne(rt: Runtime, step: MessageStep, msg: MessageView): Promise<StepDecision> {
@@ -112,14 +115,16 @@ async function runOne(rt: Runtime, step: MessageStep, msg: MessageView): Promise
 async function runSteps(rt: Runtime, steps: readonly MessageStep[], msg: MessageView): Promise<Run> {
   const headers: HeaderEdit[] = []
   let body: Buffer | undefined
+  let log: LogFields | undefined
   for (const step of steps) {
     const d = await runOne(rt, step, msg)
     headers.push(...d.headers)
     if (d.body) body = d.body
+    if (d.log) log = { ...log, ...d.log }
     if (d.verdict.action !== 'continue' && d.verdict.action !== 'accept')
-      return { verdict: d.verdict, headers, body, decidedBy: step.name }
+      return { verdict: d.verdict, headers, body, decidedBy: step.name, log }
   }
-  return { verdict: CONTINUE, headers, body }
+  return { verdict: CONTINUE, headers, body, log }
 }
 
 /** Runs the steps on one message and says what to do with it. Never throws. */
@@ -157,7 +162,7 @@ export async function runMessage(
       verdict: run.verdict,
       level: requiredLevel(req),
       senderDomain: addressDomain(facts.sender),
-      extra: { tls: facts.tls.version ?? 'none', step: run.decidedBy },
+      extra: { tls: facts.tls.version ?? 'none', step: run.decidedBy, ...run.log },
     },
   }
 }

@@ -6,6 +6,7 @@
  */
 import type { PeerPolicy } from '../enforce'
 import type { Requirement } from '../levels'
+import type { LogFields } from '../log'
 import type { Adapter } from '../metrics'
 import type { Runtime } from '../runtime'
 import type { MessageDecision } from '../verdict'
@@ -35,6 +36,8 @@ export interface MessageView extends MessageFacts {
 /** A step's answer: a verdict (continue to go on), header edits, and a new body if it rewrote one. */
 export interface StepDecision extends MessageDecision {
   body?: Buffer
+  /** Fields for the message's decision line (e.g. the sign step's `sign` outcome). */
+  log?: LogFields
 }
 
 export interface MessageStep {

@@ -25,6 +25,8 @@ export type SignOutcome = 'signed' | 'already_signed' | 'not_ours' | 'not_allowe
 export interface SignFacts extends Omit<SubmissionFacts, 'from'> {
   /** The verify step found a valid top-level signature for the From address. */
   verified?: boolean
+  /** The adapter cut the body short (it holds at most [verify]/[sign] max_message_bytes). */
+  truncated?: boolean
 }
 
 export interface SignDecision {
@@ -122,7 +124,7 @@ async function decideAndSign(
   }
   if (facts.verified || (await signedByPublishedKey(rt, msg, top, who.address)))
     return pass('already_signed', `already signed by ${who.address}`, who.address)
-  if (raw.length > cfg.max_message_bytes)
+  if (raw.length > cfg.max_message_bytes || facts.truncated)
     return failure(
       rt,
       'error',

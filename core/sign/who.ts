@@ -15,6 +15,11 @@ export interface SubmissionFacts {
   login?: string
   /** The client's IP address. */
   clientAddress?: string
+  /**
+   * The MTA relays for this client without a login (Haraka `connection.relaying`
+   * set by its relay ACL): trusted like [sign] trusted_networks.
+   */
+  relaying?: boolean
 }
 
 export interface SignerScope {
@@ -25,7 +30,7 @@ export interface SignerScope {
 }
 
 export type WhoDecision =
-  | { sign: true; address: string; via: 'login' | 'senders_file' | 'trusted_network' }
+  | { sign: true; address: string; via: 'login' | 'senders_file' | 'trusted_network' | 'relaying' }
   | { sign: false; outcome: 'not_ours' | 'not_allowed'; reason: string; address?: string }
 
 export function whoSigns(f: SubmissionFacts, scope: SignerScope): WhoDecision {
@@ -49,6 +54,7 @@ export function whoSigns(f: SubmissionFacts, scope: SignerScope): WhoDecision {
     const via = scope.senders.allows(f.login, from)
     if (via) return { sign: true, address, via }
   }
+  if (!f.login && f.relaying) return { sign: true, address, via: 'relaying' }
   if (f.clientAddress && isTrusted(scope.trusted, f.clientAddress))
     return { sign: true, address, via: 'trusted_network' }
   const reason = f.login
