@@ -3,7 +3,11 @@
  * `linksec serve` (a) just started, (b) holding 1,000 concurrent milter
  * sessions (OPTNEG + CONNECT + HELO, as Postfix holds them), (c) after
  * 100,000 distinct sender domains have passed through the milter and its
- * lookup caches, with the 1,000 sessions still open. Goal: <= 150 MB.
+ * lookup caches, with the 1,000 sessions still open; (d) "under attack": a
+ * fresh `linksec serve` with the default [milter] limits against a header
+ * flood, a macro flood, big bodies on many sessions and idle connections
+ * (bench/lib/attack.ts), with the worst /healthz latency seen during each.
+ * Goal: <= 150 MB in both runs.
  *
  * `linksec serve` runs with the Node options it ships with (the systemd
  * unit's NODE_OPTIONS; LINKSEC_BENCH_NODE_OPTIONS overrides them to compare).
@@ -17,6 +21,7 @@ import * as fs from 'node:fs'
 import * as http from 'node:http'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { ATTACKS, runAttack, type AttackResult } from './lib/attack'
 import { holdSessions, messageParts, runTransactions, type MessageParts } from './lib/milter-load'
 import { rssMB } from './lib/milters'
 import { entryCostsInChild, type EntryCosts } from './lib/entry-cost'
@@ -169,9 +174,19 @@ function setupNotes(setup: Setup): string[] {
   return notes
 }
 
-function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean, setup: Setup): BenchResult {
-  const c = memoryCounts(quick)
-  const rows = r.snaps.map((s) => ({
+function withAttack(r: BenchResult, u: UnderAttack): BenchResult {
+  const peak = Math.max(...u.snaps.map((s) => s.peak))
+  return {
+    ...r,
+    rows: [...r.rows, ...u.snaps.map(row)],
+    ratios: { ...r.ratios, 'under attack: peak MB / goal MB': peak / GOAL_MB },
+    goals: { ...r.goals, 'peak RSS MB under attack': atMost(peak, GOAL_MB) },
+    notes: [...(r.notes ?? []), ...attackNotes(u)],
+  }
+}
+
+function row(s: Snapshot): Record<string, string | number> {
+  return {
     stage: s.stage,
     'RSS MB': round(s.rss),
     'peak RSS MB': round(s.peak),
@@ -179,7 +194,12 @@ function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean, setup
     'V8 heap total MB': round(s.heapTotal),
     'external MB': round(s.external),
     'milter sessions (gauge)': s.sessions,
-  }))
+  }
+}
+
+function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean, setup: Setup): BenchResult {
+  const c = memoryCounts(quick)
+  const rows = r.snaps.map(row)
   const worst = Math.max(...r.snaps.map((s) => s.peak))
   const lookups = metricSum(r.metrics, 'linksec_key_lookups_total')
   const policyLookups = metricSum(r.metrics, 'linksec_policy_lookups_total')
@@ -204,6 +224,34 @@ function summarize(r: Awaited<ReturnType<typeof measure>>, quick: boolean, setup
   }
 }
 
+interface UnderAttack {
+  snaps: Snapshot[]
+  attacks: AttackResult[]
+}
+
+/** Stage (d): each attack against a fresh serve with the shipped limits, a snapshot after each. */
+async function underAttack(ls: RunningLinksec, opts: BenchOptions): Promise<UnderAttack> {
+  const snaps = [await snapshot(ls, 'under attack: started')]
+  const attacks: AttackResult[] = []
+  for (const [i, a] of ATTACKS.entries()) {
+    if (opts.signal?.aborted) break
+    opts.progress(0.9 + (0.07 * i) / ATTACKS.length, `under attack: ${a.name}`)
+    attacks.push(await runAttack(ls, a))
+    snaps.push(await snapshot(ls, `under attack: after ${a.name}`))
+  }
+  return { snaps, attacks }
+}
+
+function attackNotes(u: UnderAttack): string[] {
+  return [
+    'Under attack: a second linksec serve with the default [milter] limits (max_headers, max_header_bytes, max_macro_bytes, max_held_bytes, negotiation/frame timeouts, max_sessions); peak = its VmHWM.',
+    ...u.attacks.map(
+      (a) =>
+        `${a.attack}: replies ${JSON.stringify(a.replies)}; worst /healthz latency ${round(a.worstHealthzMs)} ms${a.healthzFailures ? `, ${a.healthzFailures} /healthz probes failed` : ''}.`,
+    ),
+  ]
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const why = linksecUnavailable()
   if (why) throw new Error(why)
@@ -220,6 +268,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       nodeArgs: setup.node.args,
     })
     const result = await measure(ls, messageParts(msg.text), opts)
+    await ls.stop()
+    ls = undefined
+    ls = await startLinksec({
+      dir,
+      keys: { [SENDER]: msg.publicKeyArmored },
+      ini: { keys: { methods: 'local' } },
+      nodeArgs: setup.node.args,
+    })
+    const attacked = await underAttack(ls, opts)
     // The entry-cost child gets the CPU to itself.
     await ls.stop()
     ls = undefined
@@ -230,7 +287,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       (e: unknown) => (setup.entryCostError = e instanceof Error ? e.message : String(e)),
     )
     opts.progress(1, 'done')
-    return summarize(result, opts.quick, setup)
+    return withAttack(summarize(result, opts.quick, setup), attacked)
   } finally {
     await ls?.stop()
     fs.rmSync(dir, { recursive: true, force: true })

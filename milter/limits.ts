@@ -50,6 +50,25 @@ export class HeldBytes {
   release(n: number): void {
     this.used = Math.max(0, this.used - n)
   }
+
+  private processing = 0
+
+  /**
+   * Starts checking a message that needs `extra` bytes beyond what it holds:
+   * reserved if they fit; granted unreserved if no other message is being
+   * checked; otherwise refused (undefined). Returns the bytes taken, to give
+   * back to endProcessing.
+   */
+  beginProcessing(extra: number): number | undefined {
+    const taken = this.take(extra) ? extra : this.processing === 0 ? 0 : undefined
+    if (taken !== undefined) this.processing++
+    return taken
+  }
+
+  endProcessing(taken: number): void {
+    this.processing--
+    this.release(taken)
+  }
 }
 
 /** No bound at all: sessions built without a server (unit tests, the codec fuzzer). */

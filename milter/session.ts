@@ -98,6 +98,8 @@ type Out = MilterResponse[] | Promise<MilterResponse[]>
 /** Order of the transaction's stages; a command may not go back to an earlier one. */
 const RANK = { mail: 1, rcpt: 2, data: 3, header: 4, eoh: 5, body: 6 } as const
 const NONE: MilterResponse[] = []
+/** Extra copies of a kept message that checking it makes (see reserveProcessing). */
+const PROCESSING_COPIES = 2
 const CONTINUE: MilterResponse[] = [{ type: 'continue' }]
 
 export class MilterSession implements SessionFacts {
@@ -330,10 +332,30 @@ export class MilterSession implements SessionFacts {
     // The chunk that comes with end-of-message is body like any other; only the final reply is sent.
     if (cmd.chunk.length) this.onBody(cmd.chunk)
     if (this.refused()) return this.finishMessage(this.answerRefusal())
+    const reserved = this.reserveProcessing()
+    if (reserved === undefined) return this.finishMessage(this.answerRefusal())
+    const held = this.limits.held
     return this.track('endOfMessage', async () => {
       const r = await this.handler.endOfMessage(this)
       return [...this.allowedModifications(r.modifications), r.final]
-    }).then((out) => this.finishMessage(out))
+    })
+      .finally(() => held.endProcessing(reserved))
+      .then((out) => this.finishMessage(out))
+  }
+
+  /**
+   * Checking a message copies it (the body joined, line ends normalised,
+   * the MIME parse): measured, a kept body costs about three times its size
+   * while its end of message runs. That is reserved in the shared pool
+   * too. A message that cannot get it waits for a retry (451), unless no
+   * other is being checked: one message larger than the reserve alone still
+   * goes through, one at a time. Undefined: refused.
+   */
+  private reserveProcessing(): number | undefined {
+    const held = this.limits.held
+    const taken = held.beginProcessing(PROCESSING_COPIES * this.heldTx)
+    if (taken === undefined) this.refuse('held_bytes', held.max)
+    return taken
   }
 
   private finishMessage(out: MilterResponse[]): MilterResponse[] {
