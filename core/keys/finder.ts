@@ -16,7 +16,14 @@ import { LinksecError } from '../errors'
 import type { Metrics } from '../metrics'
 import type { MailAddress } from './address'
 import { readKeyBlob, ringFor, type KeyRing } from './material'
-import { fetchOpenpgpkey, fetchWkd, type MethodOutcome, type RemoteDeps, type RemoteMethod } from './remote'
+import {
+  fetchOpenpgpkey,
+  fetchWkd,
+  type MethodOutcome,
+  type RemoteDeps,
+  type RemoteMethod,
+  type UnusableResult,
+} from './remote'
 import type { KeyStore } from './store'
 
 export type KeySource = 'local' | 'cache' | RemoteMethod
@@ -24,7 +31,7 @@ export type KeySource = 'local' | 'cache' | RemoteMethod
 export type KeyLookup =
   | { kind: 'found'; ring: KeyRing; source: KeySource }
   | { kind: 'notfound'; reason: string }
-  | { kind: 'unusable'; reason: string; result: 'fail' | 'permerror' }
+  | { kind: 'unusable'; reason: string; result: UnusableResult }
   | { kind: 'temperror'; reason: string }
 
 /** What the cache holds; encodeCached/decodeCached make it JSON for the fleet level. */
@@ -32,7 +39,7 @@ type Cached =
   | { kind: 'found'; method: RemoteMethod; key: Buffer }
   /** Without a reason: "no key is published for <address>", rebuilt on read. */
   | { kind: 'notfound'; reason?: string }
-  | { kind: 'unusable'; reason: string; result: 'fail' | 'permerror' }
+  | { kind: 'unusable'; reason: string; result: UnusableResult }
 
 /** Parsed rings kept (per address, most recently used); ~14 KB of heap each. */
 export const PARSED_RINGS_MAX = 500
@@ -60,6 +67,8 @@ type CachedJson = Exclude<Cached, { kind: 'found' }> | { kind: 'found'; method: 
 
 function decodeCached(s: string): Cached {
   const v = JSON.parse(s) as CachedJson
+  // Entries written before the rule in remote.ts said "fail"/"permerror" for an unusable key.
+  if (v.kind === 'unusable') return { ...v, result: 'neutral' }
   if (v.kind === 'found')
     return { kind: 'found', method: v.method, key: ownBytes(Buffer.from(v.key, 'base64')) }
   return v.kind === 'notfound' && !v.reason ? NOT_PUBLISHED : v

@@ -19,12 +19,33 @@ export type RemoteMethod = 'wkd_advanced' | 'wkd_direct' | 'openpgpkey'
 export type MethodOutcome =
   | { outcome: 'found'; method: RemoteMethod; ring: KeyRing }
   | { outcome: 'notfound'; method: RemoteMethod; reason: string }
-  /** The domain published something, but not a usable key for the address. */
-  | { outcome: 'unusable'; method: RemoteMethod; reason: string; result: 'fail' | 'permerror' }
+  /** The domain published something, but not a usable key for the address (see keysFromBytes). */
+  | { outcome: 'unusable'; method: RemoteMethod; reason: string; result: UnusableResult }
   /** A temporary failure: retrying later may help. */
   | { outcome: 'error'; method: RemoteMethod; reason: string }
   /** OPENPGPKEY answered without DNSSEC authentication: treated as not found. */
   | { outcome: 'insecure'; method: RemoteMethod; reason: string }
+
+/**
+ * What a published-but-unusable key makes of a signed message. The rule
+ * (RFC 8601 §2.7.1 meanings, as README's "Sender signatures" uses them):
+ * what a key server answers decides only whether a key is available, never
+ * whether the sender signed falsely. The server's faults are not the sender's.
+ *
+ *   key server answer                         result     why
+ *   404/410, no record, no address            neutral    no key published
+ *   5xx, 429, timeout, DNS failure            temperror  the key host is failing; retry
+ *   bytes that are not an OpenPGP key         neutral    published, but no usable key
+ *   keys without a user ID for the address    neutral    published, but no usable key
+ *   the address's key, signature by it good   pass
+ *   the address's key, signature not by it    fail       the signer is not the key's holder
+ *   the address's key revoked or expired      fail       the sender's key state
+ *
+ * "neutral" is "signed but not evaluable": the message is accepted and
+ * tagged, unless the domain declares sig=required, where an uncheckable
+ * signature is treated like a missing one ([verify] on_missing_required).
+ */
+export type UnusableResult = 'neutral'
 
 export interface RemoteDeps {
   dns: DnsClient
@@ -131,12 +152,17 @@ async function keysFromBytes(
     return {
       outcome: 'unusable',
       method,
-      result: 'permerror',
-      reason: `${what} is not an OpenPGP key (${describeError(e)})`,
+      result: 'neutral',
+      reason: `${what} is not an OpenPGP key (${describeError(e)}); the key server's fault, not the sender's`,
     }
   }
   const ring = ringFor(a.address, keys)
   if (ring.keys.length === 0)
-    return { outcome: 'unusable', method, result: 'fail', reason: `${what} has no user ID for ${a.address}` }
+    return {
+      outcome: 'unusable',
+      method,
+      result: 'neutral',
+      reason: `${what} has no user ID for ${a.address}; the key server's fault, not the sender's`,
+    }
   return { outcome: 'found', method, ring }
 }

@@ -135,16 +135,16 @@ test('HTTP 5xx and DNS failures are temporary; 404 is "not found"', async () => 
   assert.equal(r.kind, 'notfound')
 })
 
-test('a key without the address user ID is unusable (fail); garbage is permerror', async () => {
+test("a key without the address user ID, and garbage, are unusable: neutral (the key server's fault)", async () => {
   const mallory = Buffer.from(
     (await openpgp.generateKey({ userIDs: [{ email: 'mallory@example.org' }], format: 'binary' })).publicKey,
   )
   const wrong = world({ web: { [urls.direct]: ok(200, mallory) } })
   const r = await finder(wrong).find(alice)
-  assert.deepEqual(r.kind === 'unusable' && r.result, 'fail')
+  assert.deepEqual(r.kind === 'unusable' && r.result, 'neutral')
   const junk = world({ web: { [urls.direct]: ok(200, Buffer.from('<html>hi</html>')) } })
   const j = await finder(junk).find(alice)
-  assert.deepEqual(j.kind === 'unusable' && j.result, 'permerror')
+  assert.deepEqual(j.kind === 'unusable' && j.result, 'neutral')
 })
 
 test('OPENPGPKEY: used when DNSSEC-authenticated, ignored otherwise', async () => {

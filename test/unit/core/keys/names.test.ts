@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
 import { test } from 'node:test'
 import { fromAddress, parseAddress } from '../../../../core/keys/address'
 import { openpgpkeyName, wkdHash, wkdUrls, zbase32 } from '../../../../core/keys/names'
+import { decodeHeaderBlock } from '../../../../core/verify/mime'
+import { needTools, which } from '../../../helpers/tools'
 
 test('WKD hash: the draft vector (only ASCII letters lower-cased, SHA-1, z-base-32)', () => {
   assert.equal(wkdHash('Joe.Doe'), 'iy9q119eutrkn8s1mk4r39qejnbu3n5q')
@@ -57,4 +61,34 @@ test('From: exactly one mailbox, display names and comments allowed', () => {
     ['Alice alice@example.org', undefined],
   ]
   for (const [v, want] of cases) assert.equal(fromAddress(v)?.address, want, v)
+})
+
+test('WKD hash of UTF-8 local parts: the UTF-8 bytes, only A-Z lower-cased (vectors from gpg-wks-client)', () => {
+  // gpg-wks-client --print-wkd-hash (GnuPG 2.2): Ä stays upper-case, ö/ü are hashed as UTF-8.
+  assert.equal(wkdHash('Jörg.Müller'), 'wk41hqsfaf5zrtijq3z3446khpc33133')
+  assert.equal(wkdHash('ÄBC'), 'ud9bxcn7eq8b9bfbmjthn5bwe8ifr8y1')
+  // A From field's bytes decoded once, as UTF-8 (core/verify/mime.ts), give the same hash.
+  const header = decodeHeaderBlock(Buffer.from('From: Jörg <Jörg.Müller@example.org>\r\n', 'utf8'))
+  const a = fromAddress(header.slice('From: '.length).trim())!
+  assert.equal(wkdHash(a.local), 'wk41hqsfaf5zrtijq3z3446khpc33133')
+})
+
+const WKS_CLIENT = '/usr/lib/gnupg/gpg-wks-client'
+
+test('WKD hash agrees with gpg-wks-client on hostile and Unicode local parts', (t) => {
+  // Debian installs it outside PATH (/usr/lib/gnupg); needTools fails in CI when it is missing.
+  const tool = fs.existsSync(WKS_CLIENT) ? WKS_CLIENT : which('gpg-wks-client')
+  if (!tool && !needTools(t, { 'gpg-wks-client': 'gpg-wks-client' })) return
+  const locals = ['Joe.Doe', 'Jörg.Müller', 'ÄBC', '山田', 'ZAZ-q_1+tag', 'İstanbul', 'ǅemal', 'ß']
+  const out = execFileSync(tool!, ['--print-wkd-hash', ...locals.map((l) => `${l}@example.org`)], {
+    encoding: 'utf8',
+  })
+  const hashes = out
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+  assert.deepEqual(
+    locals.map((l) => wkdHash(l)),
+    hashes,
+  )
 })
