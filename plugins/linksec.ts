@@ -13,6 +13,7 @@
 import { declaredLevel, declareDuty } from './declare'
 import type { Duty } from './duty'
 import { guarded } from './guard'
+import { outboundSupport, runningHarakaVersion } from './haraka-version'
 import type { HarakaPlugin, HookMethod } from './haraka'
 import { outboundDuty } from './outbound'
 import { RuntimeHolder } from './config'
@@ -58,6 +59,22 @@ export function registerDuties(
   return methods
 }
 
+/**
+ * The duties this Haraka may run: all of them, less the outbound duty on a
+ * Haraka whose internals it was not tested against (plugins/haraka-version.ts),
+ * which is said at ERROR with the running version and the tested range.
+ */
+export function dutiesFor(
+  holder: RuntimeHolder,
+  duties: readonly Duty[],
+  version: string | undefined = runningHarakaVersion(),
+): readonly Duty[] {
+  const support = outboundSupport(version)
+  if (support.ok) return duties
+  holder.current().log.error(support.reason, { haraka_version: version ?? 'unknown' })
+  return duties.filter((d) => d !== outboundDuty)
+}
+
 /** Says so when the configured level promises outbound enforcement no loaded duty performs. */
 function warnUnbackedLevel(holder: RuntimeHolder, duties: readonly Duty[]): void {
   const rt = holder.current()
@@ -74,13 +91,14 @@ export function register(this: HarakaPlugin): void {
   // A ConfigError here stops Haraka's start-up with the key and the fix.
   const holder = new RuntimeHolder(this)
   ensureHarakaCertificate(this, holder.current()) // before Haraka's tls plugin reads its files
-  registerDuties(this, holder, DUTIES)
+  const duties = dutiesFor(holder, DUTIES)
+  registerDuties(this, holder, duties)
   registerMetricsEndpoint(this, () => holder.current()) // /metrics, /healthz, WKD (plugins/metrics.ts)
-  warnUnbackedLevel(holder, DUTIES)
+  warnUnbackedLevel(holder, duties)
   // Outbound TLS outcomes are counted here; without Redis only this process can report them (RFC 8460).
   if (process.env.HARAKA) startDailyReports(() => holder.current())
   holder.current().log.info('linksec plugin registered', {
-    duties: DUTIES.map((d) => d.name).join(','),
+    duties: duties.map((d) => d.name).join(','),
     level: declaredLevel(holder.current().config),
   })
 }

@@ -55,6 +55,13 @@ describe('Haraka + linksec at level 3 (mailboxes_tls_only=true)', { concurrency:
   })
   after(async () => h?.stop())
 
+  it('starts on the Haraka of the peerDependencies range with the outbound duty enabled', (t) => {
+    if (!ready(t)) return
+    const log = h!.log()
+    assert.match(log, /linksec plugin registered.*duties=declare,outbound/)
+    assert.doesNotMatch(log, /outbound duty .*is not enabled/)
+  })
+
   it('advertises LINKSEC 3 ttl=86400 and STARTTLS but no REQUIRETLS in plaintext', async (t) => {
     if (!ready(t)) return
     const r = await swaks({ port: h!.port, quitAfter: 'EHLO' })
