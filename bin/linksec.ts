@@ -4,7 +4,7 @@
  * exports `run(argv, opts)`; every one takes `--config DIR`.
  */
 import { ConfigError, describeError } from '../core/errors'
-import { parseArgs, type CommandModule } from './args'
+import { EX_USAGE, parseArgs, UsageError, type CommandModule, type ParsedArgs } from './args'
 
 const COMMANDS: Record<string, string> = {
   serve: 'run the milter, the Postfix socketmap TLS-policy server and the HTTP endpoint',
@@ -32,7 +32,15 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   const mod = require(`./commands/${name}`) as CommandModule
-  return mod.run(parseArgs(rest))
+  let args: ParsedArgs
+  try {
+    args = parseArgs(rest, mod.OPTIONS)
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e
+    process.stderr.write(`linksec ${name}: ${e.message}\n${mod.USAGE}`)
+    return EX_USAGE
+  }
+  return mod.run(args)
 }
 
 main(process.argv.slice(2)).then(

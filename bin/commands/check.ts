@@ -17,9 +17,9 @@ import { normalizeDomain } from '../../core/policy/domain'
 import { certificatePaths, certificateUsable } from '../../core/tls/store'
 import { formatReply, policyReply } from '../../milter/socketmap/tls-policy'
 import type { LinksecConfig } from '../../core/config'
-import { configFromArgs, type ParsedArgs } from '../args'
+import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 
-const USAGE = 'usage: linksec check <domain | [host]:port> [--json] [--config DIR]\n'
+export const USAGE = 'usage: linksec check <domain | [host]:port> [--json] [--config DIR]\n'
 
 /** For our own domain: what this server declares (the answer EHLO and `linksec record` give). */
 function ownDeclaration(config: LinksecConfig, domain: string): OwnLevel | undefined {
@@ -31,6 +31,8 @@ function describeOwn(own: OwnLevel): string {
   const what = own.declares ? `level ${own.level}` : 'no level'
   return `this server declares: ${what}${own.heldBackBy ? ` (${own.heldBackBy})` : ''}\n`
 }
+
+export const OPTIONS = { json: { type: 'boolean' } } satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
   const target = args.positional[0]

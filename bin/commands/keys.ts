@@ -11,7 +11,7 @@
  *   linksec keys remove ADDRESS
  */
 import * as fs from 'node:fs'
-import { configFromArgs, type ParsedArgs } from '../args'
+import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 import { generate, importSecret, rsaBits } from './keys-sign'
 import { describeError, isLinksecError } from '../../core/errors'
 import { keyStoreFor, parseAddress, wkdHash, type KeyStore } from '../../core/keys'
@@ -21,9 +21,15 @@ import { secretStoreFor } from '../../core/sign/step'
 import { createMetrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
 
-const USAGE =
+export const USAGE =
   'usage: linksec keys add FILE [ADDRESS] | list | remove ADDRESS\n' +
   '                    | generate ADDRESS [--rsa 3072] [--replace] | import-secret FILE [ADDRESS] [--replace]  [--config DIR]\n'
+
+export const OPTIONS = {
+  address: { type: 'string' },
+  replace: { type: 'boolean' },
+  rsa: { type: 'string' },
+} satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
   const [sub, ...rest] = args.positional

@@ -17,9 +17,11 @@ import { notSigningAll, SIGN_CAVEAT } from '../../core/sign/readiness'
 import { secretStoreFor, signerScopeFor } from '../../core/sign/step'
 import { createRuntime } from '../../core/runtime'
 import { certificatePaths, certificateUsable } from '../../core/tls/store'
-import { configFromArgs, type ParsedArgs } from '../args'
+import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 
-const USAGE = 'usage: linksec record [domain] [--sig=required|optional] [--json] [--config DIR]\n'
+export const USAGE = 'usage: linksec record [domain] [--sig=required|optional] [--json] [--config DIR]\n'
+
+export const OPTIONS = { sig: { type: 'string' }, json: { type: 'boolean' } } satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
   const sig = args.flags.sig ?? 'optional'

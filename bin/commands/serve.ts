@@ -17,7 +17,7 @@ import { healthOf } from '../../core/http/health'
 import { checkSignSetup } from '../../core/sign/step'
 import { startCertificateRenewal } from '../../core/tls/renewal'
 import { startDailyReports } from '../../core/tlsrpt'
-import { configFromArgs, type ParsedArgs } from '../args'
+import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 
 interface ServiceSpec {
   name: string
@@ -78,6 +78,10 @@ export async function startServices(rt: Runtime, out: (line: string) => void): P
   }
   return started
 }
+
+export const USAGE = 'usage: linksec serve [--config DIR]\n'
+
+export const OPTIONS = {} satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
   const rt = createRuntime(configFromArgs(args))

@@ -23,9 +23,9 @@ import {
   writeOwnCertificate,
   type CertificatePaths,
 } from '../../core/tls/store'
-import { configFromArgs, type ParsedArgs } from '../args'
+import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 
-const USAGE =
+export const USAGE =
   'usage: linksec tls init [--postfix | --haraka DIR] [--hostname H] [--config DIR]\n' +
   '       linksec tls show [--haraka DIR] [--config DIR]\n'
 
@@ -109,6 +109,12 @@ function show(args: ParsedArgs): number {
   )
   return 0
 }
+
+export const OPTIONS = {
+  postfix: { type: 'boolean' },
+  haraka: { type: 'string' },
+  hostname: { type: 'string' },
+} satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
   const [verb, ...rest] = args.positional

@@ -13,9 +13,10 @@ import { createRuntime, type Runtime } from '../../core/runtime'
 import { organizationOf, outcomeStoreFor, sendReports, yesterday } from '../../core/tlsrpt'
 import { buildReport } from '../../core/tlsrpt/report'
 import { reportDay } from '../../core/tlsrpt/store'
-import { configFromArgs, type ParsedArgs } from '../args'
+import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 
-const USAGE = 'usage: linksec tlsrpt show|send [--date YYYY-MM-DD|today|yesterday] [--json] [--config DIR]\n'
+export const USAGE =
+  'usage: linksec tlsrpt show|send [--date YYYY-MM-DD|today|yesterday] [--json] [--config DIR]\n'
 
 function dayOf(flag: string | true | undefined, fallback: string, now: number): string | undefined {
   if (flag === undefined) return fallback
@@ -67,6 +68,8 @@ async function send(rt: Runtime, day: string, json: boolean): Promise<number> {
       )
   return results.some((r) => r.outcome === 'failed') ? 1 : 0
 }
+
+export const OPTIONS = { date: { type: 'string' }, json: { type: 'boolean' } } satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
   const [verb, ...rest] = args.positional

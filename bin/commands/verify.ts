@@ -10,9 +10,11 @@ import { createMetrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
 import { formatReply } from '../../core/verdict'
 import { verifyMessage } from '../../core/verify'
-import { configFromArgs, type ParsedArgs } from '../args'
+import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 
-const USAGE = 'usage: linksec verify <file.eml | -> [--config DIR] [--format text|json]\n'
+export const USAGE = 'usage: linksec verify <file.eml | -> [--config DIR] [--format text|json]\n'
+
+export const OPTIONS = { format: { type: 'string' } } satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
   const file = args.positional[0]
