@@ -197,14 +197,14 @@ async function drive(port: number, bytes: Buffer, r: Rand): Promise<MilterRespon
   const socket = net.connect(port, '127.0.0.1')
   const decoder = new ResponseDecoder(16 << 20)
   const got: MilterResponse[] = []
-  let decodeError: unknown
+  let decodeError: Error | undefined
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
   socket.on('error', () => {})
   socket.on('data', (d: Buffer) => {
     try {
       got.push(...decoder.push(d))
     } catch (e) {
-      decodeError ??= e
+      decodeError ??= e instanceof Error ? e : new Error(String(e))
     }
   })
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))

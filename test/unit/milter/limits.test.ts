@@ -32,7 +32,7 @@ function runtime(milter: Record<string, string> = {}): { rt: Runtime; lines: str
 async function metric(rt: Runtime, name: string, labels: Record<string, string>): Promise<number> {
   const m = (await rt.metrics.registry.getMetricsAsJSON()).find((x) => x.name === name)
   const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l))
-  return v ? Number(v.value) : 0
+  return v ? v.value : 0
 }
 
 const services: Service[] = []
