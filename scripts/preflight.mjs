@@ -147,10 +147,14 @@ function lastLine(text) {
 }
 
 /** Per-check context: a private directory, background processes stopped at the end. */
+/** Every check's context, so an unexpected crash still stops what the checks started. */
+const CONTEXTS = new Set()
+
 class Ctx {
   constructor(dir) {
     this.dir = dir
     this.cleanups = []
+    CONTEXTS.add(this)
   }
   file(name, text) {
     const p = join(this.dir, name)
@@ -174,7 +178,12 @@ class Ctx {
     this.cleanups.push(fn)
   }
   async cleanup() {
-    for (const fn of this.cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined)
+    CONTEXTS.delete(this)
+    const fns = this.cleanups.splice(0).reverse()
+    for (const fn of fns)
+      await Promise.resolve()
+        .then(fn)
+        .catch(() => undefined)
   }
 }
 
@@ -377,8 +386,13 @@ const CHECKS = [
       const up = await run('bash', [join(PEERS, 'postfix-up.sh')], {
         env: { PF_DIR: pfDir, PORT: String(port), SINK_PORT: String(sinkPort), SINK_DUMP: '1', TLS: '1' },
       })
+      // Registered before the status is checked: a failed start may leave smtp-sink running.
+      ctx.onCleanup(async () => {
+        await run('bash', [join(PEERS, 'postfix-down.sh'), pfDir])
+        const sinkPid = Number(safeRead(join(pfDir, 'sink.pid')).trim())
+        if (sinkPid > 0) process.kill(sinkPid, 'SIGTERM')
+      })
       ok(up, 'shared/peers/postfix-up.sh', 'postfix')
-      ctx.onCleanup(() => run('bash', [join(PEERS, 'postfix-down.sh'), pfDir]))
       const conf = exportsOf(up.stdout).PF_CONF ?? join(pfDir, 'etc')
       const src = await run('smtp-source', [
         ...['-m', '1', '-f', 'a@preflight.test', '-t', 'b@preflight.test', '-S', 'preflight'],
@@ -804,4 +818,9 @@ async function main() {
   return n('fail') > 0 ? 1 : 0
 }
 
+process.on('uncaughtException', async (err) => {
+  console.log(`preflight: FAIL internal error: ${String(err?.stack ?? err).split('\n')[0]}`)
+  await Promise.all([...CONTEXTS].map((c) => c.cleanup()))
+  process.exit(1)
+})
 process.exitCode = await main()
