@@ -2,7 +2,7 @@
  * A bounded cache for lookups (policies, declarations, keys): positive and
  * negative entries with their own lifetimes, concurrent lookups of the same
  * key deduplicated, and an optional second level shared by a fleet
- * (DESIGN §7: Redis behind the in-process LRU).
+ * (docs/architecture.md §6.6: Redis behind the in-process LRU).
  *
  * Memory: the LRU is a Map in recency order (RecencyMap below), so an entry
  * costs what it holds plus ~37 bytes of Map slot, and an empty cache costs

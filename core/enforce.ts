@@ -1,5 +1,5 @@
 /**
- * No-downgrade decisions (DESIGN §3): (requirement, link facts, peer policy)
+ * No-downgrade decisions (docs/architecture.md §6.3): (requirement, link facts, peer policy)
  * -> verdict. Both adapters use these: the Haraka outbound plugin decides
  * each delivery attempt with decideHop; both check recipient domains at end
  * of message with checkRecipients; the milter routes tagged mail to a strict

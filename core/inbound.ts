@@ -1,7 +1,7 @@
 /**
  * Inbound link facts and the decisions both adapters make from them: the
  * `x-tls` Authentication-Results header and the rule that a tagged message
- * must have arrived over TLS (DESIGN §3, 550 5.7.10).
+ * must have arrived over TLS (docs/architecture.md §6.3, 550 5.7.10).
  */
 import type { Requirement } from './levels'
 import { reject, safeText, type Verdict, CONTINUE } from './verdict'

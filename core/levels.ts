@@ -1,5 +1,5 @@
 /**
- * Link-security levels (DESIGN §2) and the wire forms that carry them: the
+ * Link-security levels (docs/architecture.md §6.1) and the wire forms that carry them: the
  * EHLO keyword, the smtpd_banner token, the `_linksec` TXT record and the
  * message tags (Link-Security-Required, TLS-Required). Pure parse/format.
  */
@@ -147,7 +147,7 @@ export function isTlsRequiredNo(value: string): boolean {
 
 /**
  * What a message requires of every hop, from its tags. REQUIRETLS counts as
- * level 3 plus a verified certificate (DESIGN §3).
+ * level 3 plus a verified certificate (docs/architecture.md §6.3).
  */
 export interface Requirement {
   level: Level

@@ -1,5 +1,5 @@
 /**
- * The prom-client registry and every metric linksec exports (DESIGN §6).
+ * The prom-client registry and every metric linksec exports (docs/architecture.md §7).
  * Both adapters count into the same definitions; each process has one
  * registry (createMetrics), tests make their own.
  */

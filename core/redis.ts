@@ -1,5 +1,5 @@
 /**
- * The optional fleet cache (DESIGN §7): a SharedCache on Redis, set by
+ * The optional fleet cache (docs/architecture.md §6.6): a SharedCache on Redis, set by
  * [redis] url. It is a second level behind the in-process LRU, so it is
  * best effort: it connects lazily, fails fast while Redis is away (no
  * offline queue, short command timeout) and never keeps a process alive.

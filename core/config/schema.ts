@@ -1,5 +1,5 @@
 /**
- * The one configuration schema for both adapters (DESIGN §5). Every key has a
+ * The one configuration schema for both adapters (docs/architecture.md §2). Every key has a
  * documented default here; config/linksec.ini documents the same keys for
  * operators. Parsing turns haraka-config's INI object into a frozen, typed
  * LinksecConfig, or throws ConfigError naming the key and the fix.

@@ -1,5 +1,5 @@
 /**
- * The no-downgrade rule for one delivery attempt (DESIGN §3): may this
+ * The no-downgrade rule for one delivery attempt (docs/architecture.md §6.3): may this
  * message go to this hop, over this link? Pure: the adapter gathers the facts
  * of the session (EHLO lines, TLS state, certificate check) and the peer's
  * policy, and turns the answer into a delivery, a bounce or a retry.
@@ -204,7 +204,7 @@ function checkPeerLevel(
   const declared = declaredLevel(facts, policy)
   if (req.source === 'requiretls') {
     // RFC 8689 §4.2: the hop must say REQUIRETLS after STARTTLS; a linksec
-    // level >= 3 carries the same no-downgrade promise (DESIGN §3).
+    // level >= 3 carries the same no-downgrade promise (docs/architecture.md §6.3).
     if (!facts.offersRequireTls && (declared.level ?? 0) < 3)
       return refuse(
         'bounce',

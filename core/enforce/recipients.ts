@@ -72,7 +72,7 @@ function isWeak(f: DomainFinding, required: number, opts: RecipientCheckOptions)
   return f.level < required
 }
 
-/** The level a recipient domain must declare for this message (REQUIRETLS: 3, DESIGN §3). */
+/** The level a recipient domain must declare for this message (REQUIRETLS: 3, docs/architecture.md §6.3). */
 function neededLevel(req: Requirement, duties: EnforceDuties): number {
   if (duties.peerLevel) return req.level
   // A level-3 server does not check peer levels, except what REQUIRETLS obliges.

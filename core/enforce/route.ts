@@ -1,5 +1,5 @@
 /**
- * Postfix routing for tagged mail (DESIGN §3 "Outbound (Postfix)"): Postfix
+ * Postfix routing for tagged mail (docs/architecture.md §5.1): Postfix
  * 3.7 has no per-message TLS requirement, so the milter marks tagged mail
  * with a header, `milter_header_checks` turns the header into
  * `FILTER linksec-<route>:` and the transports in examples/postfix/master.cf

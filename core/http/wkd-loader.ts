@@ -1,5 +1,5 @@
 /**
- * The WKD handler of the HTTP listeners (the key-server role, DESIGN §4),
+ * The WKD handler of the HTTP listeners (the key-server role, docs/architecture.md §6.4),
  * unless `[http] wkd = false`.
  */
 import type { Runtime } from '../runtime'

@@ -1,5 +1,5 @@
 /**
- * The key-server role (DESIGN §4): Web Key Directory paths for the keys in
+ * The key-server role (docs/architecture.md §6.4): Web Key Directory paths for the keys in
  * `[keys] dir` (draft-koch-openpgp-webkey-service §3.1, §4.5):
  *
  *   advanced  /.well-known/openpgpkey/<domain>/hu/<hash>   and  .../<domain>/policy

@@ -1,5 +1,5 @@
 /**
- * Finding the key for a sender address (DESIGN §4): the local store, then a
+ * Finding the key for a sender address (docs/architecture.md §6.4): the local store, then a
  * bounded cache (positive and negative entries with their own lifetimes,
  * concurrent lookups of one address deduplicated, optional fleet level),
  * then WKD and OPENPGPKEY as `[keys] methods` lists them. Temporary failures

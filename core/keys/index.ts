@@ -1,6 +1,6 @@
 /**
  * Key discovery services per runtime: the local store and the finder built
- * from `[keys]`, `[net]` and `[resolver]` (DESIGN §4, §5).
+ * from `[keys]`, `[net]` and `[resolver]` (docs/architecture.md §6.4, §2).
  */
 import { configPath } from '../config'
 import { dnsClientFor } from '../net/dns'
@@ -38,7 +38,7 @@ export const keyFinderFor = perRuntime((rt: Runtime): KeyFinder =>
     cacheMax: rt.config.keys.cache_max,
     positiveTtlMs: rt.config.keys.positive_ttl * 1000,
     negativeTtlMs: rt.config.keys.negative_ttl * 1000,
-    // A fleet shares fetched keys and negative answers through Redis (DESIGN §7).
+    // A fleet shares fetched keys and negative answers through Redis (docs/architecture.md §6.6).
     shared: sharedCacheFor(rt),
   }),
 )

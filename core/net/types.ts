@@ -2,7 +2,7 @@
  * The network the core sees: a DNS client that reports the AD bit (Node's
  * resolver cannot) and an HTTPS client with caps. Both are injected, so the
  * core is tested against fakes and, in integration tests, against servers on
- * loopback (DESIGN §5 knobs: [resolver] servers, [net] ca_file, ...).
+ * loopback (docs/architecture.md §2; knobs: [resolver] servers, [net] ca_file, ...).
  */
 export type DnsType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'TLSA' | 'OPENPGPKEY' | 'CNAME'
 

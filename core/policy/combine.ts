@@ -5,7 +5,7 @@
  *    its lifetime after a failed refresh) count. `none`, `error`, `disabled`
  *    say nothing.
  * 2. Level = the highest level any counting answer vouches for. MTA-STS
- *    `mode: enforce` and validated DANE vouch for 3 (DESIGN §2: "counts as
+ *    `mode: enforce` and validated DANE vouch for 3 (docs/architecture.md §6.2: "counts as
  *    level >= 3 for routing"); a static entry in enforce mode vouches for
  *    max(its level, 3). A lower claim never cancels a higher one: each claim
  *    is a promise for its own lifetime.

@@ -16,7 +16,7 @@ import { loadStaticList, type StaticList } from './static-list'
 export { createPolicyResolver, type PolicyResolver, type PolicyResolverDeps } from './resolver'
 export type { DomainPolicy, SourceAnswer, PolicySource, TlsMode, SourceOutcome } from './types'
 export { parseNextHop, normalizeDomain } from './domain'
-export { mxMatches, mxMatchesAny } from './mta-sts-parse'
+export { mxMatches } from './mta-sts-parse'
 
 /** Reads [policy] domains_file; broken entries are logged and counted, a broken file throws ConfigError. */
 export function staticListFor(rt: Runtime): StaticList {

@@ -1,5 +1,5 @@
 /**
- * Declarations learned from peers (DESIGN §2): `LINKSEC <N> ttl=<s>` in an
+ * Declarations learned from peers (docs/architecture.md §6.1): `LINKSEC <N> ttl=<s>` in an
  * EHLO reply, or `LINKSEC=<N>` in a 220 banner. Each is remembered for its
  * ttl, in a bounded LRU ([policy] learned_max) and, when a fleet shares
  * Redis, in the shared level too. A weaker declaration does not replace a

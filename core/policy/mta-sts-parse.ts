@@ -99,7 +99,3 @@ export function mxMatches(host: string, pattern: string): boolean {
   if (p.startsWith('.')) return h.endsWith(p) && h.length > p.length
   return h === p
 }
-
-export function mxMatchesAny(host: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => mxMatches(host, p))
-}

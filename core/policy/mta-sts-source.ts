@@ -124,7 +124,7 @@ function policyAnswer(
   const head = `policy id ${id}, mode ${p.mode}, max_age ${p.maxAgeSeconds}`
   if (p.mode !== 'enforce')
     return { ...base, mxPatterns: p.mx, reason: `${head}: not enforced (mode ${p.mode})` }
-  // DESIGN §2: an enforced MTA-STS policy counts as level 3 for routing.
+  // docs/architecture.md §6.2: an enforced MTA-STS policy counts as level 3 for routing.
   ctx.metrics.peerDeclarations.inc({ source: 'mta_sts', level: '3' })
   return { ...base, level: 3, tlsMode: 'secure', mxPatterns: p.mx, reason: `${head}, mx ${p.mx.join(',')}` }
 }

@@ -28,7 +28,7 @@ export interface PolicyResolverDeps extends SourceContext {
 export interface PolicyResolver {
   /** What is believed of DOMAIN now. Never throws for lookup failures; throws LINKSEC_BAD_DOMAIN for a non-domain. */
   resolve(domain: string): Promise<DomainPolicy>
-  /** sig= from the domain's `_linksec` record (DESIGN §4). */
+  /** sig= from the domain's `_linksec` record (docs/architecture.md §6.4). */
   signaturePolicy(domain: string): Promise<DomainPolicy['signatures']>
   /** Remembers a peer's declaration for its ttl (EHLO keyword or banner token, already parsed). */
   learnDeclaration(name: string, d: Declaration, via: LearnedVia): LearnOutcome

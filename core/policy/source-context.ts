@@ -1,5 +1,5 @@
 /**
- * What every network source gets, and the one rule they share (DESIGN §2,
+ * What every network source gets, and the one rule they share (docs/architecture.md §6.2,
  * STYLE "never lose mail"): a failed refresh never weakens an answer that is
  * still within its lifetime. Sources return an answer, never throw.
  */

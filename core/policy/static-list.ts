@@ -1,5 +1,5 @@
 /**
- * The operator's static list (DESIGN §2): `config/linksec.domains.json` in the
+ * The operator's static list (docs/architecture.md §6.2): `config/linksec.domains.json` in the
  * shape of the STARTTLS-Everywhere policy list plus a `level`:
  *   {"policies": {"example.net": {"mode": "enforce", "mxs": [".example.net"], "level": 3}},
  *    "policy-aliases": {"big-provider": {"mode": "enforce", "mxs": [".mx.example"]}}}
@@ -136,7 +136,7 @@ export function staticAnswer(domain: string, list: StaticList): SourceAnswer {
   const e = list.get(domain)
   if (!e) return { source: 'static', outcome: 'none', reason: `${domain} is not in the static domains list` }
   const enforced = e.mode === 'enforce'
-  // DESIGN §2: enforce counts as level >= 3 for routing.
+  // docs/architecture.md §6.2: enforce counts as level >= 3 for routing.
   const level = (enforced ? Math.max(e.level ?? 0, 3) : (e.level ?? undefined)) as Level | undefined
   const tlsMode = enforced && e.mxs.length ? 'secure' : (level ?? 0) >= 1 ? 'encrypt' : undefined
   const levelText = e.level === undefined ? 'no level' : `level ${e.level}`

@@ -1,5 +1,5 @@
 /**
- * The `_linksec.<domain>` TXT declaration (DESIGN §2). A declaration is a
+ * The `_linksec.<domain>` TXT declaration (docs/architecture.md §6.2). A declaration is a
  * promise for its ttl: a weaker or missing record does not undo a stronger
  * one that is still within its lifetime, and a malformed one is ignored with
  * a counted reason.

@@ -1,5 +1,5 @@
 /**
- * What linksec believes of a domain (DESIGN §2): the effective level, the TLS
+ * What linksec believes of a domain (docs/architecture.md §6.2): the effective level, the TLS
  * mode to require when delivering there, the MX patterns that mode checks,
  * and every source's own answer with its reason, so operators can see why.
  */

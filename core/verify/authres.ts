@@ -1,6 +1,6 @@
 /**
- * Our own Authentication-Results field for sender signatures (DESIGN §4),
- * never merged with SPF/DKIM/DMARC results (standards.md §0.6):
+ * Our own Authentication-Results field for sender signatures (docs/architecture.md §6.4),
+ * never merged with SPF/DKIM/DMARC results (RFC 8601 §5: one field per authserv-id; SPF/DKIM/DMARC belong to their own):
  *
  *   mx.example.net; x-openpgp=pass header.from=alice@example.org
  *     body.openpgp-fingerprint=0123…CDEF (key from wkd_advanced)

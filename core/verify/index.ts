@@ -1,5 +1,5 @@
 /**
- * Sender signature verification for one message (DESIGN §4), the entry both
+ * Sender signature verification for one message (docs/architecture.md §6.4), the entry both
  * adapters and `linksec verify` call:
  *
  *   verifyMessage(rt, raw) -> { verdict, headers, result, facts }

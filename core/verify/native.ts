@@ -103,10 +103,6 @@ export function signatureTrailer(sig: SignaturePacket): Buffer {
   return t
 }
 
-export function hashName(algo: number): string | undefined {
-  return HASHES[algo]
-}
-
 /**
  * The signed data hashed once per hash algorithm, shared by every signature
  * of a message. An OpenPGP signature hashes the data, then its own hashed

@@ -1,5 +1,5 @@
 /**
- * From a signature result to what the client is told (DESIGN §4, [verify]):
+ * From a signature result to what the client is told (docs/architecture.md §6.4, [verify]):
  * fail -> 550 5.7.1 (or quarantine, or tag); unsigned or uncheckable mail
  * from a domain declaring sig=required -> 550 5.7.1; temperror -> 451 4.7.5
  * when a signature is present or required, otherwise tag and accept.

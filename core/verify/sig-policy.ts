@@ -1,6 +1,6 @@
 /**
  * Whether a domain declares that all its mail is signed: `sig=required` in
- * its `_linksec` TXT record (DESIGN §2). The verifier takes this as an
+ * its `_linksec` TXT record (docs/architecture.md §6.1). The verifier takes this as an
  * injected function so core/policy's resolver can supply it; this default
  * asks DNS itself, caches answers for the record's ttl and, when a refresh
  * fails, keeps a stale "required" (a failed refresh never weakens a policy).
