@@ -1,5 +1,5 @@
 /**
- * `linksec serve`'s Postfix socketmap TLS-policy server (DESIGN §5,
+ * `linksec serve`'s Postfix socketmap TLS-policy server (docs/architecture.md §2,
  * `socketmap:inet:127.0.0.1:8461:linksec`). Postfix keeps a connection open
  * and sends one request at a time on it (dict_sockmap.c), so each
  * connection answers in order, many requests per connection. Every request

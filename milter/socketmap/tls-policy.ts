@@ -1,7 +1,7 @@
 /**
  * Postfix smtp_tls_policy_maps over socketmap: the request `<name> <key>`
  * and the reply for a DomainPolicy (socketmap_table(5), postconf(5)
- * smtp_tls_policy_maps, standards.md §8):
+ * smtp_tls_policy_maps, postconf(5) and socketmap_table(5)):
  *
  *   dane-only                  OK dane-only
  *   secure (MTA-STS, static)   OK secure match=mx.example.com:.example.net servername=hostname

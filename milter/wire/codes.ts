@@ -34,7 +34,6 @@ export const Cmd = {
   quit: 0x51, // 'Q' SMFIC_QUIT
   quitNewConnection: 0x4b, // 'K' SMFIC_QUIT_NC
 } as const
-export type CmdName = keyof typeof Cmd
 
 /** Responses from the milter to the MTA (SMFIR_*). */
 export const Resp = {
@@ -59,7 +58,6 @@ export const Resp = {
   deleteRecipient: 0x2d, // '-' SMFIR_DELRCPT
   replaceBody: 0x62, // 'b' SMFIR_REPLBODY
 } as const
-export type RespName = keyof typeof Resp
 
 /** Address families in SMFIC_CONNECT (SMFIA_*). */
 export const Family = {

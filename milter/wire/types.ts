@@ -37,8 +37,6 @@ export type ConnectCommand =
   | { type: 'connect'; host: string; family: 'unknown' }
   | { type: 'connect'; host: string; family: Exclude<FamilyName, 'unknown'>; port: number; address: string }
 
-export type MilterCommandType = MilterCommand['type']
-
 /** Symbol list in an OPTNEG reply: which macros the MTA should send at a stage (SMFIF_SETSYMLIST). */
 export interface SymbolList {
   stage: number
