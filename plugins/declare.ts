@@ -1,5 +1,5 @@
 /**
- * The declaring duty (DESIGN §2): `LINKSEC <N> ttl=<s>` on every EHLO of a
+ * The declaring duty (docs/architecture.md §6.1): `LINKSEC <N> ttl=<s>` on every EHLO of a
  * session that can be secured (STARTTLS offered, or already under TLS), RFC
  * 8689 REQUIRETLS on TLS sessions of a server that refuses downgrades, and
  * policing of `MAIL FROM:<…> REQUIRETLS` — Haraka accepts unknown MAIL

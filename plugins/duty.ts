@@ -41,7 +41,7 @@ export interface Duty {
   name: string
   hooks?: Readonly<Record<string, HookSpec>>
   /**
-   * Level duties this code actually performs (DESIGN §2), e.g. the outbound
+   * Level duties this code actually performs (docs/architecture.md §6.1), e.g. the outbound
    * duty's ['no_downgrade', 'peer_level']. Start-up warns when the
    * configuration declares a level no loaded duty backs.
    */

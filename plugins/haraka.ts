@@ -1,7 +1,7 @@
 /**
  * The small part of Haraka's plugin API that linksec uses, typed. Haraka 3.x
  * is plain JavaScript without types; these shapes were read from its
- * plugins.js, connection.js and transaction.js (standards.md §9). Keep them
+ * plugins.js, connection.js and transaction.js (docs/architecture.md §5.2). Keep them
  * minimal: a field appears here only when a duty reads it.
  */
 /** haraka-constants is CommonJS without types; these are the codes we use. */

@@ -1,6 +1,6 @@
 /**
  * /metrics, /healthz and WKD for the Haraka adapter, from the same registry
- * the plugin counts into (DESIGN §6). Where it listens:
+ * the plugin counts into (docs/architecture.md §7). Where it listens:
  *
  * - One process (smtp.ini `nodes=` empty): on Haraka's own HTTP server when it
  *   runs one (http.ini `listen=` and the `express` package installed; mounted

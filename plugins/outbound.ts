@@ -1,5 +1,5 @@
 /**
- * The outbound duty (issue 4, DESIGN §3 "Outbound (Haraka)"): tagged mail
+ * The outbound duty (docs/architecture.md §5.2, §6.3): tagged mail
  * leaves only over TLS to servers that declare the level, or bounces with a
  * 5.7.10 DSN that names the hop and the reason.
  *

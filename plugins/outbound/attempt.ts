@@ -3,7 +3,7 @@
  *
  * At get_mx (run by Haraka before every attempt) the outbound duty installs
  * three per-instance overrides on the HMailItem — the same technique as the
- * documented `get_force_tls` hack (standards.md §9), nothing global:
+ * documented `get_force_tls` hack (docs/architecture.md §5.2), nothing global:
  * - `get_force_tls`: TLS is mandatory for a tagged message (or a destination
  *   whose policy requires it), so Haraka never falls back to plaintext and
  *   its TLS no-go list does not apply;

@@ -16,8 +16,6 @@ export interface PolicyProvider {
   learnFromEhlo?(domain: string, lines: readonly string[]): unknown
 }
 
-export const NOTHING_KNOWN: PolicyProvider = { resolve: async (domain) => nothingFor(domain) }
-
 /** A name that is not a domain (an address literal) has no policy: nothing is known. */
 const nothingFor = (domain: string): PeerPolicyWithMx => ({
   domain,
@@ -42,18 +40,12 @@ export function engineProvider(rt: Runtime): PolicyProvider {
   }
 }
 
-let factory: ((rt: Runtime) => PolicyProvider) | undefined = engineProvider
 const byRuntime = new WeakMap<Runtime, PolicyProvider>()
-
-/** Replaces the policy engine (tests install fakes; undefined = nothing known). */
-export function setPolicyProviderFactory(f: ((rt: Runtime) => PolicyProvider) | undefined): void {
-  factory = f
-}
 
 export function policyProviderFor(rt: Runtime): PolicyProvider {
   let p = byRuntime.get(rt)
   if (!p) {
-    p = factory ? factory(rt) : NOTHING_KNOWN
+    p = engineProvider(rt)
     byRuntime.set(rt, p)
   }
   return p
