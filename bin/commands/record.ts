@@ -1,6 +1,6 @@
 /**
  * `linksec record [domain] [--sig=required|optional] [--json] [--config DIR]`:
- * the `_linksec` TXT record to publish (DESIGN §2). The level is what this
+ * the `_linksec` TXT record to publish (docs/architecture.md §6.1). The level is what this
  * configuration actually performs, never more than [main] level, and 0 when
  * this server has no usable certificate ([tls] cert_file): the same answer
  * the Haraka EHLO gives (core/own-level.ts). When it is less, stderr says why.

@@ -7,7 +7,6 @@
  * logged, counted and contained to its session (core/guard.ts), never the
  * end of the process.
  */
-import * as path from 'node:path'
 import type { LinksecConfig } from '../../core/config'
 import { describeError } from '../../core/errors'
 import { installProcessGuard } from '../../core/guard'
@@ -17,57 +16,32 @@ import { healthOf } from '../../core/http/health'
 import { checkSignSetup } from '../../core/sign/step'
 import { startCertificateRenewal } from '../../core/tls/renewal'
 import { startDailyReports } from '../../core/tlsrpt'
+import { startHttpService } from '../../core/http/server'
+import { startMilterService } from '../../milter/server'
+import { startSocketmapService } from '../../milter/socketmap/server'
 import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
+
+type StartFn = (rt: Runtime) => Promise<Service>
 
 interface ServiceSpec {
   name: string
   enabled: (cfg: LinksecConfig) => boolean
-  /** Module path relative to the package root (without extension) and its start function. */
-  module: string
-  start: string
+  start: StartFn
 }
 
 /** Every service `serve` may run, in start order. Add one line per service. */
 export const SERVICES: readonly ServiceSpec[] = [
-  { name: 'milter', enabled: (c) => c.milter.enabled, module: 'milter/server', start: 'startMilterService' },
-  {
-    name: 'socketmap',
-    enabled: (c) => c.socketmap.enabled,
-    module: 'milter/socketmap/server',
-    start: 'startSocketmapService',
-  },
-  { name: 'http', enabled: (c) => c.http.enabled, module: 'core/http/server', start: 'startHttpService' },
+  { name: 'milter', enabled: (c) => c.milter.enabled, start: (rt) => startMilterService(rt) },
+  { name: 'socketmap', enabled: (c) => c.socketmap.enabled, start: (rt) => startSocketmapService(rt) },
+  { name: 'http', enabled: (c) => c.http.enabled, start: (rt) => startHttpService(rt) },
 ]
-
-type StartFn = (rt: Runtime) => Promise<Service>
-
-/** The service's start function, or undefined when its module is not part of this build yet. */
-function loadStart(spec: ServiceSpec): StartFn | undefined {
-  const file = path.resolve(__dirname, '..', '..', spec.module)
-  try {
-    require.resolve(file)
-  } catch {
-    return undefined
-  }
-  const start = (require(file) as Record<string, unknown>)[spec.start]
-  if (typeof start !== 'function') throw new Error(`${spec.module} does not export ${spec.start}(rt)`)
-  return start as StartFn
-}
 
 export async function startServices(rt: Runtime, out: (line: string) => void): Promise<Service[]> {
   const started: Service[] = []
   try {
     for (const spec of SERVICES) {
       if (!spec.enabled(rt.config)) continue
-      const start = loadStart(spec)
-      if (!start) {
-        rt.log.warn('service not started: its module is not built', {
-          service: spec.name,
-          module: spec.module,
-        })
-        continue
-      }
-      const service = await start(rt)
+      const service = await spec.start(rt)
       started.push(service)
       healthOf(rt).add(service) // listed on /healthz
       out(`linksec: ${service.name} listening on ${service.address}`)
