@@ -1,6 +1,6 @@
 /**
  * The live exposition of the HTTP listener passes `promtool check metrics`
- * (DESIGN §6), with every linksec metric carrying samples.
+ * (docs/architecture.md §7), with every linksec metric carrying samples.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

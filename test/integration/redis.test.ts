@@ -1,5 +1,5 @@
 /**
- * The fleet cache (DESIGN §7) with a real redis-server on loopback: a
+ * The fleet cache (docs/architecture.md §6.6) with a real redis-server on loopback: a
  * declaration learned by one resolver instance is seen by a second one, and
  * a Redis that goes away costs nothing but the sharing.
  */

@@ -5,7 +5,7 @@
  * key's signature). `checkSignatures` must agree with openpgp.js `verify`
  * and with `gpgv`. Key validity differs on purpose: openpgp.js and gpgv
  * accept a signature made while the key was valid, linksec judges the key
- * as it is when the mail arrives (DESIGN §4: expired keys fail); gpgv
+ * as it is when the mail arrives (docs/architecture.md §6.4: expired keys fail); gpgv
  * ignores revocations altogether.
  */
 import assert from 'node:assert/strict'

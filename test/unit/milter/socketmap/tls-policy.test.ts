@@ -17,7 +17,7 @@ const found = (a: Partial<SourceAnswer> & Pick<SourceAnswer, 'source'>): SourceA
 })
 const reply = (answers: SourceAnswer[]) => formatReply(policyReply(combine('example.test', answers)))
 
-test('replies per kind of domain (standards.md §8)', () => {
+test('replies per kind of domain (socketmap_table(5), postconf(5) smtp_tls_policy_maps)', () => {
   assert.equal(
     reply([found({ source: 'dane', level: 3, tlsMode: 'dane-only', mxPatterns: ['mx.example.test'] })]),
     'OK dane-only',
