@@ -38,7 +38,40 @@ export function loadConfig(
         }
       }
     : undefined
-  return parseConfig(fs.existsSync(file) ? read() : {}, abs)
+  if (!fs.existsSync(file)) return parseConfig({}, abs)
+  const dupes = duplicateKeys(fs.readFileSync(file, 'utf8'))
+  if (dupes.length) throw new ConfigError(`invalid configuration in ${file}:\n  ${dupes.join('\n  ')}`)
+  return parseConfig(read(), abs)
+}
+
+/**
+ * Keys set twice in one section. haraka-config keeps the last silently; an
+ * operator who adds a line below an old one rarely means that, so both lines
+ * are named and start-up stops. `key[]=` lines (haraka-config's lists) may
+ * repeat.
+ */
+export function duplicateKeys(text: string): string[] {
+  const seen = new Map<string, number>()
+  const out: string[] = []
+  let section = 'main'
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim()
+    if (line === '' || line.startsWith(';') || line.startsWith('#')) return
+    const sec = /^\[([^\]]+)\]$/.exec(line)
+    if (sec) {
+      section = sec[1]!.trim()
+      return
+    }
+    const eq = line.indexOf('=')
+    if (eq <= 0) return
+    const key = line.slice(0, eq).trim()
+    if (key.endsWith('[]')) return
+    const id = `[${section}] ${key}`
+    const first = seen.get(id)
+    if (first === undefined) seen.set(id, i + 1)
+    else out.push(`${id} is set twice (lines ${first} and ${i + 1}); keep one of them`)
+  })
+  return out
 }
 
 /** Resolves a path from the config (e.g. keys.dir) against the config directory. */

@@ -74,6 +74,8 @@ function coerce(spec: KeySpec, value: unknown): unknown {
       const s = text.trim()
       if (spec.pattern && !spec.pattern.test(s))
         throw new Error(`"${text}" is not valid; write ${spec.hint ?? spec.pattern}`)
+      const bad = s === '' ? undefined : spec.check?.(s)
+      if (bad) throw new Error(`"${text}": ${bad}`)
       return s
     }
     case 'list': {
@@ -83,6 +85,8 @@ function coerce(spec: KeySpec, value: unknown): unknown {
       for (const item of items) {
         if (spec.pattern && !spec.pattern.test(item))
           throw new Error(`"${item}" is not valid; write ${spec.hint ?? spec.pattern}`)
+        const bad = spec.check?.(item)
+        if (bad) throw new Error(`"${item}": ${bad}`)
       }
       return Object.freeze(items)
     }

@@ -4,31 +4,36 @@
  * operators. Parsing turns haraka-config's INI object into a frozen, typed
  * LinksecConfig, or throws ConfigError naming the key and the fix.
  */
+import { isIP } from 'node:net'
 export type KeySpec = BoolSpec | IntSpec | StringSpec | EnumSpec<string> | ListSpec
 
 type BoolSpec = { type: 'bool'; default: boolean }
 type IntSpec = { type: 'int'; default: number; min: number; max: number }
-type StringSpec = { type: 'string'; default: string; pattern?: RegExp; hint?: string }
+/** A check beyond the pattern: a reason (what is wrong and what to write) when the value is bad. */
+type Check = (value: string) => string | undefined
+type StringSpec = { type: 'string'; default: string; pattern?: RegExp; hint?: string; check?: Check }
 type EnumSpec<V extends string> = { type: 'enum'; default: V; values: readonly V[] }
-type ListSpec = { type: 'list'; default: readonly string[]; pattern?: RegExp; hint?: string }
+type ListSpec = { type: 'list'; default: readonly string[]; pattern?: RegExp; hint?: string; check?: Check }
 const bool = (d: boolean): BoolSpec => ({ type: 'bool', default: d })
 const int = (d: number, min: number, max: number): IntSpec => ({ type: 'int', default: d, min, max })
-const str = (d: string, pattern?: RegExp, hint?: string): StringSpec => ({
+const str = (d: string, pattern?: RegExp, hint?: string, check?: Check): StringSpec => ({
   type: 'string',
   default: d,
   pattern,
   hint,
+  check,
 })
 const oneOf = <const V extends string>(d: V, values: readonly V[]): EnumSpec<V> => ({
   type: 'enum',
   default: d,
   values,
 })
-const list = (d: readonly string[], pattern?: RegExp, hint?: string): ListSpec => ({
+const list = (d: readonly string[], pattern?: RegExp, hint?: string, check?: Check): ListSpec => ({
   type: 'list',
   default: d,
   pattern,
   hint,
+  check,
 })
 
 const ENDPOINT = /^(inet:[^\s:]+:\d{1,5}|inet6?:\[[0-9a-fA-F:.]+\]:\d{1,5}|unix:\/\S+)$/
@@ -40,6 +45,43 @@ const IPPORT = /^(\[[0-9a-fA-F:.]+\]|\d{1,3}(\.\d{1,3}){3})(:\d{1,5})?$/
 const CIDR = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)(\/\d{1,3})?$/
 const CIDR_HINT = 'an address or network, e.g. 127.0.0.0/8 or ::1/128'
 const IPPORT_HINT = 'IP:PORT, e.g. 127.0.0.1:53 or [::1]:5353 (an address, not a name)'
+
+/**
+ * Listen addresses and DNS servers must be IP literals: a name would go to
+ * the system resolver (which linksec never uses) and fail only after start,
+ * and 999.1.1.1 matches the pattern but is no address.
+ */
+function ipAndPort(host: string, port: string | undefined, minPort: number): string | undefined {
+  const h = host.replace(/^\[(.*)\]$/, '$1')
+  if (isIP(h) === 0)
+    return `${host} is not an IP address; write an address such as 127.0.0.1 or [::1], not a name`
+  if (host.startsWith('[') !== (isIP(h) === 6))
+    return `write an IPv6 address in brackets ([::1]), an IPv4 address without`
+  if (port !== undefined) {
+    const n = Number(port)
+    if (n < minPort || n > 65535)
+      return `port ${port} is out of range; write a port between ${minPort} and 65535`
+  }
+  return undefined
+}
+
+/** [resolver] servers: IP[:PORT], port 1-65535 (port 0 is no server). */
+const dnsServerCheck: Check = (v) => {
+  const m = /^(\[[^\]]*\]|[^:]+)(?::(\d+))?$/.exec(v)
+  return m ? ipAndPort(m[1]!, m[2], 1) : undefined
+}
+
+/** inet:IP:PORT / inet6:[IP]:PORT (port 0 = any free port); unix: paths pass. */
+const endpointCheck: Check = (v) => {
+  const m = /^inet6?:(\[[^\]]*\]|[^:]+):(\d+)$/.exec(v)
+  return m ? ipAndPort(m[1]!, m[2], 0) : undefined
+}
+
+/** [http] listen: IP[:PORT]. */
+const listenCheck: Check = (v) => {
+  const m = /^(\[[^\]]*\]|[^:]+)(?::(\d+))?$/.exec(v)
+  return m ? ipAndPort(m[1]!, m[2], 0) : undefined
+}
 
 export const SCHEMA = {
   main: {
@@ -117,7 +159,7 @@ export const SCHEMA = {
   },
   resolver: {
     /** DNS servers (HOST:PORT); empty = the system's /etc/resolv.conf servers. */
-    servers: list([], IPPORT, IPPORT_HINT),
+    servers: list([], IPPORT, IPPORT_HINT, dnsServerCheck),
     timeout_ms: int(3000, 50, 60000),
     /** Trust the AD bit from these servers (a validating resolver on a trusted path). */
     trust_ad: bool(true),
@@ -133,7 +175,7 @@ export const SCHEMA = {
   },
   milter: {
     enabled: bool(true),
-    listen: str('inet:127.0.0.1:8891', ENDPOINT, ENDPOINT_HINT),
+    listen: str('inet:127.0.0.1:8891', ENDPOINT, ENDPOINT_HINT, endpointCheck),
     max_sessions: int(2000, 1, 100000),
     max_frame_bytes: int(1024 * 1024, 65536 + 5, 64 * 1024 * 1024),
     /** A session idle longer than this (ms) is closed (a stalled peer). */
@@ -155,14 +197,14 @@ export const SCHEMA = {
   },
   socketmap: {
     enabled: bool(true),
-    listen: str('inet:127.0.0.1:8461', ENDPOINT, ENDPOINT_HINT),
+    listen: str('inet:127.0.0.1:8461', ENDPOINT, ENDPOINT_HINT, endpointCheck),
     name: str('linksec', /^[A-Za-z0-9_.-]+$/, 'a map name such as linksec'),
     /** Add Postfix 3.10+'s TLSRPT attributes (policy_type, policy_domain, …) to replies; older Postfix must keep false. */
     tlsrpt: bool(false),
   },
   http: {
     enabled: bool(true),
-    listen: str('127.0.0.1:9464', HOSTPORT, HOSTPORT_HINT),
+    listen: str('127.0.0.1:9464', HOSTPORT, HOSTPORT_HINT, listenCheck),
     /** Serve WKD for the keys in [keys] dir. */
     wkd: bool(true),
     /** GET /v1/recipients/<address>: what linksec knows of an address (core/http/recipients.ts). */

@@ -92,8 +92,8 @@ export class KeyStore {
         `the key has no user ID for ${parsed.address} (it has: ${addrs.join(', ') || 'no addresses'}); add one with gpg --quick-add-uid`,
         { temporary: false },
       )
+    const file = keyFilePath(this.dir, addressKey(parsed), '.pgp')
     fs.mkdirSync(this.dir, { recursive: true })
-    const file = path.join(this.dir, `${addressKey(parsed)}.pgp`)
     const tmp = `${file}.${process.pid}.tmp`
     fs.writeFileSync(tmp, ring.binary)
     fs.renameSync(tmp, file)
@@ -133,7 +133,7 @@ export class KeyStore {
       const file = path.join(this.dir, f)
       try {
         const keys = await readKeyBlob(fs.readFileSync(file))
-        const named = parseAddress(f.replace(/\.(pgp|asc|gpg)$/i, ''))
+        const named = parseAddress(addressOfKeyFile(f.replace(/\.(pgp|asc|gpg)$/i, '')))
         const addrs = named ? [named.address] : keys.flatMap(keyAddresses)
         for (const a of addrs) {
           const ring = ringFor(a, keys)
@@ -165,4 +165,38 @@ function pickOnly(addrs: string[]): string {
       : `the key has several addresses (${addrs.join(', ')}); name one with --address`,
     { temporary: false },
   )
+}
+
+/** Characters a file name must not carry as they are: path separators, the escape itself, controls. */
+const UNSAFE_IN_NAME = /[%/\\\x00-\x1f\x7f]/g
+/** Most file systems allow 255 bytes per name. */
+const MAX_NAME_BYTES = 255
+
+/**
+ * The file for an address in a key directory (`[keys] dir`, `[sign] keys_dir`):
+ * always one path component directly inside `dir`. An address may hold `/`,
+ * `..`, `\\` or `%` in a quoted local part (RFC 5322 §3.4.1); those are
+ * written as %XX, so no address can name a file elsewhere. Throws when the
+ * name would not fit a file system's name limit.
+ */
+export function keyFilePath(dir: string, address: string, suffix: string): string {
+  const name = `${address.replace(UNSAFE_IN_NAME, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`)}${suffix}`
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES)
+    throw new LinksecError(
+      'LINKSEC_KEY_ADDRESS',
+      `the address ${address.slice(0, 80)}… is too long for a key file name`,
+      {
+        temporary: false,
+      },
+    )
+  const base = path.resolve(dir)
+  const file = path.join(base, name)
+  if (path.dirname(file) !== base || path.basename(file) !== name)
+    throw new LinksecError('LINKSEC_KEY_ADDRESS', `"${address}" cannot name a key file`, { temporary: false })
+  return file
+}
+
+/** The address a key file name stands for (the inverse of keyFilePath's escaping). */
+export function addressOfKeyFile(stem: string): string {
+  return stem.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)))
 }

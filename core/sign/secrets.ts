@@ -12,6 +12,7 @@ import { describeError, LinksecError } from '../errors'
 import type { Logger } from '../log'
 import { addressKey, parseAddress } from '../keys/address'
 import { keyAddresses } from '../keys/material'
+import { addressOfKeyFile, keyFilePath } from '../keys/store'
 import { signingKeyFrom, type SigningKey } from './signature'
 
 const SUFFIX = '.key'
@@ -116,7 +117,7 @@ export class SecretStore {
     await opts.check?.(a, key.getFingerprint().toUpperCase())
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 })
     fs.chmodSync(this.dir, 0o700)
-    const file = path.join(this.dir, `${a}${SUFFIX}`)
+    const file = keyFilePath(this.dir, a, SUFFIX)
     const tmp = `${file}.${process.pid}.tmp`
     fs.writeFileSync(tmp, key.write(), { mode: 0o600 })
     fs.renameSync(tmp, file)
@@ -133,7 +134,7 @@ export class SecretStore {
     }
     return names
       .filter((n) => n.endsWith(SUFFIX))
-      .map((n) => [n.slice(0, -SUFFIX.length), path.join(this.dir, n)])
+      .map((n) => [addressOfKeyFile(n.slice(0, -SUFFIX.length)), path.join(this.dir, n)])
   }
 
   private async refresh(): Promise<void> {
