@@ -36,8 +36,8 @@ function linksec(...args: string[]): Promise<{ code: number | null; out: string;
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
     child.on('close', (code) => resolve({ code, out, err }))
   })
 }
