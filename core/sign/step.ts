@@ -230,13 +230,15 @@ async function signedByPublishedKey(
 }
 
 /**
- * Whether this message is outgoing mail linksec signs for (From in our
- * domains, an allowed login or a trusted network), without reading the
+ * Whether this message is outgoing mail the sign step decides (From in our
+ * domains, from a login or a trusted network), without reading the
  * body: the verify step then leaves it alone, as OpenDKIM verifies only
  * what it does not sign (its own domain's unsigned mail would otherwise
  * meet its own sig=required before it is signed).
  */
 export function signsOutgoing(rt: Runtime, facts: SubmissionFacts): boolean {
   if (!rt.config.sign.enabled) return false
-  return whoSigns(facts, signerScopeFor(rt)).sign
+  const d = whoSigns(facts, signerScopeFor(rt))
+  // A login claiming one of our From addresses it may not use is the signer's to refuse, in its words.
+  return d.sign || (Boolean(facts.login) && d.outcome === 'not_allowed')
 }

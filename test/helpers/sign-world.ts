@@ -1,0 +1,152 @@
+/**
+ * What the signing tests through a real MTA share: the domain `sign.test`
+ * whose `_linksec` record (on a loopback DNS server) says sig=required, the
+ * messages its users send (plain, 8-bit with a binary attachment), swaks
+ * with SMTP AUTH, and the checks at the sink: gpg (and sq, rnp) verify the
+ * detached parts, linksec's own verifier passes the message.
+ */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import * as path from 'node:path'
+import { loadConfig } from '../../core/config'
+import { keyStoreFor } from '../../core/keys'
+import { silentLogger } from '../../core/log'
+import { createMetrics } from '../../core/metrics'
+import { createRuntime } from '../../core/runtime'
+import { verifyMessage } from '../../core/verify'
+import {
+  decodeTransfer,
+  headerValue,
+  parseContentType,
+  parseEntity,
+  splitMultipart,
+} from '../../core/verify/mime'
+import { startDnsServer, type TestDnsServer } from './dns-server'
+import { detachedParts, verifyWith, type Verifier } from './verifiers'
+
+export const SIGN_DOMAIN = 'sign.test'
+export const ALICE = `alice@${SIGN_DOMAIN}`
+export const PASSWORD = 'not-a-secret'
+const BIN = path.resolve(__dirname, '..', '..', 'bin', 'linksec.js')
+
+/** A loopback DNS server where sign.test declares sig=required. */
+export function signDns(): Promise<TestDnsServer> {
+  return startDnsServer({
+    [`_linksec.${SIGN_DOMAIN}`]: { TXT: ['v=LINKSEC1; level=3; ttl=3600; sig=required'] },
+  })
+}
+
+/** `linksec keys generate ADDRESS --config DIR` (the running server picks it up within a second). */
+export function generateKey(configDir: string, address: string): void {
+  const r = spawnSync(process.execPath, [BIN, 'keys', 'generate', address, '--config', configDir], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  assert.equal(r.status, 0, r.stderr)
+}
+
+export const BINARY = Buffer.from(
+  Array.from({ length: 3000 }, (_, i) => (i * 131 + 7) & 0xff).map((v) => (v === 10 || v === 13 ? 0x20 : v)),
+)
+export const EIGHT_BIT = Buffer.from('Grüße aus Köln  \r\nFrom the start\r\n', 'utf8')
+
+export function plainMessage(from: string, subject = 'plain'): Buffer {
+  return Buffer.from(
+    `From: <${from}>\r\nTo: <bob@example.net>\r\nSubject: ${subject}\r\nMessage-ID: <${subject}.${Date.now()}@${SIGN_DOMAIN}>\r\n` +
+      `Date: Thu, 03 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHello from ${from}.\r\n`,
+  )
+}
+
+/** 8-bit text and a base64 attachment (as a client sends them with 8BITMIME). */
+export function mixedMessage(from: string, subject = 'mixed'): Buffer {
+  const b = 'mixed-boundary-1'
+  return Buffer.concat([
+    Buffer.from(
+      `From: <${from}>\r\nTo: <bob@example.net>\r\nSubject: ${subject}\r\nMessage-ID: <${subject}.${Date.now()}@${SIGN_DOMAIN}>\r\n` +
+        `MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="${b}"\r\n\r\n--${b}\r\n` +
+        'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n',
+    ),
+    EIGHT_BIT,
+    Buffer.from(
+      `\r\n--${b}\r\nContent-Type: application/octet-stream; name="x.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n`,
+    ),
+    Buffer.from(BINARY.toString('base64').replace(/.{1,76}/g, '$&\r\n')),
+    Buffer.from(`--${b}--\r\n`),
+  ])
+}
+
+export interface Submission {
+  port: number
+  message: Buffer
+  from: string
+  /** SMTP AUTH login (PLAIN over STARTTLS); none = unauthenticated. */
+  login?: string
+  tls?: boolean
+}
+
+/** One message with swaks; returns the reply to the end of DATA and the transcript. */
+export function submit(s: Submission): { dataReply: string; transcript: string } {
+  const args = [
+    '--server',
+    `127.0.0.1:${s.port}`,
+    '--helo',
+    'client.sign.test',
+    '--from',
+    s.from,
+    '--to',
+    'bob@example.net',
+  ]
+  args.push('--data', '-', '--timeout', '60')
+  if (s.tls || s.login) args.push('--tls')
+  if (s.login) args.push('--auth', 'PLAIN', '--auth-user', s.login, '--auth-password', PASSWORD)
+  const r = spawnSync('swaks', args, { input: s.message, encoding: 'utf8', timeout: 90_000 })
+  const transcript = `${r.stdout}${r.stderr}`
+  const lines = transcript.split(/\r?\n/)
+  const dot = lines.findIndex((l) => /^ [-~*]> \.$/.test(l))
+  const reply = dot >= 0 ? /^<\S*\s+(\d{3}[ -].*)$/.exec(lines[dot + 1] ?? '') : null
+  return { dataReply: reply?.[1] ?? '', transcript }
+}
+
+/** The message at the sink is signed, every verifier accepts it, and linksec's verifier passes it. */
+export async function assertSignedAndVerified(
+  message: Buffer,
+  configDir: string,
+  scratch: string,
+  dns: TestDnsServer,
+  address = ALICE,
+  verifiers: Verifier[] = ['gpg', 'sq', 'rnp'],
+): Promise<void> {
+  const top = parseEntity(message)
+  assert.equal(parseContentType(headerValue(top.headers, 'content-type')).type, 'multipart/signed')
+  const cfg = loadConfig(configDir)
+  const rt = createRuntime(
+    {
+      ...cfg,
+      resolver: { ...cfg.resolver, servers: [dns.address] },
+      keys: { ...cfg.keys, methods: ['local'] },
+    },
+    { log: silentLogger, metrics: createMetrics({ processMetrics: false }) },
+  )
+  const cert = (await keyStoreFor(rt).lookup(address))!.binary
+  for (const tool of verifiers) {
+    const v = verifyWith(tool, scratch, cert, message)
+    assert.ok(v.ok, `${tool} rejects the signed message: ${v.said}`)
+  }
+  const d = await verifyMessage(rt, message)
+  assert.equal(d.result, 'pass', `linksec: ${d.facts.reason}`)
+}
+
+/** The 8-bit text and the attachment of a signed mixedMessage decode to what was sent. */
+export function assertPartsIntact(message: Buffer): void {
+  const inner = parseEntity(detachedParts(message).data)
+  const mp = splitMultipart(
+    inner.body,
+    parseContentType(headerValue(inner.headers, 'content-type')).params.boundary!,
+  )
+  const [text, bin] = mp.parts.map((p) => parseEntity(p))
+  assert.deepEqual(
+    decodeTransfer(text!.body, headerValue(text!.headers, 'content-transfer-encoding')),
+    EIGHT_BIT,
+  )
+  assert.deepEqual(decodeTransfer(bin!.body, headerValue(bin!.headers, 'content-transfer-encoding')), BINARY)
+}

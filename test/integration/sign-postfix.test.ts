@@ -1,0 +1,151 @@
+/**
+ * Signing through a real Postfix 3.7 with SMTP AUTH (Cyrus SASL, a sasldb in
+ * the private instance: `<config_directory>/sasl/smtpd.conf`, Debian's
+ * place for it) and `linksec serve` as its milter. sign.test declares
+ * sig=required on the loopback DNS. A user who logs in gets her mail signed
+ * on the way out (gpg, sq, rnp and linksec verify it at the sink; 8-bit and
+ * binary parts decode to what she sent); a login without a key gets
+ * 451 4.7.0; a login using a From it may not use is refused, never sent.
+ */
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { toCrlf } from '../../core/verify/mime'
+import type { TestDnsServer } from '../helpers/dns-server'
+import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
+import * as W from '../helpers/sign-world'
+import { isRoot, needTools, which } from '../helpers/tools'
+
+const TOOLS = {
+  postfix: 'postfix',
+  swaks: 'swaks',
+  saslpasswd2: 'sasl2-bin',
+  gpg: 'gnupg',
+  sq: 'sq',
+  rnp: 'rnp',
+}
+const USERS = [W.ALICE, `bob@${W.SIGN_DOMAIN}`]
+
+/** A sasldb with the test users, readable by Postfix's smtpd (it runs as the postfix user). */
+function saslConfig(confDir: string, scratch: string): void {
+  const db = path.join(scratch, 'sasldb2')
+  for (const u of USERS) {
+    const [local, realm] = u.split('@') as [string, string]
+    execFileSync('saslpasswd2', ['-f', db, '-p', '-c', '-u', realm, local], { input: `${W.PASSWORD}\n` })
+  }
+  fs.chmodSync(db, 0o644)
+  fs.mkdirSync(path.join(confDir, 'sasl'), { recursive: true })
+  fs.writeFileSync(
+    path.join(confDir, 'sasl', 'smtpd.conf'),
+    `pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: ${db}\n`,
+  )
+}
+
+describe('signing through a real Postfix with SMTP AUTH', () => {
+  let serve: ServeInstance | undefined
+  let pf: PostfixInstance | undefined
+  let dns: TestDnsServer | undefined
+  let scratch: string
+  let ready = false
+
+  before(async () => {
+    if (!Object.keys(TOOLS).every((tool) => which(tool)) || !isRoot()) return
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-sign-pf-'))
+    fs.chmodSync(scratch, 0o755)
+    dns = await W.signDns()
+    serve = await startLinksecServe({
+      ini: {
+        main: { authserv_id: 'mx.sign.test', domain: W.SIGN_DOMAIN },
+        log: { level: 'warn' },
+        resolver: { servers: dns.address },
+        policy: { txt: false, mta_sts: false, dane: false },
+        keys: { methods: 'local' },
+        sign: { enabled: true },
+      },
+    })
+    W.generateKey(serve.configDir, W.ALICE)
+    pf = await startPostfix({
+      milter: serve.milterAddress,
+      extraMainCf: ['smtpd_sasl_auth_enable = yes', 'smtpd_sasl_type = cyrus', 'smtpd_sasl_path = smtpd'],
+    })
+    saslConfig(pf.conf, scratch)
+    ready = true
+  })
+
+  after(async () => {
+    await pf?.stop()
+    await serve?.stop()
+    await dns?.close()
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
+  })
+
+  const skipUnlessReady = (t: Parameters<typeof needTools>[0]): boolean => {
+    if (!needTools(t, TOOLS)) return false
+    if (!isRoot()) {
+      t.skip('postfix start is reserved for root')
+      return false
+    }
+    assert.ok(ready, 'peers did not start')
+    return true
+  }
+
+  async function delivered(subject: string): Promise<Buffer> {
+    const [m] = await pf!.waitForSink(1, 30_000, (x) => x.message.includes(`Subject: ${subject}`))
+    const found = pf!.sinkMessages().find((x) => x.message.includes(`Subject: ${subject}`)) ?? m!
+    // smtp-sink's dump has LF line ends; the message crossed SMTP with CRLF.
+    return toCrlf(Buffer.from(found.message, 'latin1'))
+  }
+
+  it('a logged-in user is signed on the way out; gpg, sq, rnp and linksec verify it at the sink', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const r = W.submit({
+      port: pf!.port,
+      from: W.ALICE,
+      login: W.ALICE,
+      message: W.plainMessage(W.ALICE, 'pf-plain'),
+    })
+    assert.match(r.dataReply, /^250 /, r.transcript)
+    await W.assertSignedAndVerified(await delivered('pf-plain'), serve!.configDir, scratch, dns!)
+  })
+
+  it('8-bit text and a binary attachment survive: verified, and decoded byte for byte', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const r = W.submit({
+      port: pf!.port,
+      from: W.ALICE,
+      login: W.ALICE,
+      message: W.mixedMessage(W.ALICE, 'pf-mixed'),
+    })
+    assert.match(r.dataReply, /^250 /, r.transcript)
+    const msg = await delivered('pf-mixed')
+    await W.assertSignedAndVerified(msg, serve!.configDir, scratch, dns!)
+    W.assertPartsIntact(msg)
+  })
+
+  it('a login without a secret key gets 451 4.7.0, never an unsigned message', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const bob = `bob@${W.SIGN_DOMAIN}`
+    const r = W.submit({ port: pf!.port, from: bob, login: bob, message: W.plainMessage(bob, 'pf-nokey') })
+    assert.match(r.dataReply, /^451 4\.7\.0 .*no secret key for bob@sign\.test/, r.transcript)
+  })
+
+  it('a login using a From it may not use gets 550 5.7.1', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const bob = `bob@${W.SIGN_DOMAIN}`
+    const r = W.submit({
+      port: pf!.port,
+      from: W.ALICE,
+      login: bob,
+      message: W.plainMessage(W.ALICE, 'pf-notallowed'),
+    })
+    // 550 when the _linksec lookup answers required, 451 when it cannot be learned: never 250.
+    assert.match(
+      r.dataReply,
+      /^(550 5\.7\.1|451 4\.7\.0) .*bob@sign\.test may not send as alice@sign\.test/,
+      r.transcript,
+    )
+  })
+})
