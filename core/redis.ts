@@ -10,7 +10,8 @@ import type { SharedCache } from './cache'
 import { describeError } from './errors'
 import type { Logger } from './log'
 import { raceDeadline } from './net/deadline'
-import { perRuntime, type Runtime } from './runtime'
+import { engineService, sectionsKey } from './engine'
+import type { Runtime } from './runtime'
 
 export interface RedisSharedCache extends SharedCache {
   close(): Promise<void>
@@ -82,13 +83,43 @@ export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCach
   }
 }
 
-/** The runtime's shared cache, or undefined when [redis] url is empty. */
-export const sharedCacheFor = perRuntime((rt: Runtime): RedisSharedCache | undefined => {
-  if (!rt.config.redis.url) return undefined
-  return createRedisSharedCache({
-    url: rt.config.redis.url,
-    prefix: rt.config.redis.prefix,
-    timeoutMs: Math.min(rt.config.resolver.timeout_ms, 1000),
-    log: rt.log,
-  })
+/** The Redis client of [redis] (one per engine; closed when a reload changes [redis]), or undefined without a url. */
+const redisClientFor = engineService<RedisSharedCache | undefined>({
+  name: 'redis',
+  key: (c) => sectionsKey(c, ['redis']) + c.resolver.timeout_ms,
+  build: (rt) =>
+    rt.config.redis.url
+      ? createRedisSharedCache({
+          url: rt.config.redis.url,
+          prefix: rt.config.redis.prefix,
+          timeoutMs: Math.min(rt.config.resolver.timeout_ms, 1000),
+          log: rt.log,
+        })
+      : undefined,
+  close: (c) => c?.close(),
 })
+
+/**
+ * The fleet level the caches are built with, or undefined when [redis] url
+ * is empty. It asks the engine for the Redis client on every call, so the
+ * caches holding it (learned declarations, keys) keep their entries when a
+ * reload replaces the client.
+ */
+export const sharedCacheFor = engineService<SharedCache | undefined>({
+  name: 'shared-cache',
+  key: (c) => String(Boolean(c.redis.url)),
+  build: (rt) => {
+    if (!rt.config.redis.url) return undefined
+    const engine = rt.engine
+    const client = () => redisClientFor(engine.runtime)
+    return {
+      get: async (k) => (await client()?.get(k)) ?? undefined,
+      set: async (k, v, ttlMs) => client()?.set(k, v, ttlMs),
+    }
+  },
+})
+
+/** Closes the engine's Redis client now (commands that exit); the engine's close() does it too. */
+export async function closeRedis(rt: Runtime): Promise<void> {
+  await redisClientFor(rt)?.close()
+}

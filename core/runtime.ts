@@ -1,12 +1,14 @@
 /**
- * What every part of linksec shares in one process: the validated config, a
- * logger, the metrics registry and a clock. Subsystems build their own
- * services from it (e.g. core/policy's resolver, core/keys' finder), memoised
- * per runtime, so adapters only pass a Runtime around.
+ * What every part of linksec is handed: the validated config, a logger, the
+ * metrics registry, a clock, and the Engine (core/engine.ts) that owns the
+ * long-lived services and survives reloads. Subsystems reach their services
+ * through the engine (e.g. core/policy's resolver, core/keys' finder), so
+ * adapters only pass a Runtime around.
  */
 import type { LinksecConfig } from './config'
-import { createLogger, type Logger } from './log'
-import { createMetrics, type Metrics } from './metrics'
+import { Engine, type EngineDeps } from './engine'
+import type { Logger } from './log'
+import type { Metrics } from './metrics'
 
 export interface Runtime {
   readonly config: LinksecConfig
@@ -14,29 +16,10 @@ export interface Runtime {
   readonly metrics: Metrics
   /** Milliseconds since the epoch; injected so caches and ttls are testable. */
   readonly now: () => number
+  readonly engine: Engine
 }
 
-export function createRuntime(
-  config: LinksecConfig,
-  opts: { log?: Logger; metrics?: Metrics; now?: () => number } = {},
-): Runtime {
-  return {
-    config,
-    log: opts.log ?? createLogger({ level: config.log.level, format: config.log.format }),
-    metrics: opts.metrics ?? createMetrics(),
-    now: opts.now ?? Date.now,
-  }
-}
-
-/** Memoises one service per runtime (a WeakMap per factory). */
-export function perRuntime<T>(factory: (rt: Runtime) => T): (rt: Runtime) => T {
-  const cache = new WeakMap<Runtime, T>()
-  return (rt) => {
-    let v = cache.get(rt)
-    if (v === undefined) {
-      v = factory(rt)
-      cache.set(rt, v)
-    }
-    return v
-  }
+/** A Runtime on an engine of its own (commands, tests); a long-running process keeps one Engine instead. */
+export function createRuntime(config: LinksecConfig, opts: EngineDeps = {}): Runtime {
+  return new Engine(config, opts).runtime
 }

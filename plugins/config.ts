@@ -12,7 +12,8 @@ import { HARAKA_CONFIG_OPTIONS, parseConfig, PACKAGE_CONFIG_DIR, type LinksecCon
 import { describeError } from '../core/errors'
 import type { LogFields, Logger } from '../core/log'
 import { createMetrics, type Metrics } from '../core/metrics'
-import { createRuntime, type Runtime } from '../core/runtime'
+import { Engine } from '../core/engine'
+import type { Runtime } from '../core/runtime'
 import type { HarakaPlugin } from './haraka'
 
 export const CONFIG_FILE = 'linksec.ini'
@@ -56,44 +57,48 @@ export function harakaLogger(
 }
 
 /**
- * Holds the current Runtime; `reload()` swaps it only when the new file is
- * valid. Hooks call `current()` on every use, so a reload takes effect on the
- * next SMTP command.
+ * Holds the process's Engine (core/engine.ts) and its current Runtime;
+ * `reload()` reconfigures the engine only when the new file is valid, so
+ * caches, learned declarations and clients whose config sections did not
+ * change survive it, and what a changed section replaces (the Redis client
+ * too) is closed. Hooks call `current()` on every use, so a reload takes
+ * effect on the next SMTP command. `close()` at Haraka's shutdown.
  */
 export class RuntimeHolder {
-  private rt: Runtime
+  readonly engine: Engine
 
   constructor(
     private readonly plugin: HarakaPlugin,
     private readonly dir: string = harakaConfigDir(),
   ) {
-    this.rt = this.build(this.read())
+    this.engine = new Engine(this.read(), { log: harakaLogger(this.plugin), metrics: harakaMetrics() })
   }
 
   current(): Runtime {
-    return this.rt
+    return this.engine.runtime
   }
 
   /** Re-reads linksec.ini; on error keeps the running configuration. */
   reload(): boolean {
+    const rt = this.current()
     try {
-      this.rt = this.build(this.read())
-      this.rt.log.info('linksec configuration reloaded', { dir: this.dir })
+      void this.engine.reconfigure(this.read(), harakaLogger(this.plugin))
+      rt.log.info('linksec configuration reloaded', { dir: this.dir })
       return true
     } catch (e) {
-      this.rt.log.error('linksec configuration NOT reloaded; keeping the running one', {
+      rt.log.error('linksec configuration NOT reloaded; keeping the running one', {
         error: describeError(e),
       })
       return false
     }
   }
 
+  close(): Promise<void> {
+    return this.engine.close()
+  }
+
   private read(): LinksecConfig {
     const raw = this.plugin.config.get(CONFIG_FILE, HARAKA_CONFIG_OPTIONS, () => this.reload())
     return parseConfig((raw ?? {}) as Record<string, unknown>, this.dir)
-  }
-
-  private build(config: LinksecConfig): Runtime {
-    return createRuntime(config, { log: harakaLogger(this.plugin), metrics: harakaMetrics() })
   }
 }

@@ -90,6 +90,7 @@ function warnUnbackedLevel(holder: RuntimeHolder, duties: readonly Duty[]): void
 export function register(this: HarakaPlugin): void {
   // A ConfigError here stops Haraka's start-up with the key and the fix.
   const holder = new RuntimeHolder(this)
+  this[HOLDER] = holder
   ensureHarakaCertificate(this, holder.current()) // before Haraka's tls plugin reads its files
   const duties = dutiesFor(holder, DUTIES)
   registerDuties(this, holder, duties)
@@ -101,4 +102,12 @@ export function register(this: HarakaPlugin): void {
     duties: duties.map((d) => d.name).join(','),
     level: declaredLevel(holder.current().config),
   })
+}
+
+const HOLDER = 'linksec_holder'
+
+/** Haraka calls this at shutdown and before it reloads its plugins: close the engine (Redis included). */
+export function shutdown(this: HarakaPlugin): void {
+  const holder = this[HOLDER]
+  if (holder instanceof RuntimeHolder) void holder.close()
 }

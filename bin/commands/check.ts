@@ -10,7 +10,6 @@ import { createLogger } from '../../core/log'
 import { createMetrics } from '../../core/metrics'
 import { parseNextHop, policyResolverFor } from '../../core/policy'
 import { describePolicy, policyToJson } from '../../core/policy/describe'
-import { sharedCacheFor } from '../../core/redis'
 import { createRuntime } from '../../core/runtime'
 import { ownLevel, type OwnLevel } from '../../core/own-level'
 import { normalizeDomain } from '../../core/policy/domain'
@@ -66,6 +65,6 @@ export async function run(args: ParsedArgs): Promise<number> {
     process.stderr.write(`linksec check: ${e.message}\n`)
     return 65
   } finally {
-    await sharedCacheFor(rt)?.close()
+    await rt.engine.close()
   }
 }

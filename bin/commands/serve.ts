@@ -10,7 +10,8 @@
 import type { LinksecConfig } from '../../core/config'
 import { describeError } from '../../core/errors'
 import { installProcessGuard } from '../../core/guard'
-import { createRuntime, type Runtime } from '../../core/runtime'
+import { Engine } from '../../core/engine'
+import type { Runtime } from '../../core/runtime'
 import type { Service } from '../../core/service'
 import { healthOf } from '../../core/http/health'
 import { checkSignSetup } from '../../core/sign/step'
@@ -58,11 +59,14 @@ export const USAGE = 'usage: linksec serve [--config DIR]\n'
 export const OPTIONS = {} satisfies OptionTable
 
 export async function run(args: ParsedArgs): Promise<number> {
-  const rt = createRuntime(configFromArgs(args))
+  // One engine for the process: the milter, socketmap and HTTP services share its caches and clients.
+  const engine = new Engine(configFromArgs(args))
+  const rt = engine.runtime
   installProcessGuard(rt)
   checkSignSetup(rt)
   const services = await startServices(rt, (line) => process.stdout.write(line + '\n'))
   if (services.length === 0) {
+    await engine.close()
     process.stderr.write(
       'linksec: no service is enabled; set enabled=true in [milter], [socketmap] or [http]\n',
     )
@@ -84,5 +88,6 @@ export async function run(args: ParsedArgs): Promise<number> {
         error: describeError(r.reason),
       })
   }
+  await engine.close()
   return 0
 }

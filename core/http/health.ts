@@ -3,7 +3,8 @@
  * shutting down. One per runtime, so `linksec serve` and the Haraka plugin
  * register their services without passing a list around.
  */
-import { perRuntime, type Runtime } from '../runtime'
+import { engineService } from '../engine'
+import type { Runtime } from '../runtime'
 import type { Service } from '../service'
 
 export interface HealthReport {
@@ -39,4 +40,8 @@ export function createHealth(): Health {
 }
 
 /** The Health of a runtime (created on first use). */
-export const healthOf: (rt: Runtime) => Health = perRuntime(() => createHealth())
+export const healthOf: (rt: Runtime) => Health = engineService({
+  name: 'health',
+  key: () => '',
+  build: () => createHealth(),
+})

@@ -6,7 +6,7 @@ import { configPath } from '../config'
 import { dnsClientFor } from '../net/dns'
 import { sharedCacheFor } from '../redis'
 import { httpsClientFor } from '../net/https'
-import { perRuntime, type Runtime } from '../runtime'
+import { engineService, sectionsKey } from '../engine'
 import { createKeyFinder, type KeyFinder } from './finder'
 import { KeyStore } from './store'
 
@@ -17,28 +17,34 @@ export { createKeyFinder, type KeyFinder, type KeyLookup, type KeySource } from 
 export type { KeyRing, SignerEntry } from './material'
 
 /** The store under `[keys] dir`, one per runtime. */
-export const keyStoreFor = perRuntime(
-  (rt: Runtime) => new KeyStore(configPath(rt.config, rt.config.keys.dir), rt.log, rt.now),
-)
+export const keyStoreFor = engineService({
+  name: 'key-store',
+  key: (c) => sectionsKey(c, []) + c.keys.dir,
+  build: (rt) => new KeyStore(configPath(rt.config, rt.config.keys.dir), rt.log, rt.now),
+})
 
-export const keyFinderFor = perRuntime((rt: Runtime): KeyFinder =>
-  createKeyFinder({
-    methods: rt.config.keys.methods,
-    store: keyStoreFor(rt),
-    remote: {
-      dns: dnsClientFor(rt),
-      // Built on first use: [net] ca_file is only read when a key is fetched.
-      get https() {
-        return httpsClientFor(rt)
+/** The key finder and its cache (one per engine; rebuilt when [keys], [net] or [resolver] change). */
+export const keyFinderFor = engineService<KeyFinder>({
+  name: 'key-finder',
+  key: (c) => sectionsKey(c, ['keys', 'net', 'resolver']) + Boolean(c.redis.url),
+  build: (rt) =>
+    createKeyFinder({
+      methods: rt.config.keys.methods,
+      store: keyStoreFor(rt),
+      remote: {
+        dns: dnsClientFor(rt),
+        // Built on first use: [net] ca_file is only read when a key is fetched.
+        get https() {
+          return httpsClientFor(rt)
+        },
+        maxBytes: rt.config.net.max_bytes,
       },
-      maxBytes: rt.config.net.max_bytes,
-    },
-    metrics: rt.metrics,
-    now: rt.now,
-    cacheMax: rt.config.keys.cache_max,
-    positiveTtlMs: rt.config.keys.positive_ttl * 1000,
-    negativeTtlMs: rt.config.keys.negative_ttl * 1000,
-    // A fleet shares fetched keys and negative answers through Redis (docs/architecture.md §6.6).
-    shared: sharedCacheFor(rt),
-  }),
-)
+      metrics: rt.metrics,
+      now: rt.now,
+      cacheMax: rt.config.keys.cache_max,
+      positiveTtlMs: rt.config.keys.positive_ttl * 1000,
+      negativeTtlMs: rt.config.keys.negative_ttl * 1000,
+      // A fleet shares fetched keys and negative answers through Redis (docs/architecture.md §6.6).
+      shared: sharedCacheFor(rt),
+    }),
+})

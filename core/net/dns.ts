@@ -11,7 +11,7 @@
 import { deadline } from './deadline'
 import { randomInt } from 'node:crypto'
 import { isLinksecError, LinksecError } from '../errors'
-import { perRuntime, type Runtime } from '../runtime'
+import { engineService, sectionsKey } from '../engine'
 import { encodeQuery, normalizeName, type Expected } from './dns-wire'
 import { label, tcpExchange, timeoutError, udpExchange, type ServerAddress } from './dns-transport'
 import { parseServer, systemServers } from './servers'
@@ -110,11 +110,15 @@ function deadlineError(name: string, type: DnsType, ms: number, servers: ServerA
   )
 }
 
-/** The DnsClient for this runtime's [resolver] section (one per runtime). */
-export const dnsClientFor = perRuntime((rt: Runtime): DnsClient =>
-  createDnsClient({
-    servers: rt.config.resolver.servers,
-    timeoutMs: rt.config.resolver.timeout_ms,
-    trustAd: rt.config.resolver.trust_ad,
-  }),
-)
+/** The DnsClient for [resolver] (one per engine), or the one the engine was given. */
+export const dnsClientFor = engineService<DnsClient>({
+  name: 'dns',
+  key: (c) => sectionsKey(c, ['resolver']),
+  build: (rt) =>
+    rt.engine.deps.dns ??
+    createDnsClient({
+      servers: rt.config.resolver.servers,
+      timeoutMs: rt.config.resolver.timeout_ms,
+      trustAd: rt.config.resolver.trust_ad,
+    }),
+})

@@ -16,7 +16,8 @@ import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { configPath } from '../config'
 import { ConfigError, LinksecError } from '../errors'
-import { perRuntime, type Runtime } from '../runtime'
+import { engineService, sectionsKey } from '../engine'
+import type { Runtime } from '../runtime'
 import { classifyAddress, isAllowedAddress } from './addresses'
 import { dnsClientFor } from './dns'
 import { fetchTimeout, requestOnce, type Target } from './https-request'
@@ -188,8 +189,14 @@ function followRedirect(from: Target, location: string, hops: number, max: numbe
   return next
 }
 
-/** The HttpsClient for this runtime's [net] section (one per runtime). */
-export const httpsClientFor = perRuntime((rt: Runtime): HttpsClient => {
+/** The HttpsClient for [net] (one per engine), or the one the engine was given. */
+export const httpsClientFor = engineService<HttpsClient>({
+  name: 'https',
+  key: (c) => sectionsKey(c, ['net', 'resolver']),
+  build: (rt) => rt.engine.deps.https ?? buildHttpsClient(rt),
+})
+
+function buildHttpsClient(rt: Runtime): HttpsClient {
   const net = rt.config.net
   return createHttpsClient({
     dns: dnsClientFor(rt),
@@ -199,4 +206,4 @@ export const httpsClientFor = perRuntime((rt: Runtime): HttpsClient => {
     timeoutMs: net.timeout_ms,
     maxBytes: net.max_bytes,
   })
-})
+}

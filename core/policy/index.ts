@@ -7,7 +7,8 @@
 import { configPath } from '../config'
 import { dnsClientFor } from '../net/dns'
 import { httpsClientFor } from '../net/https'
-import { perRuntime, type Runtime } from '../runtime'
+import { engineService, sectionsKey } from '../engine'
+import type { Runtime } from '../runtime'
 import { sharedCacheFor } from '../redis'
 import { LearnedStore } from './learned'
 import { createPolicyResolver, type PolicyResolver } from './resolver'
@@ -29,14 +30,30 @@ export function staticListFor(rt: Runtime): StaticList {
   return list
 }
 
-export const policyResolverFor = perRuntime((rt: Runtime): PolicyResolver => {
-  const shared = sharedCacheFor(rt)
-  const learned = new LearnedStore({
-    max: rt.config.policy.learned_max,
-    now: () => rt.now(),
-    shared,
-    namespace: 'learned:',
-  })
+/** Declarations learned from peers (one per engine): they outlive every reload that keeps learned_max. */
+export const learnedStoreFor = engineService<LearnedStore>({
+  name: 'learned',
+  key: (c) => `${c.policy.learned_max} ${Boolean(c.redis.url)}`,
+  build: (rt) =>
+    new LearnedStore({
+      max: rt.config.policy.learned_max,
+      now: () => rt.now(),
+      shared: sharedCacheFor(rt),
+      namespace: 'learned:',
+    }),
+})
+
+/** The policy engine (one per engine; rebuilt, with the same learned store, when [policy], [net] or [resolver] change). */
+export const policyResolverFor = engineService<PolicyResolver>({
+  name: 'policy',
+  key: (c) => sectionsKey(c, ['policy', 'net', 'resolver']) + learnedStoreKey(c),
+  build: buildPolicyResolver,
+})
+
+const learnedStoreKey = (c: Runtime['config']) => `${c.policy.learned_max} ${Boolean(c.redis.url)}`
+
+function buildPolicyResolver(rt: Runtime): PolicyResolver {
+  const learned = learnedStoreFor(rt)
   return createPolicyResolver({
     dns: dnsClientFor(rt),
     https: httpsClientFor(rt),
@@ -47,4 +64,4 @@ export const policyResolverFor = perRuntime((rt: Runtime): PolicyResolver => {
     staticList: staticListFor(rt),
     learned,
   })
-})
+}

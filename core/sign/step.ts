@@ -8,7 +8,8 @@
  */
 import { configPath } from '../config'
 import { ConfigError, describeError } from '../errors'
-import { perRuntime, type Runtime } from '../runtime'
+import { engineService, sectionsKey } from '../engine'
+import type { Runtime } from '../runtime'
 import { reject, tempfail, type HeaderEdit, type Verdict } from '../verdict'
 import { signaturePolicyFor, type SignaturePolicy, type SignaturePolicyLookup } from '../verify'
 import { keyStoreFor } from '../keys'
@@ -42,22 +43,28 @@ export interface SignDecision {
   fingerprint?: string
 }
 
-export const secretStoreFor = perRuntime(
-  (rt: Runtime) => new SecretStore(configPath(rt.config, rt.config.sign.secret_dir), rt.log, rt.now),
-)
+export const secretStoreFor = engineService({
+  name: 'secrets',
+  key: (c) => sectionsKey(c, []) + c.sign.secret_dir,
+  build: (rt) => new SecretStore(configPath(rt.config, rt.config.sign.secret_dir), rt.log, rt.now),
+})
 
 /** The domains signed for: [main] domain and [sign] domains. */
 export function signedDomains(cfg: Runtime['config']): Set<string> {
   return new Set([cfg.main.domain, ...cfg.sign.domains].filter(Boolean).map((d) => d.toLowerCase()))
 }
 
-export const signerScopeFor = perRuntime((rt: Runtime): SignerScope => ({
-  domains: signedDomains(rt.config),
-  trusted: trustedNetworks(rt.config.sign.trusted_networks),
-  senders: loadSenders(
-    rt.config.sign.senders_file ? configPath(rt.config, rt.config.sign.senders_file) : undefined,
-  ),
-}))
+export const signerScopeFor = engineService({
+  name: 'signer-scope',
+  key: (c) => sectionsKey(c, ['sign']) + c.main.domain,
+  build: (rt): SignerScope => ({
+    domains: signedDomains(rt.config),
+    trusted: trustedNetworks(rt.config.sign.trusted_networks),
+    senders: loadSenders(
+      rt.config.sign.senders_file ? configPath(rt.config, rt.config.sign.senders_file) : undefined,
+    ),
+  }),
+})
 
 const pass = (outcome: SignOutcome, reason: string, address?: string): SignDecision => ({
   outcome,

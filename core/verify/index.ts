@@ -13,7 +13,8 @@ import { describeError } from '../errors'
 import { raceDeadline } from '../net/deadline'
 import { fromAddress, keyFinderFor, type KeyFinder, type MailAddress } from '../keys'
 import { dnsClientFor } from '../net/dns'
-import { perRuntime, type Runtime } from '../runtime'
+import { engineService, sectionsKey } from '../engine'
+import type { Runtime } from '../runtime'
 import { MAX_QUOTED, safeText, type HeaderEdit, type MessageDecision } from '../verdict'
 import { authservId, formatAuthResults, type ResultFacts, type SignatureResult } from './authres'
 import { checkSignatures, parseSignatureBlock } from './check'
@@ -50,13 +51,16 @@ interface Evaluation {
 }
 
 /** The `_linksec` sig= lookup of a runtime (the verifier's, shared with the sign step). */
-export const signaturePolicyFor = perRuntime((rt: Runtime) =>
-  createSignaturePolicyLookup({
-    dns: dnsClientFor(rt),
-    now: rt.now,
-    negativeTtlMs: rt.config.policy.negative_ttl * 1000,
-  }),
-)
+export const signaturePolicyFor = engineService({
+  name: 'signature-policy',
+  key: (c) => sectionsKey(c, ['resolver']) + c.policy.negative_ttl,
+  build: (rt) =>
+    createSignaturePolicyLookup({
+      dns: dnsClientFor(rt),
+      now: rt.now,
+      negativeTtlMs: rt.config.policy.negative_ttl * 1000,
+    }),
+})
 
 export async function verifyMessage(
   rt: Runtime,

@@ -11,7 +11,7 @@ import { loadConfig } from '../../core/config'
 import { silentLogger } from '../../core/log'
 import { createMetrics } from '../../core/metrics'
 import { policyResolverFor } from '../../core/policy'
-import { createRedisSharedCache, sharedCacheFor } from '../../core/redis'
+import { createRedisSharedCache } from '../../core/redis'
 import { createRuntime, type Runtime } from '../../core/runtime'
 import { freePort } from '../helpers/ports'
 import { needTools } from '../helpers/tools'
@@ -51,7 +51,7 @@ before(async () => {
 })
 
 after(async () => {
-  await Promise.all(runtimes.flatMap((rt) => sharedCacheFor(rt)?.close() ?? []))
+  await Promise.all(runtimes.map((rt) => rt.engine.close()))
   if (redisDir) await sh('peer-down.sh', {}, [redisDir])
   await world.close()
 })
