@@ -4,13 +4,19 @@
  * the linksec plugin; it arrives with `x-openpgp=pass`, and a forged copy
  * (body altered after signing) is refused 550 5.7.1. The sender's key is in
  * the local key store; DNS is a loopback test server.
+ *
+ * With `[verify] on_fail=quarantine` the forged copy, carrying a forged
+ * Authentication-Results field in our name, is kept aside instead: Postfix
+ * puts it on hold (SMFIR_QUARANTINE), Haraka's queue/quarantine plugin writes
+ * it to its quarantine directory; either way it carries our field with
+ * x-openpgp=fail and no longer the forged one.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { KeyStore } from '../../core/keys'
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server'
 import { startHaraka, type HarakaInstance } from '../helpers/haraka'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -27,7 +33,11 @@ interface Fixture {
   keysDir: string
   good: string
   forged: string
+  /** The forged copy with an incoming A-R field claiming our authserv-id and a pass. */
+  forgedWithAr: string
 }
+
+const FORGED_AR = `Authentication-Results: ${AUTHSERV}; x-openpgp=pass header.from=${FROM}`
 
 async function fixture(): Promise<Fixture> {
   const kit = new S.SignerKit()
@@ -46,7 +56,8 @@ async function fixture(): Promise<Fixture> {
   const dns = await startDnsServer({
     '_linksec.example.org': { TXT: ['v=LINKSEC1; level=3; ttl=3600; sig=required'] },
   })
-  return { kit, dns, keysDir, good: good.toString('latin1'), forged: forged.toString('latin1') }
+  const forgedWithAr = `${FORGED_AR}\r\n${forged.toString('latin1').replace('Subject: forged', 'Subject: quarantined')}`
+  return { kit, dns, keysDir, good: good.toString('latin1'), forged: forged.toString('latin1'), forgedWithAr }
 }
 
 function ini(f: Fixture) {
@@ -198,3 +209,128 @@ describe('signed mail through Haraka with the linksec plugin', () => {
     assert.equal(haraka.queued().length, before)
   })
 })
+
+/** Our x-openpgp=fail field is there, and no field (A-R or Haraka's Original-A-R) still says pass in our name. */
+function assertQuarantinedHeaders(raw: string): void {
+  const head = raw
+    .replace(/\r\n/g, '\n')
+    .split('\n\n')[0]!
+    .replace(/\n[ \t]+/g, ' ')
+  const fields = head.split('\n')
+  const ours = fields.filter((l) => l.startsWith(`Authentication-Results: ${AUTHSERV}; x-openpgp=`))
+  assert.equal(ours.length, 1, head)
+  assert.match(ours[0]!, new RegExp(`x-openpgp=fail .*header\\.from=${FROM}`))
+  assert.ok(!fields.some((l) => /authentication-results:/i.test(l) && l.includes('x-openpgp=pass')), head)
+}
+
+describe('quarantine through Postfix: SMFIR_QUARANTINE puts the forged copy on hold', () => {
+  let f: Fixture | undefined
+  let serve: ServeInstance | undefined
+  let pf: PostfixInstance | undefined
+  const tools = {
+    postfix: 'postfix',
+    'smtp-sink': 'postfix',
+    postqueue: 'postfix',
+    swaks: 'swaks',
+    gpg: 'gnupg',
+  }
+
+  before(async () => {
+    if (!Object.keys(tools).every((t) => which(t)) || !isRoot()) return
+    f = await fixture()
+    serve = await startLinksecServe({ ini: { ...ini(f), verify: { on_fail: 'quarantine' } } })
+    pf = await startPostfix({ milter: serve.milterAddress, milterDefaultAction: 'tempfail' })
+  })
+  after(async () => {
+    await pf?.stop()
+    await serve?.stop()
+    await f?.dns.close()
+    f?.kit.cleanup()
+  })
+
+  it('accepts the forged copy, holds it, and the held message carries our fail and not the forged pass', async (t) => {
+    if (!needTools(t, tools)) return
+    if (!isRoot()) return t.skip('postfix-up.sh needs root')
+    assert.ok(pf && serve, 'peers did not start')
+    const before = pf.sinkMessages().length
+    const r = await send(pf.port, f!.forgedWithAr)
+    assert.match(r.dataReply, /^250 /, r.transcript)
+    const held = await waitForHeld(pf.conf)
+    assert.equal(held.length, 1, JSON.stringify(held))
+    assert.match(pf.maillog(), new RegExp(`${held[0]!.queue_id}: milter-hold: END-OF-MESSAGE from`))
+    const content = spawnSync('postcat', ['-c', pf.conf, '-h', '-q', held[0]!.queue_id], {
+      encoding: 'latin1',
+      env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` },
+    })
+    assert.equal(content.status, 0, content.stderr)
+    assertQuarantinedHeaders(content.stdout)
+    assert.equal(pf.sinkMessages().length, before, 'nothing delivered')
+  })
+})
+
+/** `postqueue -j` entries in the hold queue, waited for (bounded): cleanup writes the file, then reports it. */
+async function waitForHeld(conf: string): Promise<Array<{ queue_id: string; queue_name: string }>> {
+  for (let i = 0; i < 100; i++) {
+    const q = spawnSync('postqueue', ['-c', conf, '-j'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` },
+    })
+    const held = q.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { queue_id: string; queue_name: string })
+      .filter((e) => e.queue_name === 'hold')
+    if (held.length > 0) return held
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return []
+}
+
+describe("quarantine through Haraka: the forged copy lands in queue/quarantine's directory", () => {
+  let f: Fixture | undefined
+  let haraka: HarakaInstance | undefined
+  let qdir = ''
+  const tools = { swaks: 'swaks', gpg: 'gnupg' }
+
+  before(async () => {
+    if (!Object.keys(tools).every((t) => which(t))) return
+    f = await fixture()
+    qdir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-quarantine-'))
+    fs.mkdirSync(path.join(qdir, 'tmp'))
+    haraka = await startHaraka({
+      linksec: { ...ini(f), verify: { on_fail: 'quarantine' } },
+      plugins: ['tls', 'linksec', 'queue/quarantine', 'test_sink'],
+      config: { 'quarantine.ini': `[main]\nquarantine_path=${qdir}\n` },
+    })
+  })
+  after(async () => {
+    await haraka?.stop()
+    await f?.dns.close()
+    f?.kit.cleanup()
+    if (qdir) fs.rmSync(qdir, { recursive: true, force: true })
+  })
+
+  it('accepts it, writes it under quarantine_path/YYYYMMDD/<uuid>, and does not deliver it', async (t) => {
+    if (!needTools(t, tools)) return
+    assert.ok(haraka, 'Haraka did not start')
+    const before = haraka.queued().length
+    const r = await send(haraka.port, f!.forgedWithAr)
+    assert.match(r.dataReply, /^250 /, r.transcript)
+    const file = await waitForFile(qdir)
+    assert.match(path.relative(qdir, file), /^\d{8}\/[0-9A-F-]+(\.\d+)?$/i)
+    assertQuarantinedHeaders(fs.readFileSync(file, 'latin1'))
+    assert.equal(haraka.queued().length, before, 'the sink (delivery) never saw it')
+  })
+})
+
+/** The first file below DIR/YYYYMMDD (bounded wait). */
+async function waitForFile(dir: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    for (const d of fs.readdirSync(dir).filter((n) => /^\d{8}$/.test(n))) {
+      const files = fs.readdirSync(path.join(dir, d))
+      if (files.length > 0) return path.join(dir, d, files[0]!)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`nothing quarantined under ${dir}`)
+}
