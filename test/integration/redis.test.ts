@@ -5,8 +5,6 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import * as path from 'node:path'
 import { loadConfig } from '../../core/config'
 import { silentLogger } from '../../core/log'
 import { createMetrics } from '../../core/metrics'
@@ -14,37 +12,14 @@ import { policyResolverFor } from '../../core/policy'
 import { createRedisSharedCache } from '../../core/redis'
 import { createRuntime, type Runtime } from '../../core/runtime'
 import { freePort } from '../helpers/ports'
+import { startRedis, type TestRedis } from '../helpers/redis'
 import { needTools } from '../helpers/tools'
 import { startWorld, type World } from '../helpers/world'
 
-const PEERS = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'peers')
-
 let world: World
-let redisDir: string | undefined
+let redis: TestRedis | undefined
 let redisUrl = ''
 const runtimes: Runtime[] = []
-
-function sh(
-  script: string,
-  env: Record<string, string>,
-  args: string[] = [],
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('bash', [path.join(PEERS, script), ...args], {
-      env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin`, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, out, err })
-    })
-  })
-}
 
 before(async () => {
   world = await startWorld()
@@ -52,16 +27,13 @@ before(async () => {
 
 after(async () => {
   await Promise.all(runtimes.map((rt) => rt.engine.close()))
-  if (redisDir) await sh('peer-down.sh', {}, [redisDir])
+  await redis?.stop()
   await world.close()
 })
 
-async function startRedis(): Promise<void> {
-  const port = await freePort()
-  const r = await sh('redis-up.sh', { PORT: String(port) })
-  if (r.code !== 0) throw new Error(`redis-up.sh failed: ${r.err}`)
-  redisDir = /export REDIS_DIR='([^']+)'/.exec(r.out)![1]
-  redisUrl = /export REDIS_URL='([^']+)'/.exec(r.out)![1]!
+async function startRedisOnce(): Promise<void> {
+  redis = await startRedis()
+  redisUrl = redis.url
 }
 
 function instance(): Runtime {
@@ -76,7 +48,7 @@ function instance(): Runtime {
 
 test('a declaration learned by one instance is seen by another', async (t) => {
   if (!needTools(t, { 'redis-server': 'redis-server', 'redis-cli': 'redis-tools' })) return
-  await startRedis()
+  await startRedisOnce()
   const a = policyResolverFor(instance())
   const b = policyResolverFor(instance())
   assert.equal(
