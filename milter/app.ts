@@ -15,7 +15,7 @@ import {
   type MessageStep,
 } from '../core/message'
 import type { Runtime } from '../core/runtime'
-import type { HeaderEdit } from '../core/verdict'
+import { internalError, type HeaderEdit } from '../core/verdict'
 import { messageFacts } from './message'
 import type { HandlerNeeds } from './negotiate'
 import { INTERNAL_ERROR_REPLY, verdictResponse } from './reply'
@@ -112,6 +112,13 @@ async function endOfMessage(
       error: describeError(e),
     })
     rt.metrics.internalErrors.inc({ adapter: 'milter', stage: 'end_of_message' })
+    // Still one decision line (and count) for the message.
+    logDecision(rt, {
+      adapter: 'milter',
+      queueId: facts.macros.get('i'),
+      verdict: internalError(),
+      extra: { session: facts.id },
+    })
     return { modifications: [], final: INTERNAL_ERROR_REPLY }
   }
 }

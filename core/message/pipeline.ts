@@ -12,13 +12,7 @@ import type { Decision } from '../decision-log'
 import { requirementLabel, type TaggedOutcome } from '../enforce'
 import { describeError, LinksecError } from '../errors'
 import { isTls } from '../inbound'
-import {
-  messageRequirement,
-  NO_REQUIREMENT,
-  REQUIREMENT_HEADER,
-  TLS_REQUIRED_HEADER,
-  type Requirement,
-} from '../levels'
+import { messageRequirement, REQUIREMENT_HEADER, TLS_REQUIRED_HEADER, type Requirement } from '../levels'
 import { addressDomain } from '../address'
 import { raceDeadline } from '../net/deadline'
 import type { LogFields } from '../log'
@@ -127,17 +121,20 @@ async function runSteps(rt: Runtime, steps: readonly MessageStep[], msg: Message
   return { verdict: CONTINUE, headers, body, log }
 }
 
-/** Runs the steps on one message and says what to do with it. Never throws. */
+/**
+ * Runs the steps on one message and says what to do with it. A step's error
+ * or the deadline is a 451 verdict; facts the adapter cannot even read (its
+ * MTA's objects failing) throw, into the adapter's own catch-all.
+ */
 export async function runMessage(
   rt: Runtime,
   facts: MessageFacts,
   profile: AdapterProfile,
   opts: PipelineOptions = {},
 ): Promise<MessageResult> {
-  let requirement: Requirement | undefined
+  const requirement = requirementOf(facts)
   let run: Run
   try {
-    requirement = requirementOf(facts)
     const work = runSteps(rt, opts.steps ?? MESSAGE_STEPS, messageView(facts, profile, requirement))
     run =
       opts.deadlineMs === undefined
@@ -148,7 +145,7 @@ export async function runMessage(
     rt.metrics.internalErrors.inc({ adapter: profile.adapter, stage: 'end_of_message' })
     run = { verdict: internalError(), headers: [] }
   }
-  const req = requirement ?? NO_REQUIREMENT
+  const req = requirement
   count(rt, profile, facts, req, run.verdict)
   return {
     verdict: run.verdict,
