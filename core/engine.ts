@@ -76,11 +76,11 @@ export class Engine {
   /** The service for the configuration in force, built on first use. */
   service<T>(spec: EngineService<T>): T {
     const key = spec.key(this.rt.config)
-    const slot = this.slots.get(spec as EngineService<unknown>)
+    const slot = this.slots.get(spec)
     if (slot && slot.key === key) return slot.value as T
     if (this.closed) throw new Error(`the engine is closed; ${spec.name} is not available`)
     const value = spec.build(this.rt)
-    this.slots.set(spec as EngineService<unknown>, { key, value })
+    this.slots.set(spec, { key, value })
     return value
   }
 

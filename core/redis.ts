@@ -86,7 +86,7 @@ export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCach
 /** The Redis client of [redis] (one per engine; closed when a reload changes [redis]), or undefined without a url. */
 const redisClientFor = engineService<RedisSharedCache | undefined>({
   name: 'redis',
-  key: (c) => sectionsKey(c, ['redis']) + c.resolver.timeout_ms,
+  key: (c) => `${sectionsKey(c, ['redis'])} ${c.resolver.timeout_ms}`,
   build: (rt) =>
     rt.config.redis.url
       ? createRedisSharedCache({

@@ -26,7 +26,7 @@ export const keyStoreFor = engineService({
 /** The key finder and its cache (one per engine; rebuilt when [keys], [net] or [resolver] change). */
 export const keyFinderFor = engineService<KeyFinder>({
   name: 'key-finder',
-  key: (c) => sectionsKey(c, ['keys', 'net', 'resolver']) + Boolean(c.redis.url),
+  key: (c) => `${sectionsKey(c, ['keys', 'net', 'resolver'])} ${String(Boolean(c.redis.url))}`,
   build: (rt) =>
     createKeyFinder({
       methods: rt.config.keys.methods,

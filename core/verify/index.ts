@@ -53,7 +53,7 @@ interface Evaluation {
 /** The `_linksec` sig= lookup of a runtime (the verifier's, shared with the sign step). */
 export const signaturePolicyFor = engineService({
   name: 'signature-policy',
-  key: (c) => sectionsKey(c, ['resolver']) + c.policy.negative_ttl,
+  key: (c) => `${sectionsKey(c, ['resolver'])} ${c.policy.negative_ttl}`,
   build: (rt) =>
     createSignaturePolicyLookup({
       dns: dnsClientFor(rt),

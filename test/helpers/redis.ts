@@ -70,6 +70,8 @@ export async function startRedis(): Promise<TestRedis> {
         .map((f) => ({ id: f.id ?? '', addr: f.addr ?? '', cmd: f.cmd ?? '' }))
         .filter((c) => c.cmd !== 'client|list' && c.cmd !== 'client')
     },
-    stop: async () => void (await peerScript('peer-down.sh', {}, [dir])),
+    stop: async () => {
+      await peerScript('peer-down.sh', {}, [dir])
+    },
   }
 }
