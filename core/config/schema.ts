@@ -266,6 +266,20 @@ export const SCHEMA = {
     /** The MTA that mails reports (SMTP, HOST:PORT): the local Postfix or Haraka. */
     relay: str('127.0.0.1:25', HOSTPORT, HOSTPORT_HINT),
   },
+  send: {
+    /** HOST:PORT of the relay `linksec send` falls back to (STARTTLS, AUTH); empty = direct delivery only. */
+    relay: str('', HOSTPORT, 'HOST:PORT, e.g. smtp.example.org:587'),
+    /** AUTH user at the relay; empty = no AUTH. */
+    relay_user: str(''),
+    /** File holding the relay password (one line); relative to the config directory. */
+    relay_password_file: str(''),
+    /** Port of the recipients' MX hosts. */
+    port: int(25, 1, 65535),
+    /** off: encrypt only with --encrypt; auto: also when every recipient publishes a key. */
+    encrypt: oneOf('off', ['off', 'auto']),
+    /** Per SMTP step (connect, greeting, each reply), ms. */
+    timeout_ms: int(60000, 100, 600000),
+  },
 } as const satisfies Record<string, Record<string, KeySpec>>
 
 type Schema = typeof SCHEMA

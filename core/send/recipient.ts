@@ -11,6 +11,7 @@ import type { KeyLookup } from '../keys/finder'
 import { policyResolverFor, type DomainPolicy } from '../policy'
 import { policyToJson } from '../policy/describe'
 import type { Runtime } from '../runtime'
+import type * as openpgp from 'openpgp'
 
 /** RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so an address at most 254. */
 export const MAX_ADDRESS_OCTETS = 254
@@ -38,6 +39,8 @@ export interface RecipientFacts {
   address: MailAddress
   policy: DomainPolicy
   key: RecipientKey
+  /** The published keys (empty when none), for encrypting to them. */
+  keys: openpgp.PublicKey[]
   advice: Advice
 }
 
@@ -87,17 +90,18 @@ export async function lookupRecipient(
   address: MailAddress,
   signal?: AbortSignal,
 ): Promise<RecipientFacts> {
-  const [policy, key] = await Promise.all([
+  const [policy, found] = await Promise.all([
     policyResolverFor(rt).resolve(address.domain),
     keyFinderFor(rt)
       .find(address, signal)
-      .then(keyOf, (e: unknown) => ({
-        published: false,
-        outcome: 'temperror' as const,
+      .catch((e: unknown): KeyLookup => ({
+        kind: 'temperror',
         reason: `the key lookup failed: ${e instanceof Error ? e.message : String(e)}`,
       })),
   ])
-  return { address, policy, key, advice: adviceFor(policy, key) }
+  const key = keyOf(found)
+  const keys = found.kind === 'found' ? found.ring.keys : []
+  return { address, policy, key, keys, advice: adviceFor(policy, key) }
 }
 
 /** The JSON of GET /v1/recipients/<address>; `policy` is exactly `linksec check --json` for the domain. */

@@ -27,6 +27,8 @@ export { BrokenMimeError } from './entity'
 export interface SignOptions {
   /** Copy the protected header fields into the signed part (RFC 9788 hp="clear"). */
   protectedHeaders?: boolean
+  /** The hp= value of the protected part: "clear" (signed only), "cipher" when it is then encrypted (RFC 9788 §2). */
+  hp?: 'clear' | 'cipher'
   /** Signature creation time (default now). */
   date?: Date
   /** Fixed boundary (tests); default random. */
@@ -76,7 +78,9 @@ export function signParsed(
   }
   // Header protection belongs to the cleartext payload; an encrypted one carries its own (RFC 9788 §2).
   const fields =
-    opts.protectedHeaders && type !== 'multipart/encrypted' ? protect(top, safe.fields) : safe.fields
+    opts.protectedHeaders && type !== 'multipart/encrypted'
+      ? protect(top, safe.fields, opts.hp ?? 'clear')
+      : safe.fields
   const innerHead = Buffer.from(`${fieldsText(fields)}\r\n`, 'latin1')
   const boundary = opts.boundary ?? freshBoundary(innerHead, safe.body)
   // Part 1 is hashed as its two pieces and copied once, into the new body.
@@ -117,14 +121,14 @@ function topEdits(top: RawField[], key: SigningKey, boundary: string): HeaderEdi
 }
 
 /** Copies of the protected fields, then the content fields with hp="clear" on the Content-Type. */
-function protect(top: RawField[], content: RawField[]): RawField[] {
+function protect(top: RawField[], content: RawField[], mode: 'clear' | 'cipher'): RawField[] {
   const copies = top.filter((f) => PROTECTED.includes(f.key))
-  const hp = (raw: string) => `${raw.replace(/\r\n$/, '')}; hp="clear"\r\n`
+  const hp = (raw: string) => `${raw.replace(/\r\n$/, '')}; hp="${mode}"\r\n`
   const ct = content.find((f) => f.key === 'content-type')
   const rest = content.filter((f) => f !== ct)
   const marked = ct
     ? { key: ct.key, raw: /;\s*hp\s*=/i.test(ct.raw) ? ct.raw : hp(ct.raw) }
-    : { key: 'content-type', raw: 'Content-Type: text/plain; hp="clear"\r\n' }
+    : { key: 'content-type', raw: `Content-Type: text/plain; hp="${mode}"\r\n` }
   return [...copies, marked, ...rest]
 }
 

@@ -51,6 +51,10 @@ test('pinned defaults', () => {
   assert.deepEqual(cfg.http.recipients_allow, [])
   assert.equal(cfg.http.recipients_rate, 60)
   assert.equal(cfg.http.recipients_burst, 20)
+  assert.equal(cfg.send.relay, '')
+  assert.equal(cfg.send.port, 25)
+  assert.equal(cfg.send.encrypt, 'off')
+  assert.equal(cfg.send.timeout_ms, 60000)
   assert.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.main))
 })
 
