@@ -32,6 +32,8 @@ export interface CommandModule {
   USAGE: string
   /** The command's own options (COMMON_OPTIONS are added). */
   OPTIONS: OptionTable
+  /** The command reads its own argv (sendmail's -fADDR, -oi): it gets every argument as a positional. */
+  RAW_ARGS?: boolean
   run(args: ParsedArgs): Promise<number>
 }
 

@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   const mod = require(`./commands/${name}`) as CommandModule
   let args: ParsedArgs
   try {
-    args = parseArgs(rest, mod.OPTIONS)
+    args = mod.RAW_ARGS ? { positional: rest, flags: {} } : parseArgs(rest, mod.OPTIONS)
   } catch (e) {
     if (!(e instanceof UsageError)) throw e
     process.stderr.write(`linksec ${name}: ${e.message}\n${mod.USAGE}`)

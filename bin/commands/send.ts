@@ -37,7 +37,10 @@ import type { ParsedArgs } from '../args'
 
 export const EX = { OK: 0, USAGE: 64, DATAERR: 65, NOUSER: 67, UNAVAILABLE: 69, TEMPFAIL: 75 } as const
 
-const USAGE =
+export const RAW_ARGS = true
+export const OPTIONS = {}
+
+export const USAGE =
   'usage: linksec send [-t] [-i] [-f sender] [--encrypt] [--config DIR] [--] [recipient…] < message\n'
 
 export interface SendArgs {
@@ -83,10 +86,10 @@ interface Outcome {
 }
 
 export async function run(args: ParsedArgs): Promise<number> {
-  return main(process.argv.slice(3), args)
+  return main(args.positional)
 }
 
-async function main(argv: string[], _parsed: ParsedArgs): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   const a = parseSendArgs(argv)
   if ('error' in a) {
     process.stderr.write(`linksec send: ${a.error}\n${USAGE}`)
