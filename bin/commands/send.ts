@@ -26,7 +26,6 @@ import { parseAddress, type MailAddress } from '../../core/keys'
 import { createLogger } from '../../core/log'
 import { createMetrics } from '../../core/metrics'
 import { dnsClientFor } from '../../core/net/dns'
-import { sharedCacheFor } from '../../core/redis'
 import { createRuntime, type Runtime } from '../../core/runtime'
 import { secretStoreFor } from '../../core/sign/step'
 import { encryptOutgoing, prepareMessage, signOutgoing } from '../../core/send/message'
@@ -116,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
       if (outcomes.some((o) => o.exit === code)) return code
     return EX.OK
   } finally {
-    await sharedCacheFor(rt)?.close()
+    await rt.engine.close()
   }
 }
 
