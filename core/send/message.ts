@@ -112,11 +112,11 @@ export async function encryptOutgoing(
       body,
     ])
   }
-  const armored = await openpgp.encrypt({
+  const armored: string = (await openpgp.encrypt({
     message: await openpgp.createMessage({ binary: new Uint8Array(payload) }),
     encryptionKeys: keys,
     format: 'armored',
-  })
+  })) as string
   const boundary = `=_linksec_enc_${crypto.randomBytes(12).toString('base64url')}`
   const outer = top.filter((f) => OUTER.has(f.key)).map(line)
   outer.push(

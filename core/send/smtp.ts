@@ -136,7 +136,7 @@ export async function attempt(t: Target, o: AttemptOptions): Promise<Attempt> {
             requireTLSExtensionEnabled: verdict.passRequireTls,
           },
           o.message,
-          (e, i) => (e ? reject(e) : resolve(i!)),
+          (e, i) => (e ? reject(e) : resolve(i)),
         )
       },
     )

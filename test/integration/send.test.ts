@@ -32,8 +32,8 @@ function send(args: string[], stdin: string): Promise<{ code: number | null; out
     const child = spawn(process.execPath, [BIN, 'send', ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
     child.on('close', (code) => resolve({ code, out, err }))
     child.stdin.end(stdin)
   })

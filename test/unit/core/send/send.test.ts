@@ -40,7 +40,7 @@ function fakeDns(
     async query(name, type): Promise<DnsAnswer> {
       const z = zone[name]
       if (z === 'NXDOMAIN' || z === 'SERVFAIL') return { rcode: z, authenticated: false, records: [] }
-      return { rcode: 'NOERROR', authenticated: false, records: (z?.[type as 'MX'] ?? []) as DnsRecord[] }
+      return { rcode: 'NOERROR', authenticated: false, records: z?.[type as 'MX'] ?? [] }
     },
   }
 }
