@@ -47,7 +47,7 @@ test('Haraka + linksec: /metrics counts each message by verdict and passes promt
 
     const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`)
     assert.equal(health.status, 200)
-    assert.match(await health.text(), /"name":"http"/)
+    assert.match(await health.text(), /"name":\s*"http"/)
     assert.match(h.log(), /linksec metrics listener started/)
   } finally {
     await h.stop()

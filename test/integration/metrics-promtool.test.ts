@@ -11,6 +11,8 @@ import { startHttpService } from '../../core/http/server'
 import { silentLogger } from '../../core/log'
 import { createMetrics, type Metrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
+import { certificateExpiryGauge } from '../../core/tls/metrics'
+import { tlsrptMetrics } from '../../core/tlsrpt'
 import { needTools } from '../helpers/tools'
 
 function promtoolCheck(exposition: string): { status: number | null; output: string } {
@@ -37,6 +39,11 @@ function touchEveryMetric(m: Metrics): void {
   m.inboundTls.inc({ adapter: 'milter', tls: 'yes' })
   m.internalErrors.inc({ adapter: 'milter', stage: 'eom' })
   m.wkdRequests.inc({ layout: 'advanced', status: '200' })
+  m.milterLimits.inc({ limit: 'header_bytes' })
+  m.signedMessages.inc({ outcome: 'signed' })
+  tlsrptMetrics(m).sessions.inc({ result: 'starttls-not-supported' })
+  tlsrptMetrics(m).reports.inc({ method: 'mailto', outcome: 'sent' })
+  certificateExpiryGauge(m).set({ file: '/etc/linksec/tls_cert.pem' }, 1_800_000_000)
 }
 
 test('promtool check metrics passes on the live /metrics', async (t) => {
