@@ -47,6 +47,8 @@ PKGS=(
   util-linux                # unshare (private mount/network namespaces)
   procps
   systemd                   # systemd-analyze for examples-systemd.test.ts
+  sasl2-bin                 # saslpasswd2: the sasldb of the signing-through-Postfix test (SMTP AUTH)
+  libsasl2-modules          # Cyrus SASL PLAIN/LOGIN for that smtpd (only recommended by libsasl2-2)
 )
 
 [ "$(id -u)" = 0 ] || {

@@ -594,6 +594,22 @@ const CHECKS = [
     },
   },
   {
+    // Postfix's smtpd authenticates the signing test's users against a sasldb
+    // (test/integration/sign-postfix.test.ts): saslpasswd2 must write one and
+    // Cyrus must offer PLAIN, which lives in the only-recommended modules.
+    name: 'sasl',
+    tools: { saslpasswd2: 'sasl2-bin', sasldblistusers2: 'sasl2-bin', saslpluginviewer: 'sasl2-bin' },
+    run: async (ctx) => {
+      const db = join(ctx.dir, 'sasldb2')
+      const add = ['-p', '-c', '-f', db, '-u', 'preflight.test', 'alice']
+      ok(await run('saslpasswd2', add, { input: 'secret' }), 'saslpasswd2 -c', 'sasl2-bin')
+      const list = ok(await run('sasldblistusers2', ['-f', db]), 'sasldblistusers2', 'sasl2-bin')
+      if (!/alice@preflight\.test/.test(list.stdout)) fail('saslpasswd2 wrote no user', 'sasl2-bin')
+      const mechs = ok(await run('saslpluginviewer', ['-s']), 'saslpluginviewer -s', 'sasl2-bin')
+      if (!/\bPLAIN\b/.test(mechs.stdout)) fail('Cyrus SASL offers no PLAIN mechanism', 'libsasl2-modules')
+    },
+  },
+  {
     name: 'redis',
     tools: { 'redis-server': 'redis-server', 'redis-cli': 'redis-tools' },
     run: async (ctx) => {
