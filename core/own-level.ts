@@ -29,6 +29,9 @@ export interface OwnLevel {
 export const NO_TLS_REASON =
   'no STARTTLS: this server has no usable certificate (run `linksec tls init`, or set [tls] cert_file)'
 
+export const NO_ENFORCEMENT_REASON =
+  'level 3 needs the outbound no-downgrade duty, which is not running in this process (see the ERROR at start)'
+
 /** Why the performed level is below the configured one: the first duty not performed. */
 export function heldBackBy(d: Duties): string | undefined {
   if (performedLevel(d) >= d.configuredLevel) return undefined
@@ -38,13 +41,20 @@ export function heldBackBy(d: Duties): string | undefined {
 }
 
 /** The declared level, from configuration and whether STARTTLS is available where it is declared. */
-export function ownLevel(c: LinksecConfig, starttls: boolean): OwnLevel {
+export function ownLevel(c: LinksecConfig, starttls: boolean, enforcement = true): OwnLevel {
   const duties = ownDuties(c)
   if (!starttls) return { level: 0, declares: false, heldBackBy: NO_TLS_REASON }
+  // The configuration asks for enforcement, but this process cannot run it
+  // (e.g. the Haraka outbound duty refused on an untested Haraka version):
+  // level 3 and 4 are not performed, so they are not declared.
+  if (!enforcement && duties.enforceNoDowngrade) {
+    const performed = performedLevel({ ...duties, enforceNoDowngrade: false, enforcePeerLevel: false })
+    return { level: performed, declares: true, heldBackBy: NO_ENFORCEMENT_REASON }
+  }
   return { level: performedLevel(duties), declares: true, heldBackBy: heldBackBy(duties) }
 }
 
 /** RFC 8689 REQUIRETLS is a promise about relaying: offered under TLS whenever no-downgrade is enforced. */
-export function offersRequireTls(c: LinksecConfig, underTls: boolean): boolean {
-  return c.declare.requiretls && c.enforce.enabled && underTls
+export function offersRequireTls(c: LinksecConfig, underTls: boolean, enforcement = true): boolean {
+  return c.declare.requiretls && c.enforce.enabled && enforcement && underTls
 }

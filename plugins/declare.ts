@@ -17,11 +17,21 @@ import { linksecNotes } from './notes'
 import { harakaReply } from './reply'
 
 export const REQUIRETLS = 'REQUIRETLS'
+
+/**
+ * Whether this process runs the outbound no-downgrade duty. plugins/linksec.ts
+ * turns it off when that duty is refused (an untested Haraka version): then
+ * levels 3-4 and REQUIRETLS are not performed here, so they are not declared.
+ */
+let enforcementLoaded = true
+export function setEnforcementLoaded(loaded: boolean): void {
+  enforcementLoaded = loaded
+}
 const STARTTLS = 'STARTTLS'
 
 /** The level this configuration performs where STARTTLS is available (never more than it enforces). */
 export function declaredLevel(cfg: LinksecConfig): Level {
-  return ownLevel(cfg, true).level
+  return ownLevel(cfg, true, enforcementLoaded).level
 }
 
 /**
@@ -36,13 +46,13 @@ export function sessionCanUseTls(conn: HarakaConnection): boolean {
 
 /** REQUIRETLS is ours to offer only under TLS and with the duty of refusing downgrades. */
 export function offersRequireTls(cfg: LinksecConfig, conn: HarakaConnection): boolean {
-  return coreOffersRequireTls(cfg, conn.tls?.enabled ?? false)
+  return coreOffersRequireTls(cfg, conn.tls?.enabled ?? false, enforcementLoaded)
 }
 
 /** The EHLO keywords linksec adds on this connection. */
 export function ehloKeywords(cfg: LinksecConfig, conn: HarakaConnection): string[] {
   const out: string[] = []
-  const own = ownLevel(cfg, sessionCanUseTls(conn))
+  const own = ownLevel(cfg, sessionCanUseTls(conn), enforcementLoaded)
   if (cfg.declare.ehlo && own.declares) {
     out.push(formatEhloKeyword({ level: own.level, ttlSeconds: cfg.main.declaration_ttl }))
   }

@@ -10,7 +10,7 @@
  * steps the milter runs.
  * Everything runs inside guarded(): any failure answers 451 4.3.0.
  */
-import { declaredLevel, declareDuty } from './declare'
+import { declaredLevel, declareDuty, setEnforcementLoaded } from './declare'
 import type { Duty } from './duty'
 import { guarded } from './guard'
 import { outboundSupport, runningHarakaVersion } from './haraka-version'
@@ -93,6 +93,7 @@ export function register(this: HarakaPlugin): void {
   this[HOLDER] = holder
   ensureHarakaCertificate(this, holder.current()) // before Haraka's tls plugin reads its files
   const duties = dutiesFor(holder, DUTIES)
+  setEnforcementLoaded(duties.some((d) => d.performs?.includes('no_downgrade')))
   registerDuties(this, holder, duties)
   registerMetricsEndpoint(this, () => holder.current()) // /metrics, /healthz, WKD (plugins/metrics.ts)
   warnUnbackedLevel(holder, duties)

@@ -6,6 +6,7 @@ import {
   declareDuty,
   ehloKeywords,
   sessionCanUseTls,
+  setEnforcementLoaded,
 } from '../../../plugins/declare'
 import { CONT, DENY } from '../../../plugins/haraka'
 import { callNext, connectionWith, fakePlugin, runtimeWith, type RawIni } from './fakes'
@@ -55,6 +56,18 @@ describe('ehloKeywords', () => {
     ])
     const off = runtimeWith({ ...L3, enforce: { enabled: false } }).config
     assert.deepEqual(ehloKeywords(off, connectionWith({ tls: true })), ['LINKSEC 2 ttl=86400'])
+  })
+
+  it('without the outbound duty running (untested Haraka), no level 3+ and no REQUIRETLS', () => {
+    const cfg = runtimeWith(L3).config
+    setEnforcementLoaded(false)
+    try {
+      assert.equal(declaredLevel(cfg), 2)
+      assert.deepEqual(ehloKeywords(cfg, connectionWith({ tls: true })), ['LINKSEC 2 ttl=86400'])
+    } finally {
+      setEnforcementLoaded(true)
+    }
+    assert.deepEqual(ehloKeywords(cfg, connectionWith({ tls: true })), ['LINKSEC 3 ttl=86400', 'REQUIRETLS'])
   })
 
   it('each declaration can be switched off', () => {
