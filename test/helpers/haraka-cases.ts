@@ -22,6 +22,8 @@
  * linksec hook let through (CONT) counts as taken, as if rcpt_to.in_host_list
  * and a queue plugin followed linksec in config/plugins.
  */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
 import { Address } from '@haraka/email-address'
 import { register } from '../../plugins/linksec'
 import type { HarakaConnection, HarakaPlugin, HarakaTransaction } from '../../plugins/haraka'
@@ -155,8 +157,24 @@ export function casePlugin(c: Case): CasePlugin {
   } as unknown as CasePlugin
   for (const level of ['logdebug', 'loginfo', 'logwarn', 'logerror', 'logcrit'])
     p[level] = (...args: unknown[]) => p.lines.push(`${level} ${args.map(String).join(' ')}`)
+  asIfOnTestedHaraka()
   register.call(p)
   return p
+}
+
+/**
+ * register() reads the running Haraka's version from its haraka.js in the
+ * module cache (plugins/haraka-version.ts) and, on an unknown one, leaves the
+ * outbound duty out and declares no level it would enforce. These cases run
+ * the plugin as the installed Haraka (a version in the tested range) runs it.
+ */
+function asIfOnTestedHaraka(): void {
+  const file = path.join(path.dirname(require.resolve('Haraka/package.json')), 'haraka.js')
+  if (require.cache[file]) return
+  const { version } = JSON.parse(fs.readFileSync(require.resolve('Haraka/package.json'), 'utf8')) as {
+    version: string
+  }
+  require.cache[file] = { id: file, filename: file, loaded: true, exports: { version } } as NodeJS.Module
 }
 
 /* ----------------------------------------------------------- hook runner */

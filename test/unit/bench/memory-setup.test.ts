@@ -66,9 +66,11 @@ test('per-entry cache costs come back from the child for every cache, in a plaus
   const c = await entryCostsInChild(20000)
   assert.equal(c.entries, 20000)
   assert.deepEqual(Object.keys(c.bytes).sort(), ['keys', 'learned', 'policy', 'signaturePolicy'])
-  // A parsed key or a full answer per entry would be kilobytes. The lower bound
-  // is only "measured something": GC timing in the child moves small figures
-  // (17 bytes was seen for ~180-byte entries).
+  // A parsed key or a full answer per entry would be kilobytes. Small figures
+  // carry GC timing noise in the child (17 bytes was seen for ~180-byte
+  // entries, and -5 on Node 24 for the policy cache, whose entries share
+  // templates): the lower bound only says a finite, near-zero-or-above
+  // figure came back.
   for (const [name, bytes] of Object.entries(c.bytes))
-    assert.ok(bytes > 0 && bytes < 1000, `${name}: ${bytes} bytes per entry`)
+    assert.ok(Number.isFinite(bytes) && bytes > -64 && bytes < 1000, `${name}: ${bytes} bytes per entry`)
 })
