@@ -9,6 +9,7 @@ import * as os from 'node:os'
 import { Counter } from 'prom-client'
 import { describeError } from '../errors'
 import type { Metrics } from '../metrics'
+import { engineService, sectionsKey } from '../engine'
 import { dnsClientFor } from '../net/dns'
 import { httpsClientFor } from '../net/https'
 import type { DomainPolicy } from '../policy'
@@ -49,16 +50,26 @@ export function tlsrptMetrics(m: Metrics): TlsrptMetrics {
 }
 
 let memory: OutcomeStore | undefined
-const redisStores = new Map<string, OutcomeStore>()
 
-/** One store per process and Redis URL (Haraka rebuilds its runtime on reload; the counts stay). */
+/**
+ * The outcome store of this engine: in-process counts (one per process, so
+ * they survive any reload), or a Redis store for [redis] url, built by the
+ * engine and closed by it when a reload changes [redis] (docs/architecture.md,
+ * the engine): a replaced prefix or URL leaves no connection behind.
+ */
+const outcomeStoreService = engineService<OutcomeStore>({
+  name: 'tlsrpt-store',
+  key: (c) => sectionsKey(c, ['redis']),
+  build: (rt) => {
+    const { url, prefix } = rt.config.redis
+    if (!url) return (memory ??= createMemoryStore())
+    return createRedisStore({ url, prefix, timeoutMs: 2000 })
+  },
+  close: (s) => s.close(),
+})
+
 export function outcomeStoreFor(rt: Runtime): OutcomeStore {
-  const { url, prefix } = rt.config.redis
-  if (!url) return (memory ??= createMemoryStore())
-  const key = `${url} ${prefix}`
-  let s = redisStores.get(key)
-  if (!s) redisStores.set(key, (s = createRedisStore({ url, prefix, timeoutMs: 2000 })))
-  return s
+  return outcomeStoreService(rt)
 }
 
 export function organizationOf(rt: Runtime): string {
