@@ -26,7 +26,26 @@ export interface RedisCacheOptions {
   log: Logger
 }
 
-export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCache {
+export type RedisClient = ReturnType<typeof createClient>
+
+export interface RedisConnection {
+  client: RedisClient
+  /** Connects on first use; never waits longer than timeoutMs (the client keeps reconnecting behind). */
+  ready: () => Promise<void>
+  close: () => Promise<void>
+}
+
+/**
+ * A Redis client as every linksec use wants it (the fleet cache here, the
+ * TLS-report counts in core/tlsrpt/store.ts): lazy, no offline queue, short
+ * timeouts, backing-off reconnects, unref'd so it never keeps a process alive.
+ * Errors go to onError (the client emits one per failed reconnect).
+ */
+export function connectRedis(opts: {
+  url: string
+  timeoutMs: number
+  onError?: (e: unknown) => void
+}): RedisConnection {
   const client = createClient({
     url: opts.url,
     disableOfflineQueue: true,
@@ -36,36 +55,49 @@ export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCach
       reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 3000),
     },
   })
+  client.on('error', opts.onError ?? (() => undefined))
+  let connecting: Promise<unknown> | undefined
+  return {
+    client,
+    ready: async () => {
+      if (client.isReady) return
+      connecting ??= client.connect().then(
+        () => client.unref(),
+        (e: unknown) => {
+          connecting = undefined
+          throw e
+        },
+      )
+      await raceDeadline(
+        connecting,
+        opts.timeoutMs,
+        () => new Error(`redis not ready within ${opts.timeoutMs} ms`),
+      )
+    },
+    close: async () => {
+      if (client.isOpen) await client.close().catch(() => client.destroy())
+    },
+  }
+}
+
+export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCache {
   let healthy = true
-  client.on('error', (e: unknown) => {
-    // Log once per outage, not once per retry.
-    if (healthy)
-      opts.log.warn('redis shared cache unavailable; continuing with the local cache', {
-        error: describeError(e),
-      })
-    healthy = false
+  const { client, ready, close } = connectRedis({
+    url: opts.url,
+    timeoutMs: opts.timeoutMs,
+    onError: (e) => {
+      // Log once per outage, not once per retry.
+      if (healthy)
+        opts.log.warn('redis shared cache unavailable; continuing with the local cache', {
+          error: describeError(e),
+        })
+      healthy = false
+    },
   })
   client.on('ready', () => {
     if (!healthy) opts.log.info('redis shared cache reachable again')
     healthy = true
   })
-  let connecting: Promise<unknown> | undefined
-  const ready = async () => {
-    if (client.isReady) return
-    connecting ??= client.connect().then(
-      () => client.unref(),
-      (e: unknown) => {
-        connecting = undefined
-        throw e
-      },
-    )
-    // The client keeps reconnecting in the background; a lookup never waits for it longer than this.
-    await raceDeadline(
-      connecting,
-      opts.timeoutMs,
-      () => new Error(`redis not ready within ${opts.timeoutMs} ms`),
-    )
-  }
   const key = (k: string) => `${opts.prefix}${k}`
   return {
     async get(k) {
@@ -77,9 +109,7 @@ export function createRedisSharedCache(opts: RedisCacheOptions): RedisSharedCach
       await ready()
       await client.set(key(k), value, { expiration: { type: 'PX', value: Math.max(1, Math.round(ttlMs)) } })
     },
-    async close() {
-      if (client.isOpen) await client.close().catch(() => client.destroy())
-    },
+    close,
   }
 }
 

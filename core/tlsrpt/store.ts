@@ -4,7 +4,7 @@
  * Redis so that every linksec of a fleet adds to the same counts (one HINCRBY
  * per session) and one of them sends the day's report.
  */
-import { createClient } from 'redis'
+import { connectRedis } from '../redis'
 import type { SessionOutcome } from './outcome'
 import type { ReportPolicy } from './policy'
 
@@ -122,28 +122,8 @@ export function createMemoryStore(): OutcomeStore {
 }
 
 export function createRedisStore(opts: { url: string; prefix: string; timeoutMs: number }): OutcomeStore {
-  const client = createClient({
-    url: opts.url,
-    disableOfflineQueue: true,
-    commandOptions: { timeout: opts.timeoutMs },
-    socket: {
-      connectTimeout: opts.timeoutMs,
-      reconnectStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 5), 3000),
-    },
-  })
-  client.on('error', () => {}) // reported by the caller's failed command
-  let connecting: Promise<unknown> | undefined
-  const ready = async () => {
-    if (client.isReady) return
-    connecting ??= client.connect().then(
-      () => client.unref(),
-      (e: unknown) => {
-        connecting = undefined
-        throw e
-      },
-    )
-    await connecting
-  }
+  // Failures reach the caller through its failed command; the client's own error events are quiet.
+  const { client, ready, close } = connectRedis({ url: opts.url, timeoutMs: opts.timeoutMs })
   const dayKey = (day: string) => `${opts.prefix}tlsrpt:${day}`
   const countsKey = (day: string, domain: string) => `${opts.prefix}tlsrpt:${day}:${domain}`
   const sentKey = (day: string, domain: string) => `${opts.prefix}tlsrpt:sent:${day}:${domain}`
@@ -181,8 +161,6 @@ export function createRedisStore(opts: { url: string; prefix: string; timeoutMs:
       await ready()
       await client.del(sentKey(day, domain))
     },
-    async close() {
-      if (client.isOpen) await client.close().catch(() => client.destroy())
-    },
+    close,
   }
 }
