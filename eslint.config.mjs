@@ -46,6 +46,25 @@ export default tseslint.config(
     },
   },
   {
+    // docs/architecture.md §2: core/keys finds and parses keys; core/verify checks signatures
+    // with them. The dependency runs one way only.
+    files: ['core/keys/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)verify(/|$)',
+              message:
+                'core/keys must not import core/verify (docs/architecture.md §2); move what both need into core/keys.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       // Tests read JSON (decision-log lines, HTTP bodies, Haraka's sink files) and untyped

@@ -7,7 +7,7 @@
  * (self-signatures, revocations, expiry, key flags); that is what it is good at.
  */
 import * as openpgp from 'openpgp'
-import { nativeKeyFromPacket, type NativeKey } from '../verify/native'
+import { nativeKeyFromPacket, type NativeKey } from './native-key'
 import { addressKey } from './address'
 
 export type SignerStatus = 'valid' | 'revoked' | 'expired' | 'not_signing'

@@ -7,9 +7,11 @@
  * once with node:crypto and checked against a KeyObject built once per key:
  * Ed25519 (legacy EdDSA 22 and RFC 9580 type 27) with `crypto.verify`, RSA
  * (1, 3) by opening the signature with the public key. Other algorithms
- * return "unsupported" and the caller falls back to openpgp.js.
+ * return "unsupported" and the caller falls back to openpgp.js. The key side
+ * (KeyObjects from key packets) is `core/keys/native-key.ts`.
  */
 import * as crypto from 'node:crypto'
+import { readMpi, type NativeKey } from '../keys/native-key'
 import type { SignaturePacket } from './packets'
 
 /** RFC 9580 §9.5 hash algorithm IDs -> node:crypto names. */
@@ -26,69 +28,7 @@ const HASHES: Record<number, string> = {
 /** Hashes too weak to accept for data signatures (openpgp.js rejects these too). */
 const WEAK_HASHES = new Set([1, 2, 3])
 
-const ED25519_OID = '2b06010401da470f01'
-
-export interface NativeKey {
-  /** OpenPGP public-key algorithm ID. */
-  algo: number
-  keyObject: crypto.KeyObject
-}
-
 export type NativeOutcome = 'valid' | 'invalid' | 'unsupported' | 'weak_hash'
-
-/**
- * A KeyObject from a public (sub)key packet body, or undefined when the
- * algorithm is not handled natively. v4: version, created(4), algo, material;
- * v6 adds a 4-octet material length (RFC 9580 §5.5.2).
- */
-export function nativeKeyFromPacket(body: Uint8Array): NativeKey | undefined {
-  const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-  const version = b[0]
-  const algo = b[5]!
-  const p = version === 6 || version === 5 ? 10 : 6
-  try {
-    if (algo === 27) return { algo, keyObject: ed25519Key(b.subarray(p, p + 32)) }
-    if (algo === 22) return eddsaLegacy(b, p)
-    if (algo === 1 || algo === 3) return rsaKey(b, p, algo)
-  } catch {
-    // Malformed material: let openpgp.js decide (it will refuse the key).
-  }
-  return undefined
-}
-
-function eddsaLegacy(b: Buffer, p: number): NativeKey | undefined {
-  const oidLen = b[p]!
-  if (b.subarray(p + 1, p + 1 + oidLen).toString('hex') !== ED25519_OID) return undefined
-  const [q] = readMpi(b, p + 1 + oidLen)
-  if (q.length !== 33 || q[0] !== 0x40) return undefined
-  return { algo: 22, keyObject: ed25519Key(q.subarray(1)) }
-}
-
-function rsaKey(b: Buffer, p: number, algo: number): NativeKey {
-  const [n, next] = readMpi(b, p)
-  const [e] = readMpi(b, next)
-  const keyObject = crypto.createPublicKey({
-    key: { kty: 'RSA', n: n.toString('base64url'), e: e.toString('base64url') },
-    format: 'jwk',
-  })
-  return { algo, keyObject }
-}
-
-function ed25519Key(x: Buffer): crypto.KeyObject {
-  if (x.length !== 32) throw new Error('bad Ed25519 key length')
-  return crypto.createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url') },
-    format: 'jwk',
-  })
-}
-
-/** An MPI: 2-octet bit count, then the octets (RFC 9580 §3.2). */
-function readMpi(b: Buffer, p: number): [Buffer, number] {
-  if (p + 2 > b.length) throw new Error('truncated MPI')
-  const bytes = (b.readUInt16BE(p) + 7) >> 3
-  if (p + 2 + bytes > b.length) throw new Error('truncated MPI')
-  return [b.subarray(p + 2, p + 2 + bytes), p + 2 + bytes]
-}
 
 /**
  * The signature hash input after the data (RFC 9580 §5.2.4): the hashed

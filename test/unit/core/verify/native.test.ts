@@ -8,12 +8,8 @@ import assert from 'node:assert/strict'
 import * as crypto from 'node:crypto'
 import { before, test } from 'node:test'
 import * as openpgp from 'openpgp'
-import {
-  nativeKeyFromPacket,
-  rsaSignatureMatches,
-  verifyNative,
-  type NativeKey,
-} from '../../../../core/verify/native'
+import { nativeKeyFromPacket, type NativeKey } from '../../../../core/keys/native-key'
+import { rsaSignatureMatches, verifyNative } from '../../../../core/verify/native'
 import { dearmor, readSignatures } from '../../../../core/verify/packets'
 
 interface Kind {
