@@ -12,7 +12,7 @@
 import * as fs from 'node:fs'
 import * as openpgp from 'openpgp'
 import { LinksecError } from '../../core/errors'
-import { parseAddress, type KeyStore } from '../../core/keys'
+import { parseAddress, type CaStore, type KeyStore } from '../../core/keys'
 import type { SecretStore } from '../../core/sign/secrets'
 
 const RSA_BITS = new Set([2048, 3072, 4096])
@@ -20,6 +20,8 @@ const RSA_BITS = new Set([2048, 3072, 4096])
 export interface SignKeyStores {
   store: KeyStore
   secrets: SecretStore
+  /** Certifies the public half before it is published (core/keys/ca.ts). */
+  cas: CaStore
 }
 
 /** RSA bits from `--rsa [BITS]`, or undefined for Ed25519. */
@@ -72,7 +74,10 @@ async function store(
   const saved = await s.secrets.save(data, address, {
     check: (a, fpr) => refuseReplacing(s, a, fpr, replace),
   })
-  const pub = await s.store.add(Buffer.from(saved.key.toPublic().write()), saved.address)
+  const pub = await s.store.add(
+    Buffer.from((await s.cas.certify(saved.key.toPublic())).write()),
+    saved.address,
+  )
   const fpr = saved.key.getFingerprint().toUpperCase()
   process.stdout.write(`${verb} ${saved.address} (${fpr}): secret ${saved.file}, published ${pub.file}\n`)
   return 0

@@ -9,12 +9,18 @@
  *   linksec keys generate ADDRESS [--rsa 3072]   a signing key: secret kept, public published
  *   linksec keys import-secret FILE [ADDRESS]    an unprotected secret key (gpg --export-secret-keys)
  *   linksec keys remove ADDRESS
+ *   linksec keys ca init|show|revoke [DOMAIN]    the domain CA (keys-ca.ts)
+ *
+ * Every key published for a domain that has a CA is certified by it first
+ * (core/keys/ca.ts): `add`, `generate` and `import-secret` alike.
  */
 import * as fs from 'node:fs'
 import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 import { generate, importSecret, rsaBits } from './keys-sign'
 import { describeError, isLinksecError } from '../../core/errors'
-import { keyStoreFor, parseAddress, wkdHash, type KeyStore } from '../../core/keys'
+import { caStoreFor, keyStoreFor, parseAddress, wkdHash, type CaStore, type KeyStore } from '../../core/keys'
+import { readKeyBlob } from '../../core/keys/material'
+import { runCa } from './keys-ca'
 import { signerEntries } from '../../core/keys/material'
 import type { SecretStore } from '../../core/sign/secrets'
 import { secretStoreFor } from '../../core/sign/step'
@@ -23,10 +29,14 @@ import { createRuntime } from '../../core/runtime'
 
 export const USAGE =
   'usage: linksec keys add FILE [ADDRESS] | list | remove ADDRESS\n' +
-  '                    | generate ADDRESS [--rsa 3072] [--replace] | import-secret FILE [ADDRESS] [--replace]  [--config DIR]\n'
+  '                    | generate ADDRESS [--rsa 3072] [--replace] | import-secret FILE [ADDRESS] [--replace]\n' +
+  '                    | ca init [DOMAIN] [--name NAME] [--replace] | ca show [DOMAIN]\n' +
+  '                    | ca revoke [DOMAIN] [--reason compromised|superseded|retired]  [--config DIR]\n'
 
 export const OPTIONS = {
   address: { type: 'string' },
+  name: { type: 'string' },
+  reason: { type: 'string' },
   replace: { type: 'boolean' },
   rsa: { type: 'string' },
 } satisfies OptionTable
@@ -36,15 +46,27 @@ export async function run(args: ParsedArgs): Promise<number> {
   const rt = createRuntime(configFromArgs(args), { metrics: createMetrics({ processMetrics: false }) })
   const store = keyStoreFor(rt)
   const secrets = secretStoreFor(rt)
+  const cas = caStoreFor(rt)
   try {
+    if (sub === 'ca') {
+      const code = await runCa(
+        { config: rt.config, store, cas, now: rt.now() },
+        rest[0],
+        rest.slice(1),
+        args.flags,
+      )
+      if (code !== undefined) return code
+      process.stderr.write(USAGE)
+      return 2
+    }
     if (sub === 'add' && rest.length >= 1 && rest.length <= 2)
-      return await add(store, rest[0]!, addressArg(args, rest[1]))
+      return await add(store, cas, rest[0]!, addressArg(args, rest[1]))
     if (sub === 'list' && rest.length === 0) return await list(store, secrets, rt.now())
     const replace = args.flags.replace === true
     if (sub === 'generate' && rest.length === 1)
-      return await generate({ store, secrets }, rest[0]!, rsaBits(args.flags.rsa), replace)
+      return await generate({ store, secrets, cas }, rest[0]!, rsaBits(args.flags.rsa), replace)
     if (sub === 'import-secret' && rest.length >= 1 && rest.length <= 2)
-      return await importSecret({ store, secrets }, rest[0]!, addressArg(args, rest[1]), replace)
+      return await importSecret({ store, secrets, cas }, rest[0]!, addressArg(args, rest[1]), replace)
     if (sub === 'remove' && rest.length === 1) return await remove(store, rest[0]!)
   } catch (e) {
     process.stderr.write(`linksec keys ${sub}: ${isLinksecError(e) ? e.message : describeError(e)}\n`)
@@ -58,9 +80,14 @@ function addressArg(args: ParsedArgs, positional: string | undefined): string | 
   return typeof args.flags.address === 'string' ? args.flags.address : positional
 }
 
-async function add(store: KeyStore, file: string, address: string | undefined): Promise<number> {
+async function add(
+  store: KeyStore,
+  cas: CaStore,
+  file: string,
+  address: string | undefined,
+): Promise<number> {
   const data = fs.readFileSync(file === '-' ? 0 : file)
-  const k = await store.add(data, address)
+  const k = await store.add(await certifyBlob(cas, data), address)
   const fprs = k.ring.keys.map((x) => x.getFingerprint().toUpperCase()).join(', ')
   process.stdout.write(`added ${k.address} (${fprs}) as ${k.file}\n`)
   return 0
@@ -101,4 +128,12 @@ async function remove(store: KeyStore, address: string): Promise<number> {
   }
   process.stderr.write(`linksec keys remove: no key for ${address} in ${store.dir}\n`)
   return 1
+}
+
+/** The keys in `data`, each certified by the CA of its domains (unchanged where there is none). Unreadable data passes through for the store to refuse by name. */
+export async function certifyBlob(cas: CaStore, data: Buffer): Promise<Buffer> {
+  const keys = await readKeyBlob(data).catch(() => undefined)
+  if (!keys) return data
+  const certified = await Promise.all(keys.map((k) => cas.certify(k)))
+  return Buffer.concat(certified.map((k) => Buffer.from(k.write())))
 }

@@ -2,6 +2,7 @@
  * Key discovery services per runtime: the local store and the finder built
  * from `[keys]`, `[net]` and `[resolver]` (docs/architecture.md §6.4, §2).
  */
+import * as path from 'node:path'
 import { configPath } from '../config'
 import { dnsClientFor } from '../net/dns'
 import { sharedCacheFor } from '../redis'
@@ -9,12 +10,32 @@ import { httpsClientFor } from '../net/https'
 import { engineService, sectionsKey } from '../engine'
 import { createKeyFinder, type KeyFinder } from './finder'
 import { KeyStore } from './store'
+import { CA_SUBDIR, CaStore } from './ca'
 
 export { parseAddress, fromAddress, addressKey, type MailAddress } from './address'
 export { wkdHash, wkdUrls, openpgpkeyName, zbase32 } from './names'
 export { KeyStore, type StoredKey } from './store'
 export { createKeyFinder, type KeyFinder, type KeyLookup, type KeySource } from './finder'
 export type { KeyRing, SignerEntry } from './material'
+export {
+  CaStore,
+  DomainCa,
+  caAddress,
+  checkCertification,
+  createCaKey,
+  normalizeFingerprint,
+  type CertificationCheck,
+} from './ca'
+
+/**
+ * The domain CAs under `[sign] secret_dir`/ca (core/keys/ca.ts). Every key
+ * published for one of our domains goes through `caStoreFor(rt).certify(key)`.
+ */
+export const caStoreFor = engineService({
+  name: 'ca-store',
+  key: (c) => sectionsKey(c, []) + c.sign.secret_dir,
+  build: (rt) => new CaStore(path.join(configPath(rt.config, rt.config.sign.secret_dir), CA_SUBDIR), rt.now),
+})
 
 /** The store under `[keys] dir`, one per runtime. */
 export const keyStoreFor = engineService({
