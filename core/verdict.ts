@@ -64,7 +64,7 @@ export function formatReply(v: Verdict): string {
  * The one sanitiser for every text linksec writes into a header field or an
  * SMTP reply: reasons quote attacker bytes (a From field, a key server's
  * answer), so nothing leaves without passing here. Strings are Unicode
- * (header bytes are decoded as UTF-8 where valid, core/verify/mime.ts);
+ * (header bytes are decoded as UTF-8 where valid, core/mime.ts);
  * adapters encode what they write as UTF-8.
  */
 

@@ -33,7 +33,7 @@ export function tlsFactsFromMacros(get: (name: string) => string | undefined): T
 
 /**
  * The message as received: header lines, the blank line, the body; the body copied once.
- * Header values arrived as UTF-8 on the wire and go back as UTF-8 (core/verify/mime.ts decodes them).
+ * Header values arrived as UTF-8 on the wire and go back as UTF-8 (core/mime.ts decodes them).
  */
 export function rawMessage(tx: Pick<Transaction, 'headers' | 'body'>): Buffer {
   const head = tx.headers.map((h) => `${h.name}: ${h.value.replace(/\r?\n/g, '\r\n')}\r\n`).join('')

@@ -16,7 +16,7 @@
  */
 import type { Level, Requirement } from '../levels'
 import { FALLBACK_HEADER, REQUIREMENT_HEADER } from '../levels'
-import { parseHeaders, headerValue } from '../verify/mime'
+import { parseHeaders, headerValue } from '../mime'
 import { describeRequirement, type EnforceDuties, type HopRefusal } from './hop'
 
 /** One hop that was tried and refused, with what the session showed. */

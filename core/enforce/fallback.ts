@@ -4,93 +4,47 @@
  * cannot go out securely and the operator chose `fallback =
  * deliver_safe_part`. This builds that smaller message: the original
  * envelope headers, the marked part as the only body, the tag removed (the
- * safe part needs no secure path) and a header saying what happened.
+ * safe part needs no secure path) and a header saying what happened. The
+ * message is read with core/mime.ts, the one MIME parser.
  */
 import { FALLBACK_HEADER, REQUIREMENT_HEADER } from '../levels'
+import {
+  headerValue,
+  parseContentType,
+  parseEntity,
+  rawFields,
+  splitEntity,
+  splitMultipart,
+  toCrlf,
+} from '../mime'
 
 export const PARTIAL_HEADER = 'Link-Security-Partial'
 
 /** Deepest multipart nesting searched; real messages rarely exceed 4. */
 const MAX_DEPTH = 8
 
-interface Header {
-  name: string
-  /** The whole field as written (folded lines included, without the final CRLF). */
-  raw: string
-  value: string
-}
-
-interface Entity {
-  headers: Header[]
-  body: string
-}
-
-/** Splits a MIME entity at its first empty line (CRLF or LF). */
-function splitEntity(text: string): Entity {
-  const m = /\r?\n\r?\n/.exec(text)
-  const head = m ? text.slice(0, m.index) : text
-  const body = m ? text.slice(m.index + m[0].length) : ''
-  return { headers: parseHeaders(head), body }
-}
-
-function parseHeaders(head: string): Header[] {
-  const out: Header[] = []
-  for (const line of head.split(/\r?\n/)) {
-    const last = out[out.length - 1]
-    if (/^[ \t]/.test(line) && last) {
-      last.raw += `\r\n${line}`
-      last.value += ` ${line.trim()}`
-      continue
-    }
-    const colon = line.indexOf(':')
-    if (colon <= 0) continue
-    out.push({ name: line.slice(0, colon).trim(), raw: line, value: line.slice(colon + 1).trim() })
-  }
-  return out
-}
-
-function headerValue(e: Entity, name: string): string | undefined {
-  return e.headers.find((h) => h.name.toLowerCase() === name.toLowerCase())?.value
-}
-
-function boundaryOf(e: Entity): string | undefined {
-  const ct = headerValue(e, 'Content-Type') ?? ''
-  if (!/^\s*multipart\//i.test(ct)) return undefined
-  const m = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(ct)
-  return m ? (m[1] ?? m[2]) : undefined
-}
-
-/** The body parts of a multipart entity (RFC 2046 §5.1.1); preamble and epilogue dropped. */
-function childParts(e: Entity, boundary: string): Entity[] {
-  const delimiter = new RegExp(`(?:^|\\r?\\n)--${escapeRegExp(boundary)}(--)?[ \\t]*(?=\\r?\\n|$)`, 'g')
-  const parts: Entity[] = []
-  let start = -1
-  for (let m = delimiter.exec(e.body); m; m = delimiter.exec(e.body)) {
-    if (start >= 0) parts.push(splitEntity(e.body.slice(start, m.index).replace(/^\r?\n/, '')))
-    if (m[1]) break
-    start = m.index + m[0].length
-  }
-  return parts
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
-function isMarked(e: Entity): boolean {
+function isMarked(part: Buffer): boolean {
   return (
-    (headerValue(e, FALLBACK_HEADER) ?? '')
+    (headerValue(parseEntity(part).headers, FALLBACK_HEADER) ?? '')
       .replace(/\([^)]*\)/g, '')
       .trim()
       .toLowerCase() === 'yes'
   )
 }
 
-/** The first part marked Link-Security-Fallback: yes, depth first; never the top-level entity. */
-function findMarked(e: Entity, depth: number): Entity | undefined {
-  const boundary = boundaryOf(e)
-  if (!boundary || depth > MAX_DEPTH) return undefined
-  for (const part of childParts(e, boundary)) {
+/**
+ * The first part marked Link-Security-Fallback: yes, depth first; never the
+ * top-level entity. Parts are split on delimiter lines only (RFC 2046 §5.1.1:
+ * `--boundary` alone on its line, blanks allowed after it), so a longer line
+ * that merely starts with the boundary never splits a part.
+ */
+function findMarked(e: Buffer, depth: number): Buffer | undefined {
+  if (depth > MAX_DEPTH) return undefined
+  const entity = parseEntity(e)
+  const ct = parseContentType(headerValue(entity.headers, 'content-type'))
+  const boundary = ct.params.boundary
+  if (!ct.type.startsWith('multipart/') || !boundary) return undefined
+  for (const part of splitMultipart(entity.body, boundary).parts) {
     if (isMarked(part)) return part
     const inner = findMarked(part, depth + 1)
     if (inner) return inner
@@ -98,9 +52,21 @@ function findMarked(e: Entity, depth: number): Entity | undefined {
   return undefined
 }
 
+/** The message as octets with CRLF line ends; callers hand it over as a latin1 string. */
+function octets(message: string): Buffer {
+  return toCrlf(Buffer.from(message, 'latin1'))
+}
+
 /** True when the message has a part the fallback could deliver. */
 export function hasSafePart(message: string): boolean {
-  return findMarked(splitEntity(message), 0) !== undefined
+  return findMarked(octets(message), 0) !== undefined
+}
+
+/** The fields of a header block as written, without their final CRLF; lines that are no field are dropped. */
+function fieldsOf(head: string): { key: string; raw: string }[] {
+  return rawFields(head)
+    .filter((f) => f.key !== '')
+    .map((f) => ({ key: f.key, raw: f.raw.replace(/\r\n$/, '') }))
 }
 
 /** Outer headers that describe the old body or the tag, not the message. */
@@ -121,13 +87,18 @@ const DROPPED = new Set([
  * `why` ends up in the Link-Security-Partial header the recipient sees.
  */
 export function buildSafePartMessage(message: string, why: string): string | undefined {
-  const top = splitEntity(message)
-  const part = findMarked(top, 0)
+  const whole = octets(message)
+  const part = findMarked(whole, 0)
   if (!part) return undefined
-  const kept = top.headers.filter((h) => !DROPPED.has(h.name.toLowerCase())).map((h) => h.raw)
+  const kept = fieldsOf(splitEntity(whole).head)
+    .filter((f) => !DROPPED.has(f.key))
+    .map((f) => f.raw)
   const note = `${PARTIAL_HEADER}: only the part marked ${FALLBACK_HEADER} was delivered; ${why.replace(/[\r\n]+/g, ' ')}`
-  const partHeaders = part.headers.filter((h) => h.name.toLowerCase() !== 'mime-version').map((h) => h.raw)
+  const inner = splitEntity(part)
+  const partHeaders = fieldsOf(inner.head)
+    .filter((f) => f.key !== 'mime-version')
+    .map((f) => f.raw)
   // The delimiter owns the CRLF before it (RFC 2046 §5.1.1); end the last line again.
-  const body = part.body.replace(/\r?\n/g, '\r\n').replace(/(?<!\r\n)$/, '\r\n')
+  const body = inner.body.toString('latin1').replace(/(?<!\r\n)$/, '\r\n')
   return [...kept, note, 'MIME-Version: 1.0', ...partHeaders].join('\r\n') + '\r\n\r\n' + body
 }

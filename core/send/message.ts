@@ -14,7 +14,7 @@ import { messageRequirement, REQUIREMENT_HEADER, TLS_REQUIRED_HEADER, type Requi
 import { fromAddress, type MailAddress } from '../keys'
 import { signMessage, type SigningKey } from '../sign'
 import { applySigned } from '../sign/apply'
-import { rawFields, splitEntity, toCrlf, type RawField } from '../verify/mime'
+import { rawFields, splitEntity, toCrlf, type RawField } from '../mime'
 
 export interface Outgoing {
   raw: Buffer

@@ -5,7 +5,7 @@
  * holds the whole message rather than editing it in place.
  */
 import type { HeaderEdit } from '../verdict'
-import { rawFields, splitEntity, toCrlf } from '../verify/mime'
+import { rawFields, splitEntity, toCrlf } from '../mime'
 
 export function applyEdits(raw: Buffer, edits: readonly HeaderEdit[], body?: Buffer): Buffer {
   const { head, body: oldBody } = splitEntity(toCrlf(raw))

@@ -14,7 +14,7 @@ import {
   splitEntity,
   splitMultipart,
   type RawField,
-} from '../verify/mime'
+} from '../mime'
 import { encodeBase64, encodeQuotedPrintable, needsEncoding } from './transfer'
 
 /** Deeper nesting than this is not walked (RFC 2046 sets no limit; a message bomb would). */

@@ -15,7 +15,7 @@
 import * as crypto from 'node:crypto'
 import type { HeaderEdit } from '../verdict'
 import { findSignedForm } from '../verify/extract'
-import { parseEntity, rawFields, splitEntity, toCrlf, type RawField } from '../verify/mime'
+import { parseEntity, rawFields, splitEntity, toCrlf, type RawField } from '../mime'
 import { verifyNative } from '../verify/native'
 import { PacketError, readSignatures } from '../verify/packets'
 import { BrokenMimeError, fieldsText, fieldValue, makeSafe } from './entity'

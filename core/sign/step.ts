@@ -15,7 +15,7 @@ import { signaturePolicyFor, type SignaturePolicy, type SignaturePolicyLookup } 
 import { keyStoreFor } from '../keys'
 import { checkSignatures, parseSignatureBlock } from '../verify/check'
 import { findSignedForm } from '../verify/extract'
-import { parseEntity, rawFields, splitEntity, toCrlf, type RawField } from '../verify/mime'
+import { parseEntity, rawFields, splitEntity, toCrlf, type RawField } from '../mime'
 import { signParsed } from './index'
 import { SecretStore } from './secrets'
 import { loadSenders } from './senders'

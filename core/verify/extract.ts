@@ -14,7 +14,7 @@ import {
   splitMultipart,
   type Entity,
   type HeaderField,
-} from './mime'
+} from '../mime'
 
 export type SignedForm =
   | { kind: 'none'; reason: string }

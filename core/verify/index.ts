@@ -19,7 +19,7 @@ import { MAX_QUOTED, safeText, type HeaderEdit, type MessageDecision } from '../
 import { authservId, formatAuthResults, type ResultFacts, type SignatureResult } from './authres'
 import { checkSignatures, parseSignatureBlock } from './check'
 import { findSignedForm, type SignedForm } from './extract'
-import { headerValues, parseEntity, toCrlf, type HeaderField } from './mime'
+import { headerValues, parseEntity, toCrlf, type HeaderField } from '../mime'
 import { decide } from './policy'
 import { createSignaturePolicyLookup, type SignaturePolicy, type SignaturePolicyLookup } from './sig-policy'
 

@@ -20,7 +20,7 @@ import {
   parseContentType,
   parseEntity,
   splitMultipart,
-} from '../../core/verify/mime'
+} from '../../core/mime'
 import { startDnsServer, type TestDnsServer } from './dns-server'
 import { detachedParts, verifyWith, type Verifier } from './verifiers'
 

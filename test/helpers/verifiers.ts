@@ -15,7 +15,7 @@ import {
   parseContentType,
   parseEntity,
   splitMultipart,
-} from '../../core/verify/mime'
+} from '../../core/mime'
 
 export type Verifier = 'gpg' | 'sq' | 'rnp'
 

@@ -28,7 +28,7 @@ import {
   parseContentType,
   parseEntity,
   splitMultipart,
-} from '../../core/verify/mime'
+} from '../../core/mime'
 import * as S from '../helpers/signers'
 import { needTools } from '../helpers/tools'
 import { detachedParts, verifyWith, type Verifier } from '../helpers/verifiers'

@@ -64,4 +64,58 @@ describe('safe-part fallback', () => {
     const lf = withFallback.replace(/\r\n/g, '\n')
     assert.match(buildSafePartMessage(lf, 'x')!, /\r\n\r\nPick up your message/)
   })
+  it('splits only on delimiter lines: a longer line that starts with the boundary is part of the text', () => {
+    // RFC 2046 §5.1.1: the delimiter is `--boundary` alone on its line (blanks allowed).
+    for (const fake of ['--outerX', '--outer--X', '--outer x']) {
+      const msg = [
+        'From: a@a.test',
+        'Content-Type: multipart/mixed; boundary="outer"',
+        '',
+        '--outer',
+        'Content-Type: text/plain',
+        '',
+        'the secret text',
+        fake,
+        'Content-Type: text/plain',
+        'Link-Security-Fallback: yes',
+        '',
+        'not a part of its own',
+        '--outer--',
+        '',
+      ].join('\r\n')
+      assert.equal(hasSafePart(msg), false, fake)
+      assert.equal(buildSafePartMessage(msg, 'x'), undefined, fake)
+    }
+  })
+  it('reads the boundary parameter as RFC 2045 does: one inside another quoted parameter is not it', () => {
+    const msg = [
+      'From: a@a.test',
+      'Content-Type: multipart/mixed; x-note="a; boundary=fake here"; boundary=real',
+      '',
+      '--real',
+      'Content-Type: text/plain',
+      '',
+      '--fake',
+      'Content-Type: text/plain',
+      'Link-Security-Fallback: yes',
+      '',
+      'smuggled',
+      '--fake--',
+      '--real',
+      'Content-Type: text/plain',
+      'Link-Security-Fallback: yes',
+      '',
+      'the real safe part',
+      '--real--',
+      '',
+    ].join('\r\n')
+    const out = buildSafePartMessage(msg, 'x')!
+    assert.equal(out.split('\r\n\r\n')[1], 'the real safe part\r\n')
+  })
+  it('keeps folded header fields as written and drops lines that are no field', () => {
+    const msg = withFallback.replace('Subject: secret', 'Subject: a long\r\n  folded subject\r\nnot a field')
+    const head = buildSafePartMessage(msg, 'x')!.split('\r\n\r\n')[0]!
+    assert.match(head, /^Subject: a long\r\n {2}folded subject$/m)
+    assert.doesNotMatch(head, /not a field/)
+  })
 })

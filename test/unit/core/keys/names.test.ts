@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import { test } from 'node:test'
 import { fromAddress, parseAddress } from '../../../../core/keys/address'
 import { openpgpkeyName, wkdHash, wkdUrls, zbase32 } from '../../../../core/keys/names'
-import { decodeHeaderBlock } from '../../../../core/verify/mime'
+import { decodeHeaderBlock } from '../../../../core/mime'
 import { needTools, which } from '../../../helpers/tools'
 
 test('WKD hash: the draft vector (only ASCII letters lower-cased, SHA-1, z-base-32)', () => {
@@ -67,7 +67,7 @@ test('WKD hash of UTF-8 local parts: the UTF-8 bytes, only A-Z lower-cased (vect
   // gpg-wks-client --print-wkd-hash (GnuPG 2.2): Ä stays upper-case, ö/ü are hashed as UTF-8.
   assert.equal(wkdHash('Jörg.Müller'), 'wk41hqsfaf5zrtijq3z3446khpc33133')
   assert.equal(wkdHash('ÄBC'), 'ud9bxcn7eq8b9bfbmjthn5bwe8ifr8y1')
-  // A From field's bytes decoded once, as UTF-8 (core/verify/mime.ts), give the same hash.
+  // A From field's bytes decoded once, as UTF-8 (core/mime.ts), give the same hash.
   const header = decodeHeaderBlock(Buffer.from('From: Jörg <Jörg.Müller@example.org>\r\n', 'utf8'))
   const a = fromAddress(header.slice('From: '.length).trim())!
   assert.equal(wkdHash(a.local), 'wk41hqsfaf5zrtijq3z3446khpc33133')

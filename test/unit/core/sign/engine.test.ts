@@ -25,7 +25,7 @@ import {
   parseContentType,
   parseEntity,
   splitMultipart,
-} from '../../../../core/verify/mime'
+} from '../../../../core/mime'
 
 let dir: string
 let rt: Runtime

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { decodeQuotedPrintable, decodeTransfer } from '../../../../core/verify/mime'
+import { decodeQuotedPrintable, decodeTransfer } from '../../../../core/mime'
 import { encodeBase64, encodeQuotedPrintable, needsEncoding } from '../../../../core/sign/transfer'
 
 const safeLines = (b: Buffer) => b.toString('latin1').split('\r\n')

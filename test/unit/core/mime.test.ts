@@ -7,7 +7,7 @@ import {
   parseEntity,
   splitMultipart,
   toCrlf,
-} from '../../../../core/verify/mime'
+} from '../../../core/mime'
 
 const b = (s: string) => Buffer.from(s, 'latin1')
 
@@ -53,6 +53,12 @@ test('multipart: a boundary-like string inside a line, or a longer boundary, is 
     ['x --B y\r\n--Bextra\r\nz'],
   )
   assert.equal(splitMultipart(b('--B\r\nno close\r\n'), 'B').closed, false)
+  // A line that starts with the close delimiter but goes on is text too (RFC 2046 §5.1.1).
+  const notClosed = splitMultipart(b('--B\r\none\r\n--B--more\r\ntwo\r\n--B--'), 'B')
+  assert.deepEqual(
+    notClosed.parts.map((p) => p.toString()),
+    ['one\r\n--B--more\r\ntwo'],
+  )
 })
 
 test('toCrlf converts bare LF only', () => {
