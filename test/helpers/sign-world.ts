@@ -14,13 +14,7 @@ import { silentLogger } from '../../core/log'
 import { createMetrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
 import { verifyMessage } from '../../core/verify'
-import {
-  decodeTransfer,
-  headerValue,
-  parseContentType,
-  parseEntity,
-  splitMultipart,
-} from '../../core/mime'
+import { decodeTransfer, headerValue, parseContentType, parseEntity, splitMultipart } from '../../core/mime'
 import { startDnsServer, type TestDnsServer } from './dns-server'
 import { detachedParts, verifyWith, type Verifier } from './verifiers'
 

@@ -9,13 +9,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { findSignedForm } from '../../core/verify/extract'
-import {
-  decodeTransfer,
-  headerValue,
-  parseContentType,
-  parseEntity,
-  splitMultipart,
-} from '../../core/mime'
+import { decodeTransfer, headerValue, parseContentType, parseEntity, splitMultipart } from '../../core/mime'
 
 export type Verifier = 'gpg' | 'sq' | 'rnp'
 

@@ -22,13 +22,7 @@ import { signMessage } from '../../core/sign'
 import { applySigned } from '../../core/sign/apply'
 import { secretStoreFor } from '../../core/sign/step'
 import { verifyMessage } from '../../core/verify'
-import {
-  decodeTransfer,
-  headerValue,
-  parseContentType,
-  parseEntity,
-  splitMultipart,
-} from '../../core/mime'
+import { decodeTransfer, headerValue, parseContentType, parseEntity, splitMultipart } from '../../core/mime'
 import * as S from '../helpers/signers'
 import { needTools } from '../helpers/tools'
 import { detachedParts, verifyWith, type Verifier } from '../helpers/verifiers'
