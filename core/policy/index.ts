@@ -22,7 +22,7 @@ export { mxMatches } from './mta-sts-parse'
 /** Reads [policy] domains_file; broken entries are logged and counted, a broken file throws ConfigError. */
 export function staticListFor(rt: Runtime): StaticList {
   const file = configPath(rt.config, rt.config.policy.domains_file)
-  const { list, problems } = loadStaticList(file)
+  const { list, problems } = loadStaticList(file, rt.now())
   for (const p of problems) {
     rt.log.warn('static domains list entry skipped', { file, domain: p.domain, reason: p.reason })
     rt.metrics.declarationsRejected.inc({ source: 'static', reason: 'bad_entry' })

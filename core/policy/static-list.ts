@@ -4,8 +4,10 @@
  *   {"policies": {"example.net": {"mode": "enforce", "mxs": [".example.net"], "level": 3}},
  *    "policy-aliases": {"big-provider": {"mode": "enforce", "mxs": [".mx.example"]}}}
  * An entry may say {"policy-alias": "big-provider"}. Entries are operator
- * facts with no expiry. A broken file stops start-up; a broken entry is
- * skipped, logged and counted, so one typo never disables the whole list.
+ * facts with no expiry, except one `linksec domains import` took from a
+ * learned declaration (`linksec-expires`), skipped once that has passed. A
+ * broken file stops start-up; a broken entry is skipped, logged and
+ * counted, so one typo never disables the whole list.
  */
 import * as fs from 'node:fs'
 import { ConfigError } from '../errors'
@@ -36,24 +38,30 @@ type Json = Record<string, unknown>
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
 
+/** A value as quoted in a problem: short strings and numbers as JSON, anything else by its kind (never a deep walk). */
+function quoted(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v)
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v)
+  return Array.isArray(v) ? 'a list' : `a ${typeof v}`
+}
+
 /** Validates one entry; returns it or a short reason. */
 export function parseStaticEntry(raw: unknown): StaticEntry | string {
   if (!isObject(raw)) return 'entry is not an object'
   const mode = raw.mode ?? 'enforce'
   if (mode !== 'enforce' && mode !== 'testing' && mode !== 'none')
-    return `mode ${JSON.stringify(mode)} is not enforce, testing or none`
+    return `mode ${quoted(mode)} is not enforce, testing or none`
   const mxsRaw = raw.mxs ?? []
   if (!Array.isArray(mxsRaw)) return 'mxs is not a list'
   const mxs: string[] = []
   for (const m of mxsRaw) {
     const p = typeof m === 'string' ? staticPattern(m) : undefined
-    if (!p) return `mx pattern ${JSON.stringify(m)} is not a host name, .domain or *.domain`
+    if (!p) return `mx pattern ${quoted(m)} is not a host name, .domain or *.domain`
     mxs.push(p)
   }
   let level: Level | undefined
   if (raw.level !== undefined) {
-    if (typeof raw.level !== 'number' || !isLevel(raw.level))
-      return `level ${JSON.stringify(raw.level)} is not 0-4`
+    if (typeof raw.level !== 'number' || !isLevel(raw.level)) return `level ${quoted(raw.level)} is not 0-4`
     level = raw.level
   }
   return { mode, mxs, level }
@@ -69,7 +77,10 @@ function staticPattern(m: string): string | undefined {
 }
 
 /** Builds the list from parsed JSON; bad entries are returned as problems. */
-export function parseStaticList(doc: unknown): { list: StaticList; problems: StaticListProblem[] } {
+export function parseStaticList(
+  doc: unknown,
+  now = Date.now(),
+): { list: StaticList; problems: StaticListProblem[] } {
   if (!isObject(doc) || !isObject(doc.policies ?? {}))
     throw new ConfigError('the static domains list must be a JSON object with a "policies" object')
   const aliases = isObject(doc['policy-aliases']) ? doc['policy-aliases'] : {}
@@ -84,14 +95,26 @@ export function parseStaticList(doc: unknown): { list: StaticList; problems: Sta
     const resolved = resolveAlias(raw, aliases)
     const entry = 'problem' in resolved ? resolved.problem : parseStaticEntry(resolved.value)
     if (typeof entry === 'string') problems.push({ domain, reason: entry })
+    else if (expiredAt(resolved, now))
+      problems.push({ domain, reason: `expired (linksec-expires ${expiredAt(resolved, now)})` })
     else entries.set(domain, entry)
   }
   return { list: { get: (d) => entries.get(d), size: entries.size }, problems }
 }
 
+/** An entry `linksec domains import` took from a learned declaration ends with it (core/policy/policy-list.ts). */
+function expiredAt(resolved: { value: unknown } | { problem: string }, now: number): string | undefined {
+  if (!('value' in resolved) || !isObject(resolved.value)) return undefined
+  const v = resolved.value['linksec-expires']
+  const t = typeof v === 'string' ? Date.parse(v) : NaN
+  return t <= now ? (v as string) : undefined
+}
+
 function resolveAlias(raw: unknown, aliases: Json): { value: unknown } | { problem: string } {
   if (!isObject(raw) || typeof raw['policy-alias'] !== 'string') return { value: raw }
-  const target = aliases[raw['policy-alias']]
+  // Own properties only: "constructor" or "__proto__" is not an alias.
+  const name = raw['policy-alias']
+  const target = Object.prototype.hasOwnProperty.call(aliases, name) ? aliases[name] : undefined
   if (target === undefined) return { problem: `unknown policy-alias "${raw['policy-alias']}"` }
   return { value: isObject(target) ? { ...target, ...withoutAlias(raw) } : target }
 }
@@ -108,7 +131,10 @@ export const EMPTY_STATIC_LIST: StaticList = { get: () => undefined, size: 0 }
  * default the operator may never have created); unreadable JSON is a
  * ConfigError naming the file.
  */
-export function loadStaticList(file: string): { list: StaticList; problems: StaticListProblem[] } {
+export function loadStaticList(
+  file: string,
+  now = Date.now(),
+): { list: StaticList; problems: StaticListProblem[] } {
   let text: string
   try {
     text = fs.readFileSync(file, 'utf8')
@@ -125,7 +151,7 @@ export function loadStaticList(file: string): { list: StaticList; problems: Stat
     )
   }
   try {
-    return parseStaticList(doc)
+    return parseStaticList(doc, now)
   } catch (e) {
     throw new ConfigError(`[policy] domains_file ${file}: ${(e as Error).message}`)
   }
