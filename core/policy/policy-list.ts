@@ -205,7 +205,7 @@ const MODE_RANK = { none: 0, testing: 1, enforce: 2 } as const
 /** The level routing gives an entry (enforce counts as >= 3, as staticAnswer reads it). */
 export function effectiveLevel(e: StaticEntry): Level {
   const l = e.mode === 'enforce' ? Math.max(e.level ?? 0, 3) : (e.level ?? 0)
-  return (isLevel(l) ? l : 0)
+  return isLevel(l) ? l : 0
 }
 
 /** How E is weaker than THAN, in words; undefined when it is not. */
