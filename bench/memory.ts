@@ -15,6 +15,10 @@
  * (bench/lib/entry-cost.ts), so cache_max settings can be sized.
  *
  *   node dist/bench/memory.js [--quick]
+ *   LINKSEC_BENCH_ATTACKS="big bodies" node dist/bench/memory.js   (only the
+ *     under-attack stage, only the attacks whose name contains the text;
+ *     LINKSEC_BENCH_KEEP_LOG=FILE keeps the serve log, e.g. with --trace-gc;
+ *     LINKSEC_BENCH_INI='{"milter":{"max_held_bytes":33554432}}' overrides keys)
  *   LINKSEC_BENCH_NODE_OPTIONS="--max-old-space-size=256" node dist/bench/memory.js
  */
 import * as fs from 'node:fs'
@@ -233,7 +237,9 @@ interface UnderAttack {
 async function underAttack(ls: RunningLinksec, opts: BenchOptions): Promise<UnderAttack> {
   const snaps = [await snapshot(ls, 'under attack: started')]
   const attacks: AttackResult[] = []
+  const only = process.env.LINKSEC_BENCH_ATTACKS
   for (const [i, a] of ATTACKS.entries()) {
+    if (only && !a.name.includes(only)) continue
     if (opts.signal?.aborted) break
     opts.progress(0.9 + (0.07 * i) / ATTACKS.length, `under attack: ${a.name}`)
     attacks.push(await runAttack(ls, a))
@@ -252,12 +258,34 @@ function attackNotes(u: UnderAttack): string[] {
   ]
 }
 
+/** Only the under-attack stage (LINKSEC_BENCH_ATTACKS): to look at one attack without the rest. */
+async function attacksOnly(dir: string, opts: BenchOptions): Promise<BenchResult> {
+  const msg = await writeBenchMessage(dir)
+  const node = shippedNodeOptions()
+  const ls = await startLinksec({
+    dir,
+    keys: { [SENDER]: msg.publicKeyArmored },
+    ini: { keys: { methods: 'local' }, ...JSON.parse(process.env.LINKSEC_BENCH_INI ?? '{}') },
+    nodeArgs: node.args,
+  })
+  try {
+    const attacked = await underAttack(ls, opts)
+    const keep = process.env.LINKSEC_BENCH_KEEP_LOG
+    if (keep) fs.copyFileSync(ls.logFile, keep)
+    const empty: BenchResult = { name: 'memory', rows: [], ratios: {}, goals: {}, notes: setupNotes({ node, entryCostError: 'only the under-attack stage ran' }) }
+    return withAttack(empty, attacked)
+  } finally {
+    await ls.stop()
+  }
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const why = linksecUnavailable()
   if (why) throw new Error(why)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-bench-mem-'))
   let ls: RunningLinksec | undefined
   try {
+    if (process.env.LINKSEC_BENCH_ATTACKS) return await attacksOnly(dir, opts)
     opts.progress(0, 'starting linksec serve')
     const msg = await writeBenchMessage(dir)
     const setup: Setup = { node: shippedNodeOptions() }

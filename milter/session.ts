@@ -247,8 +247,14 @@ export class MilterSession implements SessionFacts {
     return CONTINUE
   }
 
+  /**
+   * A chunk kept is one the pool accounts for truly: a small view of a
+   * larger read (a short frame that arrived with others) is copied, so
+   * what is held is its own bytes, not the whole read behind it.
+   */
   private keepBody(tx: Transaction, chunk: Buffer): void {
-    if (this.hold(chunk.length)) tx.body.push(chunk)
+    if (!this.hold(chunk.length)) return
+    tx.body.push(chunk.buffer.byteLength > 2 * chunk.length ? Buffer.from(chunk) : chunk)
   }
 
   private keepHeader(name: string, value: string): void {

@@ -10,7 +10,14 @@ import { PayloadReader } from './reader'
 import type { ConnectCommand, Frame, MacroPairs, MilterCommand, MilterResponse, SymbolList } from './types'
 
 export class FrameDecoder {
-  private pending: Buffer = Buffer.alloc(0)
+  /** The 4-byte length field of a frame that began in an earlier chunk. */
+  private readonly head = Buffer.alloc(LENGTH_BYTES)
+  private headFill = 0
+  /** Its length once known (command byte + data). */
+  private length = 0
+  /** Pieces of that frame's command byte and data, as views of the chunks they came in. */
+  private parts: Buffer[] = []
+  private partBytes = 0
   private failed = false
 
   /** @param maxFrameBytes largest accepted length field (command byte + data). */
@@ -18,31 +25,72 @@ export class FrameDecoder {
 
   /** Bytes received but not yet part of a whole frame. */
   get pendingBytes(): number {
-    return this.pending.length
+    return this.headFill + this.partBytes
   }
 
-  /** Feeds one chunk; returns every frame it completes, in order. */
+  /**
+   * Feeds one chunk; returns every frame it completes, in order. A frame
+   * that lies inside one chunk is a view of that chunk (no copy); a frame
+   * that spans chunks is copied once, into a buffer of exactly its size, so
+   * a body chunk the session keeps holds its own bytes and nothing of its
+   * neighbours. (Postfix's body frames are 65,540 bytes and a socket read
+   * at most 65,536: every one spans two reads. Joining the unread tail to
+   * each new read instead made every kept 64 KB body chunk hold a buffer
+   * of up to twice that: bench/memory.ts, big bodies.)
+   */
   push(chunk: Buffer): Frame[] {
     if (this.failed) throw new MilterProtocolError('malformed_frame', 'decoder used after a protocol error')
-    let buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk
     const frames: Frame[] = []
     try {
-      let at = 0
-      while (buf.length - at >= LENGTH_BYTES) {
-        const length = this.checkedLength(buf.readUInt32BE(at))
-        if (buf.length - at - LENGTH_BYTES < length) break
+      let at = this.pendingBytes ? this.continuePending(chunk, frames) : 0
+      while (chunk.length - at >= LENGTH_BYTES) {
+        const length = this.checkedLength(chunk.readUInt32BE(at))
+        if (chunk.length - at - LENGTH_BYTES < length) break
         const start = at + LENGTH_BYTES
-        frames.push({ code: buf[start]!, payload: buf.subarray(start + 1, start + length) })
+        frames.push({ code: chunk[start]!, payload: chunk.subarray(start + 1, start + length) })
         at = start + length
       }
-      buf = buf.subarray(at)
+      if (at < chunk.length) this.continuePending(chunk.subarray(at), frames)
     } catch (e) {
       this.failed = true
       throw e
     }
-    // Copy a short tail so a large chunk is not kept alive by a few bytes.
-    this.pending = buf.length && buf.length < 4096 ? Buffer.from(buf) : buf
     return frames
+  }
+
+  /** Adds the start of `chunk` to the frame under way; returns how many bytes of it were used. */
+  private continuePending(chunk: Buffer, frames: Frame[]): number {
+    let at = 0
+    if (this.headFill < LENGTH_BYTES) {
+      const n = Math.min(LENGTH_BYTES - this.headFill, chunk.length)
+      chunk.copy(this.head, this.headFill, 0, n)
+      this.headFill += n
+      at = n
+      if (this.headFill < LENGTH_BYTES) return at
+      // Checked before any of the frame's data is kept.
+      this.length = this.checkedLength(this.head.readUInt32BE(0))
+    }
+    const n = Math.min(this.length - this.partBytes, chunk.length - at)
+    if (n > 0) this.keepPart(chunk.subarray(at, at + n))
+    at += n
+    if (this.partBytes === this.length) {
+      const frame = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.length)
+      // A single piece is a view of a larger read: copy it so the frame owns exactly its bytes.
+      const own = this.parts.length === 1 ? Buffer.from(frame) : frame
+      frames.push({ code: own[0]!, payload: own.subarray(1) })
+      this.headFill = 0
+      this.length = 0
+      this.parts = []
+      this.partBytes = 0
+    }
+    return at
+  }
+
+  /** A peer dripping a few bytes per read must not leave thousands of tiny pieces: join them now and then. */
+  private keepPart(piece: Buffer): void {
+    this.parts.push(piece)
+    this.partBytes += piece.length
+    if (this.parts.length >= 64) this.parts = [Buffer.concat(this.parts, this.partBytes)]
   }
 
   private checkedLength(length: number): number {

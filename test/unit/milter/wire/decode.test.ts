@@ -104,6 +104,42 @@ describe('milter command decoding (byte table)', () => {
   })
 })
 
+describe('milter frames and the reads they came in', () => {
+  // Postfix sends body chunks of 65,535 bytes (frames of 65,540); a socket read is at most 65,536.
+  const body = (fill: number) => raw('B', Buffer.alloc(65535, fill))
+
+  it('a frame that spans reads owns a buffer of its own size, whatever the reads were', () => {
+    const stream = Buffer.concat([body(1), body(2), body(3), body(4)])
+    const d = new FrameDecoder(1 << 20)
+    const frames = []
+    for (let at = 0; at < stream.length; at += 65536) frames.push(...d.push(stream.subarray(at, at + 65536)))
+    assert.equal(frames.length, 4)
+    assert.equal(d.pendingBytes, 0)
+    frames.forEach((f, i) => {
+      assert.equal(f.payload.length, 65535)
+      assert.ok(f.payload.every((b) => b === i + 1), `frame ${i} bytes`)
+      // One frame's bytes (and its 1-byte command code), not the read before or after it.
+      assert.ok(f.payload.buffer.byteLength <= 65536, `frame ${i} holds ${f.payload.buffer.byteLength} bytes`)
+    })
+  })
+
+  it('counts the bytes of a frame still under way, its length field included', () => {
+    const d = new FrameDecoder(1 << 20)
+    const frame = body(7)
+    assert.deepEqual(d.push(frame.subarray(0, 2)), [])
+    assert.equal(d.pendingBytes, 2)
+    assert.deepEqual(d.push(frame.subarray(2, 1000)), [])
+    assert.equal(d.pendingBytes, 1000)
+    // Dripped a byte at a time for a while (pieces are joined as they pile up), then the rest.
+    for (let at = 1000; at < 1300; at++) d.push(frame.subarray(at, at + 1))
+    assert.equal(d.pendingBytes, 1300)
+    const [f] = d.push(frame.subarray(1300))
+    assert.equal(f?.payload.length, 65535)
+    assert.ok(f!.payload.every((b) => b === 7))
+    assert.equal(d.pendingBytes, 0)
+  })
+})
+
 function protocolError(reason: string) {
   return (e: unknown) => e instanceof MilterProtocolError && e.reason === reason
 }
