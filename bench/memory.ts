@@ -33,6 +33,7 @@ import {
   linksecUnavailable,
   shippedNodeOptions,
   startLinksec,
+  type IniSections,
   type RunningLinksec,
 } from './lib/linksec-serve'
 import { writeBenchMessage, SENDER } from './lib/signed-message'
@@ -265,14 +266,23 @@ async function attacksOnly(dir: string, opts: BenchOptions): Promise<BenchResult
   const ls = await startLinksec({
     dir,
     keys: { [SENDER]: msg.publicKeyArmored },
-    ini: { keys: { methods: 'local' }, ...JSON.parse(process.env.LINKSEC_BENCH_INI ?? '{}') },
+    ini: {
+      keys: { methods: 'local' },
+      ...(JSON.parse(process.env.LINKSEC_BENCH_INI ?? '{}') as IniSections),
+    },
     nodeArgs: node.args,
   })
   try {
     const attacked = await underAttack(ls, opts)
     const keep = process.env.LINKSEC_BENCH_KEEP_LOG
     if (keep) fs.copyFileSync(ls.logFile, keep)
-    const empty: BenchResult = { name: 'memory', rows: [], ratios: {}, goals: {}, notes: setupNotes({ node, entryCostError: 'only the under-attack stage ran' }) }
+    const empty: BenchResult = {
+      name: 'memory',
+      rows: [],
+      ratios: {},
+      goals: {},
+      notes: setupNotes({ node, entryCostError: 'only the under-attack stage ran' }),
+    }
     return withAttack(empty, attacked)
   } finally {
     await ls.stop()

@@ -117,7 +117,10 @@ describe('milter frames and the reads they came in', () => {
     assert.equal(d.pendingBytes, 0)
     frames.forEach((f, i) => {
       assert.equal(f.payload.length, 65535)
-      assert.ok(f.payload.every((b) => b === i + 1), `frame ${i} bytes`)
+      assert.ok(
+        f.payload.every((b) => b === i + 1),
+        `frame ${i} bytes`,
+      )
       // One frame's bytes (and its 1-byte command code), not the read before or after it.
       assert.ok(f.payload.buffer.byteLength <= 65536, `frame ${i} holds ${f.payload.buffer.byteLength} bytes`)
     })
@@ -135,7 +138,7 @@ describe('milter frames and the reads they came in', () => {
     assert.equal(d.pendingBytes, 1300)
     const [f] = d.push(frame.subarray(1300))
     assert.equal(f?.payload.length, 65535)
-    assert.ok(f!.payload.every((b) => b === 7))
+    assert.ok(f?.payload.every((b) => b === 7))
     assert.equal(d.pendingBytes, 0)
   })
 })
