@@ -8,6 +8,9 @@
  *       nobody encrypts to a key whose secret sits on the server
  *   linksec keys import-secret FILE [ADDRESS] [--replace]
  *       an unprotected secret key, e.g. from `gpg --export-secret-keys`
+ *   linksec keys rotate ADDRESS [--rsa 3072]
+ *       a new signing key that signs from now on; the old public key stays
+ *       published beside it for [keys] rotation_overlap, then leaves WKD
  */
 import * as fs from 'node:fs'
 import * as openpgp from 'openpgp'
@@ -43,15 +46,54 @@ export async function generate(
   if (!a)
     throw new LinksecError('LINKSEC_KEY_ADDRESS', `"${address}" is not a mail address`, { temporary: false })
   await refuseReplacing(s, a.address, undefined, replace)
+  return store(s, await newSigningKey(a.address, bits), a.address, 'generated')
+}
+
+/**
+ * A new key for an address that already has one: the secret is replaced (new
+ * mail is signed with the new key at once), the public key is published
+ * beside the old one, which stays for `overlapMs` (draft-koch-openpgp-
+ * webkey-service §3.1: WKD may serve several keys for an address).
+ */
+export async function rotate(
+  s: SignKeyStores,
+  address: string,
+  bits: number | undefined,
+  overlapMs: number,
+): Promise<number> {
+  const a = parseAddress(address)
+  if (!a)
+    throw new LinksecError('LINKSEC_KEY_ADDRESS', `"${address}" is not a mail address`, { temporary: false })
+  if (!(await s.store.lookup(a.address)))
+    throw new LinksecError(
+      'LINKSEC_KEY_NONE',
+      `${a.address} has no published key to rotate; make one with linksec keys generate ${a.address}`,
+      { temporary: false },
+    )
+  const saved = await s.secrets.save(await newSigningKey(a.address, bits), a.address)
+  // The new key is certified by the domain CA, when there is one, like every key published.
+  const certified = await s.cas.certify(saved.key.toPublic())
+  const pub = await s.store.rotate(Buffer.from(certified.write()), saved.address, overlapMs)
+  const fpr = saved.key.getFingerprint().toUpperCase()
+  const old = [...(pub.retiring ?? [])].map(([f, t]) => `${f} until ${new Date(t).toISOString()}`)
+  process.stdout.write(
+    `rotated ${saved.address}: new key ${fpr} signs from now on (secret ${saved.file}); ` +
+      `still published: ${old.join(', ') || 'none'}\n`,
+  )
+  return 0
+}
+
+/** A sign-only key: Ed25519, or RSA of `bits`; binary secret key. */
+async function newSigningKey(address: string, bits: number | undefined): Promise<Buffer> {
   const { privateKey } = await openpgp.generateKey({
     ...(bits
       ? { type: 'rsa' as const, rsaBits: bits }
       : { type: 'ecc' as const, curve: 'ed25519Legacy' as const }),
-    userIDs: [{ email: a.address }],
+    userIDs: [{ email: address }],
     subkeys: [],
     format: 'object',
   })
-  return store(s, Buffer.from(privateKey.write()), a.address, 'generated')
+  return Buffer.from(privateKey.write())
 }
 
 export async function importSecret(
@@ -74,9 +116,11 @@ async function store(
   const saved = await s.secrets.save(data, address, {
     check: (a, fpr) => refuseReplacing(s, a, fpr, replace),
   })
+  // refuseReplacing (above) already asked about any other key for the address.
   const pub = await s.store.add(
     Buffer.from((await s.cas.certify(saved.key.toPublic())).write()),
     saved.address,
+    { replace: true },
   )
   const fpr = saved.key.getFingerprint().toUpperCase()
   process.stdout.write(`${verb} ${saved.address} (${fpr}): secret ${saved.file}, published ${pub.file}\n`)

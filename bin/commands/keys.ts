@@ -3,11 +3,14 @@
  * manages the keys this server publishes over WKD (the files in `[keys]
  * dir`) and the secret keys it signs with (`[sign] secret_dir`, keys-sign.ts).
  *
- *   linksec keys add FILE [ADDRESS]   stores the key for ADDRESS (or its only address);
- *                                     refuses a key without a user ID for it
+ *   linksec keys add FILE [ADDRESS] [--replace]   stores the key for ADDRESS (or its only
+ *                                     address); refuses a key without a user ID for it,
+ *                                     and another key than the published one without --replace
  *   linksec keys list                 address, fingerprint, status, WKD hash, file, sign=yes|no
  *   linksec keys generate ADDRESS [--rsa 3072]   a signing key: secret kept, public published
  *   linksec keys import-secret FILE [ADDRESS]    an unprotected secret key (gpg --export-secret-keys)
+ *   linksec keys rotate ADDRESS [--rsa 3072]     a new signing key; the old one stays
+ *                                     published for [keys] rotation_overlap (keys-sign.ts)
  *   linksec keys remove ADDRESS
  *   linksec keys ca init|show|revoke [DOMAIN]    the domain CA (keys-ca.ts)
  *
@@ -16,7 +19,7 @@
  */
 import * as fs from 'node:fs'
 import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
-import { generate, importSecret, rsaBits } from './keys-sign'
+import { generate, importSecret, rotate, rsaBits } from './keys-sign'
 import { describeError, isLinksecError } from '../../core/errors'
 import { caStoreFor, keyStoreFor, parseAddress, wkdHash, type CaStore, type KeyStore } from '../../core/keys'
 import { readKeyBlob } from '../../core/keys/material'
@@ -28,7 +31,7 @@ import { createMetrics } from '../../core/metrics'
 import { createRuntime } from '../../core/runtime'
 
 export const USAGE =
-  'usage: linksec keys add FILE [ADDRESS] | list | remove ADDRESS\n' +
+  'usage: linksec keys add FILE [ADDRESS] [--replace] | list | remove ADDRESS | rotate ADDRESS [--rsa 3072]\n' +
   '                    | generate ADDRESS [--rsa 3072] [--replace] | import-secret FILE [ADDRESS] [--replace]\n' +
   '                    | ca init [DOMAIN] [--name NAME] [--replace] | ca show [DOMAIN]\n' +
   '                    | ca revoke [DOMAIN] [--reason compromised|superseded|retired]  [--config DIR]\n'
@@ -47,6 +50,7 @@ export async function run(args: ParsedArgs): Promise<number> {
   const store = keyStoreFor(rt)
   const secrets = secretStoreFor(rt)
   const cas = caStoreFor(rt)
+  const replace = args.flags.replace === true
   try {
     if (sub === 'ca') {
       const code = await runCa(
@@ -60,9 +64,15 @@ export async function run(args: ParsedArgs): Promise<number> {
       return 2
     }
     if (sub === 'add' && rest.length >= 1 && rest.length <= 2)
-      return await add(store, cas, rest[0]!, addressArg(args, rest[1]))
+      return await add(store, cas, rest[0]!, addressArg(args, rest[1]), replace)
     if (sub === 'list' && rest.length === 0) return await list(store, secrets, rt.now())
-    const replace = args.flags.replace === true
+    if (sub === 'rotate' && rest.length === 1)
+      return await rotate(
+        { store, secrets, cas },
+        rest[0]!,
+        rsaBits(args.flags.rsa),
+        rt.config.keys.rotation_overlap * 1000,
+      )
     if (sub === 'generate' && rest.length === 1)
       return await generate({ store, secrets, cas }, rest[0]!, rsaBits(args.flags.rsa), replace)
     if (sub === 'import-secret' && rest.length >= 1 && rest.length <= 2)
@@ -85,9 +95,10 @@ async function add(
   cas: CaStore,
   file: string,
   address: string | undefined,
+  replace: boolean,
 ): Promise<number> {
   const data = fs.readFileSync(file === '-' ? 0 : file)
-  const k = await store.add(await certifyBlob(cas, data), address)
+  const k = await store.add(await certifyBlob(cas, data), address, { replace })
   const fprs = k.ring.keys.map((x) => x.getFingerprint().toUpperCase()).join(', ')
   process.stdout.write(`added ${k.address} (${fprs}) as ${k.file}\n`)
   return 0
@@ -108,8 +119,10 @@ async function list(store: KeyStore, secrets: SecretStore, now: number): Promise
       const status = canSign ? 'valid' : (why?.status ?? 'not_signing')
       const signs = held.some((h) => h.address === k.address && h.fingerprint === fpr && !h.problem)
       const wkd = `wkd=${a ? wkdHash(a.local) : '?'}`
+      const leaves = k.retiring?.get(fpr)
+      const until = leaves === undefined ? '' : `\tretires=${new Date(leaves).toISOString()}`
       process.stdout.write(
-        `${k.address}\t${fpr}\t${status}\t${wkd}\t${k.file}\tsign=${signs ? 'yes' : 'no'}\n`,
+        `${k.address}\t${fpr}\t${status}\t${wkd}\t${k.file}\tsign=${signs ? 'yes' : 'no'}${until}\n`,
       )
     }
   }

@@ -144,6 +144,8 @@ export const SCHEMA = {
     cache_max: int(10000, 0, 10_000_000),
     positive_ttl: int(3600, 0, 30 * 24 * 3600),
     negative_ttl: int(300, 0, 24 * 3600),
+    /** Seconds a rotated-out key stays published (and valid) beside its successor (`linksec keys rotate`). */
+    rotation_overlap: int(7 * 24 * 3600, 0, 365 * 24 * 3600),
   },
   policy: {
     /** Static list in the STARTTLS-Everywhere shape plus `level`; relative to the config directory. */
