@@ -17,6 +17,7 @@ import { healthOf } from '../../core/http/health'
 import { checkSignSetup } from '../../core/sign/step'
 import { startCertificateRenewal } from '../../core/tls/renewal'
 import { startDailyReports } from '../../core/tlsrpt'
+import { startPostfixLogReader } from '../../core/tlsrpt/postfix-log'
 import { startHttpService } from '../../core/http/server'
 import { startMilterService } from '../../milter/server'
 import { startSocketmapService } from '../../milter/socketmap/server'
@@ -73,6 +74,11 @@ export async function run(args: ParsedArgs): Promise<number> {
     return 78
   }
   const stopTimers = [startCertificateRenewal(rt), startDailyReports(rt)] // certificate renewal, TLS reports
+  // Postfix before 3.10 reports no TLS outcomes to policy servers: read them from its log.
+  if (rt.config.tlsrpt.enabled && rt.config.tlsrpt.postfix_log) {
+    const reader = startPostfixLogReader(rt)
+    stopTimers.push(() => reader.stop())
+  }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))

@@ -267,6 +267,11 @@ export const SCHEMA = {
     from: str(''),
     /** The MTA that mails reports (SMTP, HOST:PORT): the local Postfix or Haraka. */
     relay: str('127.0.0.1:25', HOSTPORT, HOSTPORT_HINT),
+    /**
+     * `linksec serve`: Postfix's mail log to read TLS outcomes from (Postfix before 3.10 tells
+     * policy servers none): its maillog_file or the file syslog writes; empty = not read.
+     */
+    postfix_log: str('', /^[^\0\n]*$/, 'a file path such as /var/log/mail.log'),
   },
   send: {
     /** HOST:PORT of the relay `linksec send` falls back to (STARTTLS, AUTH); empty = direct delivery only. */

@@ -25,7 +25,7 @@ import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstan
 import { loopbackBlock, startForwarder, type Forwarder } from './postfix-hosts'
 import { startReceivers, stopReceivers, type Receiver, type ReceiverKind } from './receivers'
 import { testCa } from './test-ca'
-import { startWorld, type World } from './world'
+import { startWorld, type WorldOptions, type World } from './world'
 
 /** Not the receivers' own id (mx.linksec.test): theirs would strip ours as forged. */
 export const AUTHSERV = 'mta.example.test'
@@ -125,7 +125,14 @@ export function queueListing(pf: PostfixInstance): string {
   return `${r.stdout}${r.stderr}`
 }
 
-export async function startEnforcePostfix(): Promise<EnforcePostfix> {
+export interface EnforcePostfixOptions {
+  /** More DNS records, names served by the world's HTTPS server, and its routes (world.ts). */
+  world?: WorldOptions
+  /** More linksec.ini keys for `linksec serve`, given the Postfix instance (e.g. its log file). */
+  serveIni?: (pf: PostfixInstance) => Record<string, Record<string, string | number | boolean>>
+}
+
+export async function startEnforcePostfix(opts: EnforcePostfixOptions = {}): Promise<EnforcePostfix> {
   const cleanup: Array<() => unknown> = []
   const stop = async () => {
     for (const f of cleanup.splice(0).reverse()) await Promise.resolve(f()).catch(() => undefined)
@@ -133,19 +140,9 @@ export async function startEnforcePostfix(): Promise<EnforcePostfix> {
   try {
     const receivers = await startReceivers()
     cleanup.push(() => stopReceivers(receivers))
-    const world = await startWorld({ zone: ZONE })
+    const world = await startWorld({ ...opts.world, zone: { ...ZONE, ...opts.world?.zone } })
     cleanup.push(() => world.close())
     const { port, ip } = await forwardAll(receivers, cleanup)
-    const serve = await startLinksecServe({
-      ini: {
-        main: { authserv_id: AUTHSERV },
-        log: { level: 'info' },
-        resolver: { servers: world.dns.address, timeout_ms: 2000 },
-        net: { ca_file: world.ca.caFile, https_port: world.https.port, allow_private_addresses: true },
-      },
-      files: { 'linksec.domains.json': STATIC_LIST },
-    })
-    cleanup.push(() => serve.stop())
     const hosts = {
       'plain.test': ip.plain,
       'tls.test': ip.tls,
@@ -154,8 +151,22 @@ export async function startEnforcePostfix(): Promise<EnforcePostfix> {
       'weak.test': ip.plain,
       'low.test': ip.plain,
     }
+    // Postfix first: serve may read its log ([tlsrpt] postfix_log).
     const pf = await startPostfix({ hosts })
     cleanup.push(() => pf.stop())
+    const ini: Record<string, Record<string, string | number | boolean>> = {
+      main: { authserv_id: AUTHSERV },
+      log: { level: 'info' },
+      resolver: { servers: world.dns.address, timeout_ms: 2000 },
+      net: { ca_file: world.ca.caFile, https_port: world.https.port, allow_private_addresses: true },
+    }
+    for (const [section, keys] of Object.entries(opts.serveIni?.(pf) ?? {}))
+      ini[section] = { ...ini[section], ...keys }
+    const serve = await startLinksecServe({
+      ini,
+      files: { 'linksec.domains.json': STATIC_LIST },
+    })
+    cleanup.push(() => serve.stop())
     await configure(pf, serve, port)
     return { pf, serve, world, receivers, decisions: () => decisionLines(serve.output()), stop }
   } catch (e) {

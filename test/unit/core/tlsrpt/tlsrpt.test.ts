@@ -151,7 +151,7 @@ describe('counting and the report JSON (RFC 8460 §4)', () => {
 })
 
 describe('[tlsrpt] defaults', () => {
-  it('counting and the daily send on, reports mailed through the local MTA on port 25', () => {
+  it('counting and the daily send on, reports mailed through the local MTA on port 25, no Postfix log read', () => {
     assert.deepEqual(parseConfig({}, '/tmp').tlsrpt, {
       enabled: true,
       send: true,
@@ -159,6 +159,7 @@ describe('[tlsrpt] defaults', () => {
       contact: '',
       from: '',
       relay: '127.0.0.1:25',
+      postfix_log: '',
     })
   })
 })
