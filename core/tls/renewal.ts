@@ -30,10 +30,13 @@ export async function checkOwnCertificate(rt: Runtime): Promise<void> {
 }
 
 /** Starts the daily check (unref'd: it never keeps the process alive); returns the stop function. */
-export function startCertificateRenewal(rt: Runtime): () => void {
+export function startCertificateRenewal(
+  rt: Runtime,
+  check: (rt: Runtime) => Promise<void> = checkOwnCertificate,
+): () => void {
   if (!rt.config.tls.renew) return () => {}
-  void checkOwnCertificate(rt)
-  const timer = setInterval(() => void checkOwnCertificate(rt), DAY_MS)
+  void check(rt)
+  const timer = setInterval(() => void check(rt), DAY_MS)
   timer.unref()
   return () => clearInterval(timer)
 }

@@ -173,28 +173,60 @@ export async function sendReports(
   return out
 }
 
+const DAY_MS = 24 * 3600 * 1000
+
 export function yesterday(nowMs: number): string {
-  return reportDay(nowMs - 24 * 3600 * 1000)
+  return reportDay(nowMs - DAY_MS)
 }
+/**
+ * Days the daily send still tries: yesterday and the day before, so a report
+ * whose delivery failed late in the day (or a process down over midnight) is
+ * sent on the next run. Older days are left: the store keeps a week for
+ * `linksec tlsrpt send --date`.
+ */
+export const SEND_DAYS = 2
 
 /**
- * The daily send, in serve and in the Haraka plugin: hourly, send yesterday's
- * reports if not yet sent. The claim (store.claim) makes it once per day and
- * domain for the whole fleet when the counts are in Redis. `current` gives the
- * runtime in force (Haraka swaps it on a config reload).
+ * One run of the daily send at the runtime's clock: the reports of the last
+ * SEND_DAYS days not yet sent. Every domain's report is claimed before it is
+ * sent and released when no delivery got through (sendReports), so runs
+ * every hour send each report once — once for the fleet with Redis, and
+ * again after a failure.
  */
-export function startDailyReports(current: Runtime | (() => Runtime)): () => void {
+export async function dailyReportRun(rt: Runtime): Promise<SendResult[]> {
+  if (!rt.config.tlsrpt.enabled || !rt.config.tlsrpt.send) return []
+  const out: SendResult[] = []
+  for (let back = SEND_DAYS; back >= 1; back--)
+    out.push(...(await sendReports(rt, reportDay(rt.now() - back * DAY_MS))))
+  return out
+}
+
+/** The daily send's schedule: a minute after start (a process restarted every day still sends), then hourly. */
+export const FIRST_RUN_MS = 60_000
+export const RUN_EVERY_MS = 3600 * 1000
+
+/**
+ * The daily send, in serve and in the Haraka plugin: dailyReportRun a minute
+ * after start and then every hour. `current` gives the runtime in force
+ * (Haraka swaps it on a config reload); a run still going when the next is
+ * due is not doubled.
+ */
+export function startDailyReports(
+  current: Runtime | (() => Runtime),
+  run: (rt: Runtime) => Promise<unknown> = dailyReportRun,
+): () => void {
   const rtNow = typeof current === 'function' ? current : () => current
-  const run = () => {
+  let running = false
+  const tick = () => {
+    if (running) return
     const rt = rtNow()
-    if (!rt.config.tlsrpt.enabled || !rt.config.tlsrpt.send) return
-    sendReports(rt, yesterday(rt.now())).catch((e: unknown) => {
-      rt.log.warn('TLS reports not sent', { error: describeError(e) })
-    })
+    running = true
+    run(rt)
+      .catch((e: unknown) => rt.log.warn('TLS reports not sent', { error: describeError(e) }))
+      .finally(() => (running = false))
   }
-  // A minute after start too, so a process restarted every day still sends.
-  const first = setTimeout(run, 60_000)
-  const timer = setInterval(run, 3600 * 1000)
+  const first = setTimeout(tick, FIRST_RUN_MS)
+  const timer = setInterval(tick, RUN_EVERY_MS)
   first.unref()
   timer.unref()
   return () => {
