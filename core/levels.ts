@@ -158,6 +158,12 @@ export interface Requirement {
   source: 'header' | 'requiretls' | 'none'
 }
 
+/** The level a message required, as decision lines write it (`link_level`): 1..4, "requiretls", or undefined untagged. */
+export function requiredLevel(req: Requirement): number | string | undefined {
+  if (req.source === 'requiretls') return 'requiretls'
+  return req.level || undefined
+}
+
 export const NO_REQUIREMENT: Requirement = Object.freeze({
   level: 0,
   requireTls: false,

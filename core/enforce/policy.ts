@@ -29,22 +29,3 @@ export function peerPolicyOf(p: DomainPolicy): PeerPolicyWithMx {
     mxPatterns: p.mxPatterns,
   }
 }
-
-/**
- * Does HOST match one of the patterns? `*.example.net` matches exactly one
- * more label (RFC 8461 §4.1), `.example.net` any deeper name (Postfix and the
- * STARTTLS-Everywhere list), anything else the name itself.
- */
-export function mxMatches(host: string, patterns: readonly string[]): boolean | undefined {
-  if (patterns.length === 0) return undefined
-  const h = host.toLowerCase().replace(/\.$/, '')
-  return patterns.some((raw) => {
-    const p = raw.toLowerCase().replace(/\.$/, '')
-    if (p.startsWith('*.')) {
-      const rest = p.slice(1)
-      return h.endsWith(rest) && !h.slice(0, -rest.length).includes('.') && h.length > rest.length
-    }
-    if (p.startsWith('.')) return h.endsWith(p) && h.length > p.length
-    return h === p
-  })
-}

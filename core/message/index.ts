@@ -14,7 +14,6 @@ export {
   appliedEdits,
   keepsMessage,
   messageView,
-  requiredLevel,
   requirementOf,
   runMessage,
   type MessageResult,

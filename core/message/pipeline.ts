@@ -12,7 +12,13 @@ import type { Decision } from '../decision-log'
 import { requirementLabel, type TaggedOutcome } from '../enforce'
 import { describeError, LinksecError } from '../errors'
 import { isTls } from '../inbound'
-import { messageRequirement, REQUIREMENT_HEADER, TLS_REQUIRED_HEADER, type Requirement } from '../levels'
+import {
+  messageRequirement,
+  requiredLevel,
+  REQUIREMENT_HEADER,
+  TLS_REQUIRED_HEADER,
+  type Requirement,
+} from '../levels'
 import { addressDomain } from '../address'
 import { raceDeadline } from '../net/deadline'
 import type { LogFields } from '../log'
@@ -80,12 +86,6 @@ export function messageView(
   requirement = requirementOf(facts),
 ): MessageView {
   return Object.assign(Object.create(facts) as MessageFacts, { requirement, profile })
-}
-
-/** The level a message required, as the decision line writes it (1..4 or "requiretls"). */
-export function requiredLevel(req: Requirement): number | string | undefined {
-  if (req.source === 'requiretls') return 'requiretls'
-  return req.level || undefined
 }
 
 interface Run {

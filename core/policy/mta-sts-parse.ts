@@ -85,17 +85,22 @@ export function parseStsPolicy(body: string): Parsed<StsPolicy> {
 }
 
 /**
- * Does HOST match PATTERN? `*.example.com` matches exactly one more label
- * (RFC 8461 §4.1); the static list's `.example.com` (STARTTLS-Everywhere
- * shape, Postfix `match=` semantics) matches any depth below it.
+ * Does HOST match one of the patterns? `*.example.com` matches exactly one
+ * more label (RFC 8461 §4.1); the static list's `.example.com`
+ * (STARTTLS-Everywhere shape, Postfix `match=` semantics) matches any depth
+ * below it; anything else the name itself. Case and a trailing dot do not
+ * count. Undefined when there is no pattern (nothing to match against).
  */
-export function mxMatches(host: string, pattern: string): boolean {
+export function mxMatches(host: string, patterns: readonly string[]): boolean | undefined {
+  if (patterns.length === 0) return undefined
   const h = host.toLowerCase().replace(/\.$/, '')
-  const p = pattern.toLowerCase().replace(/\.$/, '')
-  if (p.startsWith('*.')) {
-    const dot = h.indexOf('.')
-    return dot > 0 && h.slice(dot + 1) === p.slice(2)
-  }
-  if (p.startsWith('.')) return h.endsWith(p) && h.length > p.length
-  return h === p
+  return patterns.some((pattern) => {
+    const p = pattern.toLowerCase().replace(/\.$/, '')
+    if (p.startsWith('*.')) {
+      const dot = h.indexOf('.')
+      return dot > 0 && h.slice(dot + 1) === p.slice(2)
+    }
+    if (p.startsWith('.')) return h.endsWith(p) && h.length > p.length
+    return h === p
+  })
 }

@@ -10,7 +10,7 @@ import * as fs from 'node:fs'
 import type * as tls from 'node:tls'
 import SMTPConnection from 'nodemailer/lib/smtp-connection'
 import { decideHop, ALL_DUTIES, type HopVerdict, type PeerPolicy } from '../enforce/hop'
-import { mxMatches } from '../enforce/policy'
+import { mxMatches } from '../policy/mta-sts-parse'
 import { findEhloDeclaration, type Requirement } from '../levels'
 
 export interface Target {

@@ -7,6 +7,7 @@
  * gets 550 5.7.1, never an unsigned message its receivers would refuse.
  */
 import { configPath } from '../config'
+import { mailDomain, namedDomains } from '../address'
 import { ConfigError, describeError } from '../errors'
 import { engineService, sectionsKey } from '../engine'
 import type { Runtime } from '../runtime'
@@ -51,7 +52,7 @@ export const secretStoreFor = engineService({
 
 /** The domains signed for: [main] domain and [sign] domains. */
 export function signedDomains(cfg: Runtime['config']): Set<string> {
-  return new Set([cfg.main.domain, ...cfg.sign.domains].filter(Boolean).map((d) => d.toLowerCase()))
+  return new Set([cfg.main.domain, ...cfg.sign.domains].flatMap((d) => mailDomain(d) ?? []))
 }
 
 export const signerScopeFor = engineService({
@@ -177,7 +178,7 @@ async function failure(
   opts: SignStepOptions,
   permanent = outcome === 'not_allowed',
 ): Promise<SignDecision> {
-  const domain = /@([^\s>,;"]+)/.exec(from[0] ?? '')?.[1]?.toLowerCase()
+  const domain = namedDomains(from.slice(0, 1))[0]
   const policy = domain ? await requirement(rt, domain, opts) : 'optional'
   const base = pass(outcome, reason)
   if (policy === 'optional') return base

@@ -5,6 +5,7 @@
  * `[sign] trusted_networks`. Whether a key is held is asked afterwards.
  */
 import * as net from 'node:net'
+import { namedDomains } from '../address'
 import { fromAddress } from '../keys/address'
 import type { Senders } from './senders'
 
@@ -65,8 +66,7 @@ export function whoSigns(f: SubmissionFacts, scope: SignerScope): WhoDecision {
 
 /** A From that is not one mailbox may still claim one of our domains (then it is ours, and not allowed). */
 function namesOurDomain(from: readonly string[], scope: SignerScope): boolean {
-  const domains = from.flatMap((v) => [...v.matchAll(/@([^\s>,;"]+)/g)].map((m) => m[1]!.toLowerCase()))
-  return domains.some((d) => scope.domains.has(d.replace(/\.$/, '')))
+  return namedDomains(from).some((d) => scope.domains.has(d))
 }
 
 function isTrusted(list: net.BlockList, ip: string): boolean {

@@ -10,6 +10,7 @@
  * Unexpected errors and the deadline give temperror, never a crash.
  */
 import { describeError } from '../errors'
+import { namedDomains } from '../address'
 import { raceDeadline } from '../net/deadline'
 import { fromAddress, keyFinderFor, type KeyFinder, type MailAddress } from '../keys'
 import { dnsClientFor } from '../net/dns'
@@ -129,12 +130,7 @@ async function evaluate(
  * see any of them.
  */
 function fromDomains(froms: string[]): string[] {
-  const out = new Set<string>()
-  for (const v of froms) {
-    for (const m of v.matchAll(/@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+)/g))
-      out.add(m[1]!.toLowerCase())
-  }
-  return [...out].slice(0, 5)
+  return namedDomains(froms).slice(0, 5)
 }
 
 async function resultOf(

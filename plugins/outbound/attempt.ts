@@ -21,18 +21,19 @@
  * stays for real failures.
  */
 import { decisionFields, decisionLogLevel } from '../../core/decision-log'
+import { addressDomain } from '../../core/address'
+import { mxMatches } from '../../core/policy'
 import {
   decideHop,
   declaredLevel,
   describeRequirement,
   isEnforced,
-  mxMatches,
   type EnforceDuties,
   type HopVerdict,
   type LinkFacts,
   type PeerPolicyWithMx,
 } from '../../core/enforce'
-import type { Level, Requirement } from '../../core/levels'
+import { requiredLevel, type Level, type Requirement } from '../../core/levels'
 import type { Runtime } from '../../core/runtime'
 import type { HarakaMx, HMailItem } from './hmail'
 import { HOP_REFUSED_PREFIX, probeSession, watchErrors, type SessionProbe } from './session'
@@ -94,12 +95,6 @@ function needsVerifiedCertificate(state: AttemptState): boolean {
   )
 }
 
-/** "3", "requiretls", or undefined for untagged mail (the link_level field). */
-function levelField(req: Requirement): number | string | undefined {
-  if (req.source === 'requiretls') return 'requiretls'
-  return req.level || undefined
-}
-
 /** The rule under which TLS without a verified certificate is enough, in a few words. */
 function relaxedRule(state: AttemptState): string {
   if (isEnforced(state.req, state.duties))
@@ -124,8 +119,8 @@ export function logRefusal(
       adapter: 'haraka',
       queueId: hmail.todo.uuid,
       verdict,
-      level: req ? levelField(req) : undefined,
-      senderDomain: hmail.todo.mail_from.host ?? undefined,
+      level: req ? requiredLevel(req) : undefined,
+      senderDomain: addressDomain(hmail.todo.mail_from.address ?? ''),
       extra: {
         stage: 'hop',
         hop: facts.hop,
@@ -177,7 +172,7 @@ export function prepareAttempt(
           queue_id: hmail.todo.uuid,
           hop,
           cert_error: certError,
-          link_level: levelField(state.req),
+          link_level: requiredLevel(state.req),
           rule: relaxedRule(state),
         })
       },

@@ -10,10 +10,10 @@ import {
   countTagged,
   dutiesFromConfig,
   peerPolicyOf,
-  mxMatches,
   type LinkFacts,
   type PeerPolicy,
 } from '../../../core/enforce'
+import { mxMatches } from '../../../core/policy'
 import { createRuntime } from '../../../core/runtime'
 import { parseConfig } from '../../../core/config'
 import { silentLogger } from '../../../core/log'
