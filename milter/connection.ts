@@ -56,6 +56,8 @@ export class MilterConnection implements ContainmentOwner {
   private finished = false
   private negotiationTimer?: NodeJS.Timeout
   private frameTimer?: NodeJS.Timeout
+  private sessionTimer?: NodeJS.Timeout
+  private graceTimer?: NodeJS.Timeout
 
   constructor(
     private readonly rt: Runtime,
@@ -71,7 +73,9 @@ export class MilterConnection implements ContainmentOwner {
       log: rt.log,
       onInternalError: (stage) => rt.metrics.internalErrors.inc({ adapter: 'milter', stage }),
       limits: ctx.limits,
+      onMessageEnd: () => this.watchSession(),
     })
+    this.watchSession()
     this.negotiationTimer = setTimeout(
       () => runContained(this, () => this.negotiationExpired()),
       rt.config.milter.negotiation_timeout_ms,
@@ -155,6 +159,57 @@ export class MilterConnection implements ContainmentOwner {
         `a frame was still incomplete ${ms} ms after it began (${this.decoder.pendingBytes} bytes so far)`,
       ),
     )
+  }
+
+  /**
+   * Whole frames dripped slowly (one header every few seconds) never trip
+   * the frame or idle timeouts, so the connection as a whole must make
+   * progress: a message must reach its end within session_timeout_ms of the
+   * connection opening or of the previous message's end. The clock restarts
+   * at each end of message; a handler of ours still working does not count
+   * against the peer (it has its own deadline).
+   */
+  private watchSession(): void {
+    clearTimeout(this.sessionTimer)
+    if (this.finished || this.session.closed) return
+    this.sessionTimer = setTimeout(
+      () => runContained(this, () => this.sessionExpired()),
+      this.rt.config.milter.session_timeout_ms,
+    )
+  }
+
+  /**
+   * Out of time: the session drops what it holds and answers 451 4.4.2 to
+   * whatever the MTA waits for next (DATA or end of message under
+   * Postfix); the connection closes once that message is over, or now if
+   * none is under way. A peer that reaches no awaited reply within
+   * frame_timeout_ms more is closed without one.
+   */
+  private sessionExpired(): void {
+    this.sessionTimer = undefined
+    if (this.finished) return
+    if (this.awaitingHandler) {
+      this.sessionTimer = setTimeout(
+        () => runContained(this, () => this.sessionExpired()),
+        this.rt.config.milter.frame_timeout_ms,
+      )
+      return
+    }
+    const ms = this.rt.config.milter.session_timeout_ms
+    this.session.expire(ms)
+    this.graceTimer = setTimeout(
+      () =>
+        runContained(this, () =>
+          this.fail(
+            new MilterProtocolError(
+              'session_timeout',
+              `no message reached its end within ${ms} ms, nor an answer ${this.rt.config.milter.frame_timeout_ms} ms after`,
+            ),
+          ),
+        ),
+      this.rt.config.milter.frame_timeout_ms,
+    )
+    this.drain()
   }
 
   private clearFrameTimer(): void {
@@ -301,6 +356,8 @@ export class MilterConnection implements ContainmentOwner {
     if (this.finished) return
     this.finished = true
     clearTimeout(this.negotiationTimer)
+    clearTimeout(this.sessionTimer)
+    clearTimeout(this.graceTimer)
     this.clearFrameTimer()
     this.session.dispose()
     this.onClose(this)

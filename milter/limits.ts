@@ -10,6 +10,9 @@
  *   X.3.4), so retrying cannot help;
  * - 451 4.3.1 when the server as a whole holds too much right now: the
  *   message is fine and will pass when retried.
+ * A connection that does not bring a message to its end within [milter]
+ * session_timeout_ms (of connecting, or of its previous message's end) is
+ * answered 451 4.4.2 at its next awaited reply and closed (session_time).
  * Each refusal is counted in linksec_milter_limits_total{limit}.
  */
 import type { LinksecConfig } from '../core/config'
@@ -18,7 +21,8 @@ import { verdictResponse } from './reply'
 import type { MilterResponse } from './wire/types'
 
 /** The `limit` label of linksec_milter_limits_total: a small fixed set. */
-export type LimitName = 'headers' | 'header_bytes' | 'macro_bytes' | 'held_bytes' | 'message_bytes'
+export type LimitName =
+  'headers' | 'header_bytes' | 'macro_bytes' | 'held_bytes' | 'message_bytes' | 'session_time'
 
 export interface SessionLimits {
   maxHeaders: number
@@ -104,6 +108,16 @@ export function limitReply(limit: LimitName, bound: number): MilterResponse {
       return busy(`the MTA sent more than ${bound} bytes of milter macros on this connection`)
     case 'held_bytes':
       return busy('this server is holding too many messages right now')
+    case 'session_time':
+      // RFC 3463 X.4.2: the connection is too slow to be worth holding; a retry on a fresh one can pass.
+      return verdictResponse(
+        tempfail(
+          451,
+          '4.4.2',
+          `this milter connection did not bring a message to its end within ${bound} ms (linksec [milter] session_timeout_ms); please try again`,
+          'milter_limit',
+        ),
+      )
   }
 }
 

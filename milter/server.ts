@@ -62,7 +62,12 @@ function connectionContext(rt: Runtime): ConnectionContext {
   const onLimit = (limit: LimitName) => {
     rt.metrics.milterLimits.inc({ limit })
     logLimit(`limit:${limit}`, (extra) =>
-      rt.log.warn('milter message refused: a memory bound was passed', { limit, ...extra }),
+      rt.log.warn(
+        limit === 'session_time'
+          ? 'milter connection refused: it did not bring a message to its end in time'
+          : 'milter message refused: a memory bound was passed',
+        { limit, ...extra },
+      ),
     )
   }
   const held = new HeldBytes(rt.config.milter.max_held_bytes)

@@ -82,6 +82,8 @@ export interface SessionOptions {
   onInternalError?: (stage: string, e: unknown) => void
   /** Memory bounds (milter/limits.ts); default none. */
   limits?: SessionLimits
+  /** A message reached its end (answered or refused): the connection's deadline restarts. */
+  onMessageEnd?: () => void
 }
 
 /** A bound passed: the reply its message (or connection) gets. */
@@ -284,6 +286,23 @@ export class MilterSession implements SessionFacts {
    */
   private refuse(limit: LimitName, bound: number): void {
     this.refusal = { limit, bound }
+    this.dropHeld()
+  }
+
+  /**
+   * The connection ran out of time ([milter] session_timeout_ms, watched by
+   * milter/connection.ts): what its message holds is dropped, and every
+   * reply the MTA waits for from now on is the refusal (451 4.4.2).
+   * Counted here, once.
+   */
+  expire(bound: number): void {
+    if (this.connectionRefusal?.limit === 'session_time') return
+    this.limits.onLimit?.('session_time')
+    this.connectionRefusal = { limit: 'session_time', bound, counted: true }
+    this.dropHeld()
+  }
+
+  private dropHeld(): void {
     const tx = this.transaction
     if (tx) {
       tx.headers = []
@@ -366,6 +385,7 @@ export class MilterSession implements SessionFacts {
 
   private finishMessage(out: MilterResponse[]): MilterResponse[] {
     this.resetTransaction()
+    this.opts.onMessageEnd?.()
     return out
   }
 

@@ -14,6 +14,7 @@ export type ProtocolErrorReason =
   | 'idle_timeout'
   | 'negotiation_timeout'
   | 'frame_timeout'
+  | 'session_timeout'
   | 'too_many_sessions'
   | 'truncated'
 

@@ -71,8 +71,9 @@ describe('milter memory bounds (milter/limits.ts)', () => {
         m.max_held_bytes,
         m.negotiation_timeout_ms,
         m.frame_timeout_ms,
+        m.session_timeout_ms,
       ],
-      [1000, 1024 * 1024, 64 * 1024, 64 * 1024 * 1024, 10000, 10000],
+      [1000, 1024 * 1024, 64 * 1024, 64 * 1024 * 1024, 10000, 10000, 900000],
     )
   })
 
@@ -177,6 +178,70 @@ describe('milter connection exhaustion', () => {
     }
     await c.waitClosed()
     assert.equal(await metric(rt, 'linksec_milter_protocol_errors_total', { reason: 'frame_timeout' }), 1)
+  })
+
+  /** A session through DATA, then whole header frames every 100 ms until `until` says stop (at most 100). */
+  async function drip(c: MilterClient, until: () => Promise<boolean>): Promise<void> {
+    await c.event({ type: 'connect', host: 'drip.example', family: 'inet4', port: 1, address: '192.0.2.7' })
+    await c.event({ type: 'helo', name: 'drip.example' })
+    await c.event({ type: 'mail', args: ['<alice@example.org>'] })
+    await c.event({ type: 'rcpt', args: ['<bob@example.net>'] })
+    await c.event({ type: 'data' })
+    for (let i = 0; i < 100 && !c.closed && !(await until()); i++) {
+      c.sendRaw(encodeCommand({ type: 'header', name: `X-Drip-${i}`, value: 'v' }))
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  it('a peer dripping whole frames gets 451 4.4.2 at end of message past session_timeout_ms, counted, then closed', async () => {
+    const { rt } = runtime({ session_timeout_ms: '1000', frame_timeout_ms: '5000' })
+    const svc = await start(rt)
+    const c = await negotiated(svc.address)
+    const expired = async () =>
+      (await metric(rt, 'linksec_milter_limits_total', { limit: 'session_time' })) > 0
+    await drip(c, expired)
+    assert.ok(await expired(), 'the deadline passed while the peer dripped')
+    c.sendRaw(encodeCommand({ type: 'endOfMessage', chunk: Buffer.from('late body\r\n') }))
+    const out = await c.untilFinal()
+    const final = out.at(-1)
+    assert.equal(final?.type, 'replyCode', JSON.stringify(out))
+    assert.match(final.type === 'replyCode' ? final.text : '', /^451 4\.4\.2 .*session_timeout_ms.*try again/)
+    await c.waitClosed()
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'session_time' }), 1)
+    assert.equal(await metric(rt, 'linksec_milter_protocol_errors_total', { reason: 'session_timeout' }), 0)
+  })
+
+  it('a dripping peer that never reaches an awaited reply is closed frame_timeout_ms after the deadline', async () => {
+    const { rt } = runtime({ session_timeout_ms: '1000', frame_timeout_ms: '300' })
+    const svc = await start(rt)
+    const c = await negotiated(svc.address)
+    await drip(c, () => Promise.resolve(false))
+    await c.waitClosed()
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'session_time' }), 1)
+    assert.equal(await metric(rt, 'linksec_milter_protocol_errors_total', { reason: 'session_timeout' }), 1)
+  })
+
+  it('the deadline restarts at each end of message: a connection may carry many messages', async () => {
+    const { rt } = runtime({ session_timeout_ms: '1500' })
+    const svc = await start(rt)
+    const c = await negotiated(svc.address)
+    // Four messages 500 ms apart: together past the deadline, each well within it.
+    assert.equal((await runTransaction(c, SPEC)).final.type, 'continue')
+    for (let i = 1; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 500))
+      // The next message on the same connection (Postfix: MAIL again after the previous end of message).
+      await c.event({ type: 'mail', args: ['<alice@example.org>'] })
+      await c.event({ type: 'rcpt', args: ['<bob@example.net>'] })
+      await c.event({ type: 'data' })
+      await c.event({ type: 'header', name: 'Subject', value: `message ${i}` })
+      await c.event({ type: 'eoh' })
+      await c.event({ type: 'body', chunk: Buffer.from('Hi.\r\n') })
+      const out = (await c.event({ type: 'endOfMessage', chunk: Buffer.alloc(0) })).responses
+      assert.equal(out.at(-1)?.type, 'continue', `message ${i}: ${JSON.stringify(out)}`)
+    }
+    assert.ok(!c.closed)
+    await c.quit()
+    assert.equal(await metric(rt, 'linksec_milter_limits_total', { limit: 'session_time' }), 0)
   })
 
   it('idle never-negotiated connections cannot lock a real session out; the refusals do not flood the log', async () => {
