@@ -28,7 +28,7 @@ import { createMetrics } from '../../core/metrics'
 import { dnsClientFor } from '../../core/net/dns'
 import { createRuntime, type Runtime } from '../../core/runtime'
 import { secretStoreFor } from '../../core/sign/step'
-import { encryptOutgoing, prepareMessage, signOutgoing } from '../../core/send/message'
+import { encryptOutgoing, prepareMessage, signOutgoing, unparsable } from '../../core/send/message'
 import { addressesOf, resolveMx } from '../../core/send/mx'
 import { badAddressReason, lookupRecipient, type RecipientFacts } from '../../core/send/recipient'
 import { attempt, type Attempt, type Target } from '../../core/send/smtp'
@@ -126,6 +126,8 @@ export async function sendMessage(
 ): Promise<Outcome[] | { exit: number; error: string }> {
   const cfg = rt.config
   const hostname = cfg.main.authserv_id || os.hostname()
+  const broken = unparsable(input)
+  if (broken) return { exit: EX.DATAERR, error: `not sent to anyone: ${broken}` }
   const msg = prepareMessage(input, { now: new Date(rt.now()), hostname })
   const wanted = [...new Set([...a.recipients, ...(a.extract ? msg.headerRecipients : [])])]
   if (wanted.length === 0) return { exit: EX.USAGE, error: 'no recipients: name them or use -t' }
@@ -215,7 +217,7 @@ async function deliverDomain(
       tried.push(`${r.hop}: ${r.verdict.text}`)
       worst = { exit: r.verdict.action === 'bounce' ? EX.UNAVAILABLE : EX.TEMPFAIL, why: r.verdict.text }
     } else if (r.kind === 'failed') {
-      tried.push(`${r.hop}: ${r.code ? `${r.code} ` : ''}${r.text}`)
+      tried.push(`${r.hop}: ${r.code && !r.text.startsWith(String(r.code)) ? `${r.code} ` : ''}${r.text}`)
       worst = { exit: r.temporary ? EX.TEMPFAIL : EX.UNAVAILABLE, why: r.text }
     }
   }
@@ -225,7 +227,7 @@ async function deliverDomain(
       exit: x.ok
         ? EX.OK
         : x.code && x.code >= 500
-          ? x.code === 550 || /5\.1\.1/.test(x.text)
+          ? noSuchUser(x.text, x.code)
             ? EX.NOUSER
             : EX.UNAVAILABLE
           : EX.TEMPFAIL,
@@ -267,6 +269,16 @@ async function deliverDomain(
     exit: worst.exit,
     line: `${rcpt}: not sent: ${tried.join('; ') || worst.why}`,
   }))
+}
+
+/**
+ * A permanent refusal that is about the address (RFC 3463 §3.2: 5.1.x
+ * address status), or a bare 550 without an enhanced code: EX_NOUSER, as
+ * sendmail. Other 5xx (5.7.1 policy, 5.2.2 mailbox full …) are EX_UNAVAILABLE.
+ */
+function noSuchUser(text: string, code: number): boolean {
+  const enhanced = /^\d{3}[ -](\d)\.(\d{1,3})\.\d{1,3}\b/.exec(text)
+  return enhanced ? enhanced[1] === '5' && enhanced[2] === '1' : code === 550
 }
 
 /** [send] relay as a target; a name is resolved through linksec's DNS like an MX. */

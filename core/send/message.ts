@@ -43,6 +43,44 @@ function addressesIn(fields: RawField[], names: string[]): string[] {
   return out
 }
 
+/** RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets with its CRLF. */
+const MAX_LINE = 998
+
+/**
+ * Why INPUT cannot be sent as a mail message, or undefined when it can: it
+ * must start with header fields (RFC 5322 §2.2: a name of printable ASCII
+ * and a colon, or a folded continuation), hold no NUL (RFC 5322 §2.1, no
+ * server takes it), and keep every line within 998 octets. Sending such a
+ * message would only get it refused or mangled at some hop, so it is
+ * refused here with the line named.
+ */
+export function unparsable(input: Buffer): string | undefined {
+  const nul = input.indexOf(0)
+  if (nul >= 0)
+    return `the message holds a NUL byte at offset ${nul} (RFC 5322 §2.1); encode binary data in a MIME part`
+  const text = input.toString('latin1')
+  const lines = text.split(/\r?\n/)
+  const quote = (l: string) => JSON.stringify(l.length > 60 ? `${l.slice(0, 60)}…` : l)
+  let inHeader = true
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!
+    if (l.length > MAX_LINE)
+      return `line ${i + 1} is ${l.length} octets long, more than SMTP carries (998, RFC 5321 §4.5.3.1.6); encode it (quoted-printable or base64)`
+    if (!inHeader) continue
+    if (l === '') {
+      if (i === 0)
+        return 'the message starts with an empty line: it has no header fields (From:, To:, Subject: …)'
+      inHeader = false
+    } else if (/^[ \t]/.test(l)) {
+      if (i === 0) return `the message starts with a folded line ${quote(l)}, not a header field`
+    } else if (!/^[\x21-\x39\x3b-\x7e]+[ \t]*:/.test(l))
+      return i === 0
+        ? `the message does not start with header fields (RFC 5322 §2.2): line 1 is ${quote(l)}${l.startsWith('From ') ? ' (an mbox "From " line: remove it)' : ''}`
+        : `line ${i + 1} of the header is not a header field (RFC 5322 §2.2, "Name: value"): ${quote(l)}`
+  }
+  return undefined
+}
+
 export function prepareMessage(input: Buffer, opts: { now: Date; hostname: string }): Outgoing {
   const { head, body } = splitEntity(toCrlf(input))
   const all = rawFields(head)

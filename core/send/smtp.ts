@@ -157,6 +157,22 @@ export async function attempt(t: Target, o: AttemptOptions): Promise<Attempt> {
     }
   } catch (e) {
     conn.close()
-    return failed(e as NodemailerError)
+    // Every RCPT refused: each recipient keeps its own reply (a 450 for one, a 550 for another).
+    const ne = e as NodemailerError & { rejectedErrors?: NodemailerError[] }
+    const each = new Map((ne.rejectedErrors ?? []).map((x) => [x.recipient, x]))
+    if (ne.code === 'EENVELOPE' && o.recipients.every((r) => each.has(r))) {
+      const socket = conn._socket as tls.TLSSocket | false | null
+      return {
+        kind: 'sent',
+        hop,
+        tls: conn.secure && socket ? (socket.getProtocol() ?? 'TLS') : undefined,
+        requireTls: false,
+        results: o.recipients.map((rcpt) => {
+          const x = each.get(rcpt)!
+          return { rcpt, ok: false, code: x.responseCode, text: (x.response ?? x.message).trim() }
+        }),
+      }
+    }
+    return failed(ne)
   }
 }
