@@ -16,7 +16,7 @@ export interface ScriptedSmtpOptions {
   /** The reply to RCPT TO for an address; undefined = 250. */
   rcpt?: (address: string) => string | undefined
   /** After DATA: 'drop' closes the connection once some of the message arrived; a string is the reply to the final dot. */
-  data?: 'drop' | string
+  data?: 'drop' | `${number} ${string}`
 }
 
 export interface ScriptedSession {
