@@ -6,7 +6,7 @@
  * detached parts, linksec's own verifier passes the message.
  */
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as path from 'node:path'
 import { loadConfig } from '../../core/config'
 import { keyStoreFor } from '../../core/keys'
@@ -76,10 +76,17 @@ export interface Submission {
   /** SMTP AUTH login (PLAIN over STARTTLS); none = unauthenticated. */
   login?: string
   tls?: boolean
+  /** RCPT TO; default bob@example.net. */
+  to?: string
 }
 
-/** One message with swaks; returns the reply to the end of DATA and the transcript. */
-export function submit(s: Submission): { dataReply: string; transcript: string } {
+/**
+ * One message with swaks; returns the reply to the end of DATA and the
+ * transcript. Asynchronous on purpose: the loopback DNS server runs in this
+ * test process, and a spawnSync would stop it answering while the MTA's
+ * linksec looks up `_linksec` records (the lookup then times out).
+ */
+export function submit(s: Submission): Promise<{ dataReply: string; transcript: string }> {
   const args = [
     '--server',
     `127.0.0.1:${s.port}`,
@@ -88,17 +95,27 @@ export function submit(s: Submission): { dataReply: string; transcript: string }
     '--from',
     s.from,
     '--to',
-    'bob@example.net',
+    s.to ?? 'bob@example.net',
   ]
   args.push('--data', '-', '--timeout', '60')
   if (s.tls || s.login) args.push('--tls')
   if (s.login) args.push('--auth', 'PLAIN', '--auth-user', s.login, '--auth-password', PASSWORD)
-  const r = spawnSync('swaks', args, { input: s.message, encoding: 'utf8', timeout: 90_000 })
-  const transcript = `${r.stdout}${r.stderr}`
-  const lines = transcript.split(/\r?\n/)
-  const dot = lines.findIndex((l) => /^ [-~*]> \.$/.test(l))
-  const reply = dot >= 0 ? /^<\S*\s+(\d{3}[ -].*)$/.exec(lines[dot + 1] ?? '') : null
-  return { dataReply: reply?.[1] ?? '', transcript }
+  return new Promise((resolve, reject) => {
+    const child = spawn('swaks', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    let transcript = ''
+    child.stdout.on('data', (b: Buffer) => (transcript += b.toString()))
+    child.stderr.on('data', (b: Buffer) => (transcript += b.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000)
+    child.on('error', reject)
+    child.stdin.end(s.message)
+    child.on('close', () => {
+      clearTimeout(timer)
+      const lines = transcript.split(/\r?\n/)
+      const dot = lines.findIndex((l) => /^ [-~*]> \.$/.test(l))
+      const reply = dot >= 0 ? /^<\S*\s+(\d{3}[ -].*)$/.exec(lines[dot + 1] ?? '') : null
+      resolve({ dataReply: reply?.[1] ?? '', transcript })
+    })
+  })
 }
 
 /** The message at the sink is signed, every verifier accepts it, and linksec's verifier passes it. */
