@@ -6,6 +6,14 @@
  * HeaderSkipper). So a new stream of the same class, sharing header_list,
  * is filled with a header section and the new body line by line, as
  * Haraka's DATA handler fills the first one, and takes the old one's place.
+ *
+ * The stream holds lines in their SMTP wire form: dot-stuffed (RFC 5321
+ * §4.5.2), as Transaction.add_data stores what the client sent. Readers
+ * undo it (get_data(), the queue's message_stream.pipe() default) or send it
+ * as stored (outbound with `dot_stuffed: false`). So every body line that
+ * starts with "." is stored with one more: unstuffed, a ".." line would lose
+ * a dot and break the signature, and a lone "." would end DATA at the next
+ * hop with the rest of the message lost.
  */
 import type { HarakaTransaction } from './haraka'
 
@@ -22,6 +30,9 @@ interface WithStream {
   cfg?: unknown
 }
 
+const DOT = 0x2e
+const STUFF = Buffer.from('.')
+
 export function replaceBody(txn: HarakaTransaction, body: Buffer): Promise<void> {
   const t = txn as HarakaTransaction & WithStream
   const old = t.message_stream
@@ -36,7 +47,7 @@ export function replaceBody(txn: HarakaTransaction, body: Buffer): Promise<void>
   while (at < body.length) {
     const nl = body.indexOf(0x0a, at)
     const end = nl === -1 ? body.length : nl + 1
-    next.add_line(body.subarray(at, end))
+    next.add_line(body[at] === DOT ? Buffer.concat([STUFF, body.subarray(at, end)]) : body.subarray(at, end))
     at = end
   }
   return new Promise((resolve) =>

@@ -133,7 +133,8 @@ exports.write_message = function (next, connection) {
     fs.renameSync(base + '.json.tmp', base + '.json')
     next(OK, 'queued by test_sink ' + txn.uuid)
   })
-  txn.message_stream.pipe(ws, { line_endings: '\\r\\n', dot_stuffed: false })
+  // The message itself: the stream stores SMTP's dot-stuffed lines and this undoes it (RFC 5321 4.5.2).
+  txn.message_stream.pipe(ws, { line_endings: '\\r\\n', dot_stuffed: true })
 }
 `,
   test_relay: `

@@ -78,6 +78,8 @@ export interface Submission {
   tls?: boolean
   /** RCPT TO; default bob@example.net. */
   to?: string
+  /** Send `message` byte for byte (swaks --no-data-fixup, which adds CRLF): it must end with CRLF "." itself. */
+  raw?: boolean
 }
 
 /**
@@ -98,6 +100,7 @@ export function submit(s: Submission): Promise<{ dataReply: string; transcript: 
     s.to ?? 'bob@example.net',
   ]
   args.push('--data', '-', '--timeout', '60')
+  if (s.raw) args.push('--no-data-fixup')
   if (s.tls || s.login) args.push('--tls')
   if (s.login) args.push('--auth', 'PLAIN', '--auth-user', s.login, '--auth-password', PASSWORD)
   return new Promise((resolve, reject) => {

@@ -1,0 +1,73 @@
+/**
+ * plugins/body.ts on Haraka's own Transaction (node_modules/Haraka, its real
+ * haraka-message-stream): the replaced body is what readers get back, byte
+ * for byte, and the stream keeps SMTP's dot-stuffing (RFC 5321 §4.5.2) so
+ * Haraka's outbound, which sends the stored lines as they are, delivers it
+ * intact. The signed real-Haraka path: test/integration/sign-haraka.test.ts.
+ */
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import { describe, it } from 'node:test'
+import type { HarakaTransaction } from '../../../plugins/haraka'
+import { replaceBody } from '../../../plugins/body'
+
+interface Stream {
+  get_data(cb: (b: Buffer) => void): void
+  pipe(w: Writable, o: Record<string, unknown>): void
+}
+type Txn = HarakaTransaction & {
+  message_stream: Stream
+  add_data(l: Buffer): void
+  end_data(cb: () => void): void
+}
+
+const haraka = require('Haraka/transaction') as { createTransaction: (id: string, cfg: object) => Txn }
+
+/** A transaction filled as Haraka's DATA handler fills it: wire lines (dot-stuffed, CRLF). */
+async function received(wire: string): Promise<Txn> {
+  const txn = haraka.createTransaction('body-test', {})
+  for (const line of wire.split(/(?<=\n)/)) txn.add_data(Buffer.from(line, 'latin1'))
+  await new Promise<void>((resolve) => txn.end_data(resolve))
+  return txn
+}
+
+const data = (txn: Txn) => new Promise<Buffer>((resolve) => txn.message_stream.get_data(resolve))
+
+/** What outbound writes to its queue file and sends: the stored lines as they are. */
+function wire(txn: Txn): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  return new Promise((resolve) =>
+    txn.message_stream.pipe(
+      new Writable({
+        write: (c: Buffer, _e, done) => (chunks.push(c), done()),
+        final: (done) => (resolve(Buffer.concat(chunks)), done()),
+      }),
+      { dot_stuffed: false },
+    ),
+  )
+}
+
+const HEAD = 'From: <alice@sign.test>\r\nSubject: x\r\n\r\n'
+
+describe('replaceBody on a real Haraka transaction', () => {
+  it('readers get the new body byte for byte: dots, 8-bit bytes, trailing blanks, a bare LF, no final line end', async () => {
+    const txn = await received(`${HEAD}..old\r\nbody\r\n`)
+    assert.equal((await data(txn)).toString('latin1'), `${HEAD}.old\r\nbody\r\n`)
+    const body = Buffer.from('.one\r\n..two\r\n.\r\nGr\xfc\xdfe  \r\nbare\nend\t', 'latin1')
+    await replaceBody(txn, body)
+    assert.deepEqual(await data(txn), Buffer.concat([Buffer.from(HEAD), body]))
+  })
+
+  it('the stored (outbound) form is dot-stuffed: a lone "." never ends DATA at the next hop', async () => {
+    const txn = await received(`${HEAD}old\r\n`)
+    await replaceBody(txn, Buffer.from('.one\r\n.\r\nlast\r\n'))
+    assert.equal((await wire(txn)).toString(), `${HEAD}..one\r\n..\r\nlast\r\n`)
+  })
+
+  it('header fields are the transaction header_list (edits made before the replacement stay)', async () => {
+    const txn = await received(`${HEAD}old\r\n`)
+    ;(txn.header as unknown as { add(n: string, v: string): void }).add('X-Added', 'yes')
+    await replaceBody(txn, Buffer.from('new\r\n'))
+    assert.match((await data(txn)).toString(), /^X-Added: yes\r\n[\s\S]*\r\n\r\nnew\r\n$/)
+  })
+})
