@@ -9,7 +9,7 @@
 import type { Requirement } from './levels'
 import type { Runtime } from './runtime'
 import type { LinksecConfig } from './config'
-import { requirementLabel, type EnforceDuties } from './enforce/hop'
+import { requirementLabel, type Enforcement } from './enforce/hop'
 
 export * from './enforce/hop'
 export * from './enforce/recipients'
@@ -51,11 +51,24 @@ export function countTagged(rt: Runtime, req: Requirement, outcome: TaggedOutcom
   }
 }
 
-/** The duties this server performs, from [enforce]. */
-export function dutiesFromConfig(config: LinksecConfig): EnforceDuties {
-  return {
-    noDowngrade: config.enforce.enabled,
-    peerLevel: config.enforce.enabled && config.enforce.peer_level,
+const ENFORCEMENT = new WeakMap<LinksecConfig['enforce'], Enforcement>()
+
+/**
+ * The no-downgrade rules this configuration enforces ([enforce]), built once
+ * per configuration and read by every adapter and step: the recipient check
+ * and the Postfix route (core/message/route.ts), Haraka's hop decisions
+ * (plugins/outbound.ts) and the level this server declares (core/own-level.ts).
+ * peer_level only counts with enabled: level 4 builds on level 3.
+ */
+export function enforcementOf(config: LinksecConfig): Enforcement {
+  let e = ENFORCEMENT.get(config.enforce)
+  if (!e) {
+    e = Object.freeze({
+      noDowngrade: config.enforce.enabled,
+      peerLevel: config.enforce.enabled && config.enforce.peer_level,
+    })
+    ENFORCEMENT.set(config.enforce, e)
   }
+  return e
 }
 export * from './enforce/policy'

@@ -196,8 +196,11 @@ export function messageRequirement(input: {
 
 // ---------------------------------------------------------------- our own level
 
-/** Facts from configuration that decide which duties this server performs. */
-export interface Duties {
+/**
+ * What the configuration promises, level by level (docs/architecture.md §6.1):
+ * the facts that decide the level this server performs (core/own-level.ts).
+ */
+export interface LevelPromises {
   configuredLevel: Level
   /** Operator attestation: mailboxes are read only over TLS. */
   mailboxesTlsOnly: boolean
@@ -207,8 +210,8 @@ export interface Duties {
   enforcePeerLevel: boolean
 }
 
-/** The highest N whose duties are all performed, capped by the configured level. */
-export function performedLevel(d: Duties): Level {
+/** The highest N whose promises are all kept, capped by the configured level. */
+export function performedLevel(d: LevelPromises): Level {
   let n: Level = 1 // linksec always attempts TLS to the next hop
   if (d.mailboxesTlsOnly) {
     n = 2

@@ -6,14 +6,17 @@
  * link-secure server must itself be reachable over TLS (RFC 3207).
  */
 import type { LinksecConfig } from './config'
-import { performedLevel, type Duties, type Level } from './levels'
+import { enforcementOf } from './enforce'
+import { performedLevel, type Level, type LevelPromises } from './levels'
 
-export function ownDuties(c: LinksecConfig): Duties {
+/** What this configuration promises: [main] and the enforcement of [enforce] (enforcementOf). */
+export function levelPromises(c: LinksecConfig): LevelPromises {
+  const e = enforcementOf(c)
   return {
     configuredLevel: c.main.level as Level,
     mailboxesTlsOnly: c.main.mailboxes_tls_only,
-    enforceNoDowngrade: c.enforce.enabled,
-    enforcePeerLevel: c.enforce.enabled && c.enforce.peer_level,
+    enforceNoDowngrade: e.noDowngrade,
+    enforcePeerLevel: e.peerLevel,
   }
 }
 
@@ -32,8 +35,8 @@ export const NO_TLS_REASON =
 export const NO_ENFORCEMENT_REASON =
   'level 3 needs the outbound no-downgrade duty, which is not running in this process (see the ERROR at start)'
 
-/** Why the performed level is below the configured one: the first duty not performed. */
-export function heldBackBy(d: Duties): string | undefined {
+/** Why the performed level is below the configured one: the first promise not kept. */
+export function heldBackBy(d: LevelPromises): string | undefined {
   if (performedLevel(d) >= d.configuredLevel) return undefined
   if (!d.mailboxesTlsOnly) return 'level 2 needs [main] mailboxes_tls_only=true'
   if (!d.enforceNoDowngrade) return 'level 3 needs [enforce] enabled=true'
@@ -42,19 +45,19 @@ export function heldBackBy(d: Duties): string | undefined {
 
 /** The declared level, from configuration and whether STARTTLS is available where it is declared. */
 export function ownLevel(c: LinksecConfig, starttls: boolean, enforcement = true): OwnLevel {
-  const duties = ownDuties(c)
+  const promises = levelPromises(c)
   if (!starttls) return { level: 0, declares: false, heldBackBy: NO_TLS_REASON }
   // The configuration asks for enforcement, but this process cannot run it
   // (e.g. the Haraka outbound duty refused on an untested Haraka version):
   // level 3 and 4 are not performed, so they are not declared.
-  if (!enforcement && duties.enforceNoDowngrade) {
-    const performed = performedLevel({ ...duties, enforceNoDowngrade: false, enforcePeerLevel: false })
+  if (!enforcement && promises.enforceNoDowngrade) {
+    const performed = performedLevel({ ...promises, enforceNoDowngrade: false, enforcePeerLevel: false })
     return { level: performed, declares: true, heldBackBy: NO_ENFORCEMENT_REASON }
   }
-  return { level: performedLevel(duties), declares: true, heldBackBy: heldBackBy(duties) }
+  return { level: performedLevel(promises), declares: true, heldBackBy: heldBackBy(promises) }
 }
 
 /** RFC 8689 REQUIRETLS is a promise about relaying: offered under TLS whenever no-downgrade is enforced. */
 export function offersRequireTls(c: LinksecConfig, underTls: boolean, enforcement = true): boolean {
-  return c.declare.requiretls && c.enforce.enabled && enforcement && underTls
+  return c.declare.requiretls && enforcementOf(c).noDowngrade && enforcement && underTls
 }

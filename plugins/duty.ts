@@ -9,6 +9,7 @@
  * throw or a rejected promise becomes `451 4.3.0` and a count in
  * linksec_internal_errors_total{adapter="haraka",stage}, never an accept.
  */
+import type { Enforcement } from '../core/enforce'
 import type { Runtime } from '../core/runtime'
 import type { HarakaPlugin, Next } from './haraka'
 
@@ -41,9 +42,9 @@ export interface Duty {
   name: string
   hooks?: Readonly<Record<string, HookSpec>>
   /**
-   * Level duties this code actually performs (docs/architecture.md §6.1), e.g. the outbound
-   * duty's ['no_downgrade', 'peer_level']. Start-up warns when the
-   * configuration declares a level no loaded duty backs.
+   * The no-downgrade rules (core/enforce/hop.ts `Enforcement`) this duty carries out, e.g.
+   * the outbound duty's ['noDowngrade', 'peerLevel']. Without a loaded duty that carries out
+   * noDowngrade, levels 3-4 and REQUIRETLS are not declared (plugins/declare.ts).
    */
-  performs?: readonly ('no_downgrade' | 'peer_level')[]
+  performs?: readonly (keyof Enforcement)[]
 }

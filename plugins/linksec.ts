@@ -75,17 +75,6 @@ export function dutiesFor(
   return duties.filter((d) => d !== outboundDuty)
 }
 
-/** Says so when the configured level promises outbound enforcement no loaded duty performs. */
-function warnUnbackedLevel(holder: RuntimeHolder, duties: readonly Duty[]): void {
-  const rt = holder.current()
-  const level = declaredLevel(rt.config)
-  if (level >= 3 && !duties.some((d) => d.performs?.includes('no_downgrade'))) {
-    rt.log.warn('linksec declares level 3+ but no outbound enforcement duty is loaded in this build', {
-      level,
-    })
-  }
-}
-
 /** Haraka calls this once per process, synchronously, with `this` = the Plugin. */
 export function register(this: HarakaPlugin): void {
   // A ConfigError here stops Haraka's start-up with the key and the fix.
@@ -93,10 +82,9 @@ export function register(this: HarakaPlugin): void {
   this[HOLDER] = holder
   ensureHarakaCertificate(this, holder.current()) // before Haraka's tls plugin reads its files
   const duties = dutiesFor(holder, DUTIES)
-  setEnforcementLoaded(duties.some((d) => d.performs?.includes('no_downgrade')))
+  setEnforcementLoaded(duties.some((d) => d.performs?.includes('noDowngrade')))
   registerDuties(this, holder, duties)
   registerMetricsEndpoint(this, () => holder.current()) // /metrics, /healthz, WKD (plugins/metrics.ts)
-  warnUnbackedLevel(holder, duties)
   // Outbound TLS outcomes are counted here; without Redis only this process can report them (RFC 8460).
   if (process.env.HARAKA) startDailyReports(() => holder.current())
   holder.current().log.info('linksec plugin registered', {

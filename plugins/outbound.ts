@@ -11,7 +11,7 @@
  * - deferred: a TLS/certificate retry never waits past tls_retry_window;
  * - bounce / delivered: count linksec_tagged_messages_total.
  */
-import { countTagged, dutiesFromConfig } from '../core/enforce'
+import { countTagged, enforcementOf } from '../core/enforce'
 import { NO_REQUIREMENT, type Requirement } from '../core/levels'
 import type { Duty, DutyContext } from './duty'
 import { CONT, DENYSOFT, type Next } from './haraka'
@@ -46,7 +46,7 @@ async function onGetMx(ctx: DutyContext, next: Next, target: unknown): Promise<v
     {
       req,
       policy,
-      duties: dutiesFromConfig(rt.config),
+      enforcement: enforcementOf(rt.config),
       probes: [],
       deferredForTls: false,
       windowEndsAt: hmail.todo.queue_time + rt.config.enforce.tls_retry_window * 1000,
@@ -93,5 +93,5 @@ export const outboundDuty: Duty = {
     bounce: { handler: onBounce },
     delivered: { handler: onDelivered },
   },
-  performs: ['no_downgrade', 'peer_level'],
+  performs: ['noDowngrade', 'peerLevel'],
 }

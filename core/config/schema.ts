@@ -115,9 +115,9 @@ export const SCHEMA = {
     reject_weak_recipients: bool(true),
   },
   enforce: {
-    /** Refuse to downgrade tagged mail on the way out (level 3 and 4 duties). */
+    /** Refuse to downgrade tagged mail on the way out (levels 3 and 4, docs/architecture.md §6.1). */
     enabled: bool(true),
-    /** Also bounce tagged mail to servers declaring less than the tag (level 4 duty). */
+    /** Also bounce tagged mail to servers declaring less than the tag (level 4). */
     peer_level: bool(true),
     /** What to do with a tagged message that cannot go out securely. */
     fallback: oneOf('bounce', ['bounce', 'deliver_safe_part']),

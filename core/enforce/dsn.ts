@@ -17,7 +17,7 @@
 import type { Level, Requirement } from '../levels'
 import { FALLBACK_HEADER, REQUIREMENT_HEADER } from '../levels'
 import { parseHeaders, headerValue } from '../mime'
-import { describeRequirement, type EnforceDuties, type HopRefusal } from './hop'
+import { describeRequirement, type Enforcement, type HopRefusal } from './hop'
 
 /** One hop that was tried and refused, with what the session showed. */
 export interface DsnHop {
@@ -51,7 +51,7 @@ export interface DsnFacts {
   /** Their domain (the destination the hops served). */
   domain: string
   requirement: Requirement
-  duties: EnforceDuties
+  enforcement: Enforcement
   /** The hops in the order they were tried; at least one. */
   hops: readonly DsnHop[]
   fallback: FallbackAvailability
@@ -100,23 +100,26 @@ function requirementWords(req: Requirement): string {
 /** The rule that applied to this message, as one paragraph. */
 export function ruleText(
   req: Requirement,
-  duties: EnforceDuties,
+  enforcement: Enforcement,
   domain: string,
   policyRequiresTls = false,
 ): string {
   if (req.source === 'requiretls') {
-    const more = req.level > 3 && duties.peerLevel ? `, and declare link-security level ${req.level}` : ''
+    const more =
+      req.level > 3 && enforcement.peerLevel ? `, and declare link-security level ${req.level}` : ''
     return (
       'Your message was sent with REQUIRETLS (RFC 8689): it may leave this server only over an ' +
       'encrypted connection (TLS), to a server whose certificate verifies and which supports ' +
       `REQUIRETLS or declares link-security level 3 or more${more}.`
     )
   }
-  if (req.level === 0 || !duties.noDowngrade)
+  if (req.level === 0 || !enforcement.noDowngrade)
     return policyRequiresTls
       ? `${domain} publishes a policy that requires an encrypted connection (TLS) for all mail it receives, so this server never sends mail there without it.`
       : `This server does not send mail to ${domain} without an encrypted connection (TLS).`
-  const peer = duties.peerLevel ? ` to a server that declares link-security level ${req.level} or more` : ''
+  const peer = enforcement.peerLevel
+    ? ` to a server that declares link-security level ${req.level} or more`
+    : ''
   const cert = req.level >= 4 || req.verifiedCertificate ? ', whose certificate verifies' : ''
   return (
     `Your message asks for ${requirementWords(req)}: it may leave this server only over an ` +
@@ -261,7 +264,7 @@ export function buildDsn(f: DsnFacts): Dsn {
     ...(sentDate ? [row('Sent:', sentDate)] : []),
     ...f.recipients.map((r, i) => row(i === 0 ? 'To:' : '', oneLine(r))),
     '',
-    ...wrap(ruleText(req, f.duties, f.domain, f.policyRequiresTls)),
+    ...wrap(ruleText(req, f.enforcement, f.domain, f.policyRequiresTls)),
     '',
     f.hops.length === 1 ? 'What happened:' : `What happened (${f.hops.length} mail servers were tried):`,
     ...reasons.flatMap((r) => wrap(r, '  - ', '    ')),

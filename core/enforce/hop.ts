@@ -35,7 +35,7 @@ export interface PeerPolicy {
   level?: Level
   /** Where that level came from (txt, static, learned, mta_sts, ...), for the DSN text. */
   source?: string
-  /** The domain's policy forbids plaintext (static enforce, MTA-STS enforce, DANE): level-1 duty. */
+  /** The domain's policy forbids plaintext (static enforce, MTA-STS enforce, DANE): level 1 keeps it. */
   tlsRequired: boolean
   /** The domain's policy requires a verified certificate (MTA-STS/static enforce, DANE). */
   certificateRequired: boolean
@@ -46,15 +46,15 @@ export interface PeerPolicy {
   uncertain?: boolean
 }
 
-/** Which duties this server performs (config [enforce]). */
-export interface EnforceDuties {
+/** The no-downgrade rules in force (from [enforce] by enforcementOf, core/enforce.ts). */
+export interface Enforcement {
   /** Level 3: bounce tagged mail rather than relay it over a link that is not TLS. */
   noDowngrade: boolean
   /** Level 4: bounce tagged mail rather than relay it to a server declaring less. */
   peerLevel: boolean
 }
 
-export const ALL_DUTIES: EnforceDuties = Object.freeze({ noDowngrade: true, peerLevel: true })
+export const FULL_ENFORCEMENT: Enforcement = Object.freeze({ noDowngrade: true, peerLevel: true })
 
 /**
  * The answer for one hop. `bounce` is final (the hop will not change its
@@ -97,10 +97,10 @@ function refuse(action: 'bounce' | 'retry', reason: HopRefusal, req: Requirement
 }
 
 /** True when the no-downgrade rule applies to this message on this server. */
-export function isEnforced(req: Requirement, duties: EnforceDuties): boolean {
+export function isEnforced(req: Requirement, enforcement: Enforcement): boolean {
   if (req.tlsOptional) return false
   // RFC 8689 obliges every relay that accepted REQUIRETLS, whatever our level.
-  return req.source === 'requiretls' || (req.level > 0 && duties.noDowngrade)
+  return req.source === 'requiretls' || (req.level > 0 && enforcement.noDowngrade)
 }
 
 /** Decides whether `facts` describe an acceptable hop for a message requiring `req`. */
@@ -108,9 +108,9 @@ export function decideHop(
   req: Requirement,
   facts: LinkFacts,
   policy: PeerPolicy | undefined,
-  duties: EnforceDuties = ALL_DUTIES,
+  enforcement: Enforcement = FULL_ENFORCEMENT,
 ): HopVerdict {
-  const enforced = isEnforced(req, duties)
+  const enforced = isEnforced(req, enforcement)
   // TLS-Required: No (RFC 8689 §5) waives MTA-STS and DANE too.
   const policyNeedsTls = !req.tlsOptional && Boolean(policy?.tlsRequired || policy?.certificateRequired)
   if (!facts.tls) {
@@ -120,7 +120,7 @@ export function decideHop(
   const certRefusal = checkCertificate(req, facts, policy, enforced)
   if (certRefusal) return certRefusal
   if (!enforced) return { action: 'deliver', tls: true, passRequireTls: false, reason: deliverReason(req) }
-  const levelRefusal = checkPeerLevel(req, facts, policy, duties)
+  const levelRefusal = checkPeerLevel(req, facts, policy, enforcement)
   if (levelRefusal) return levelRefusal
   return {
     action: 'deliver',
@@ -199,7 +199,7 @@ function checkPeerLevel(
   req: Requirement,
   facts: LinkFacts,
   policy: PeerPolicy | undefined,
-  duties: EnforceDuties,
+  enforcement: Enforcement,
 ): HopVerdict | undefined {
   const declared = declaredLevel(facts, policy)
   if (req.source === 'requiretls') {
@@ -215,7 +215,7 @@ function checkPeerLevel(
     // A Link-Security-Required: 4 beside REQUIRETLS still needs a level-4 hop.
     if (req.level <= 3) return undefined
   }
-  if (!duties.peerLevel || (declared.level ?? 0) >= req.level) return undefined
+  if (!enforcement.peerLevel || (declared.level ?? 0) >= req.level) return undefined
   // A policy lookup that failed might have said more: retry, do not bounce yet.
   const action = declared.source !== 'EHLO' && policy?.uncertain ? 'retry' : 'bounce'
   if (declared.level === undefined)

@@ -24,12 +24,12 @@
 import { addressDomain } from '../address'
 import type { Requirement } from '../levels'
 import { CONTINUE, reject, tempfail, type Verdict } from '../verdict'
-import { describeRequirement, isEnforced, type EnforceDuties, type PeerPolicy } from './hop'
+import { describeRequirement, isEnforced, type Enforcement, type PeerPolicy } from './hop'
 
 export type PolicyLookup = (domain: string) => Promise<PeerPolicy>
 
 export interface RecipientCheckOptions {
-  duties: EnforceDuties
+  enforcement: Enforcement
   /** What a domain with no known declaration gets. */
   unknown: 'accept' | 'reject'
 }
@@ -73,8 +73,8 @@ function isWeak(f: DomainFinding, required: number, opts: RecipientCheckOptions)
 }
 
 /** The level a recipient domain must declare for this message (REQUIRETLS: 3, docs/architecture.md §6.3). */
-function neededLevel(req: Requirement, duties: EnforceDuties): number {
-  if (duties.peerLevel) return req.level
+function neededLevel(req: Requirement, enforcement: Enforcement): number {
+  if (enforcement.peerLevel) return req.level
   // A level-3 server does not check peer levels, except what REQUIRETLS obliges.
   return req.source === 'requiretls' ? 3 : 0
 }
@@ -85,8 +85,8 @@ export async function checkRecipients(
   lookup: PolicyLookup,
   opts: RecipientCheckOptions,
 ): Promise<Verdict> {
-  if (!isEnforced(req, opts.duties) || domains.length === 0) return CONTINUE
-  const needed = neededLevel(req, opts.duties)
+  if (!isEnforced(req, opts.enforcement) || domains.length === 0) return CONTINUE
+  const needed = neededLevel(req, opts.enforcement)
   if (needed === 0) return CONTINUE
   const findings = await lookupAll(domains, lookup)
   const weak = findings.filter((f) => isWeak(f, needed, opts))

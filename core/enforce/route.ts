@@ -6,13 +6,13 @@
  * fix the TLS level: `encrypt` (N <= 3) or `secure` (N = 4, REQUIRETLS).
  */
 import type { Requirement } from '../levels'
-import { isEnforced, requirementLabel, type EnforceDuties } from './hop'
+import { isEnforced, requirementLabel, type Enforcement } from './hop'
 
 export type Route = 'encrypt' | 'secure'
 
 /** The transport class a message needs, or undefined when normal routing may carry it. */
-export function routeFor(req: Requirement, duties: EnforceDuties): Route | undefined {
-  if (!isEnforced(req, duties)) return undefined
+export function routeFor(req: Requirement, enforcement: Enforcement): Route | undefined {
+  if (!isEnforced(req, enforcement)) return undefined
   return req.verifiedCertificate ? 'secure' : 'encrypt'
 }
 

@@ -19,7 +19,7 @@
 import {
   checkRecipients,
   countTagged,
-  dutiesFromConfig,
+  enforcementOf,
   formatRouteHeader,
   peerPolicyOf,
   recipientDomains,
@@ -75,7 +75,7 @@ async function checkWeakRecipients(msg: MessageView, rt: Runtime): Promise<Verdi
     recipientDomains(msg.recipients),
     msg.profile.outbound === 'route-header' ? strict(rt, lookup) : lookup,
     // The EHLO at delivery (Haraka) or the strict transport (Postfix) still decides for a domain nothing is known of.
-    { duties: dutiesFromConfig(rt.config), unknown: 'accept' },
+    { enforcement: enforcementOf(rt.config), unknown: 'accept' },
   )
 }
 
@@ -85,7 +85,7 @@ export const routeStep = messageStep('route', async (msg, rt) => {
   const headers = byHeader ? forgedRouteHeaders(msg, name) : []
   const verdict = await checkWeakRecipients(msg, rt)
   if (verdict.action !== 'continue') return { verdict, headers }
-  const route = byHeader ? routeFor(msg.requirement, dutiesFromConfig(rt.config)) : undefined
+  const route = byHeader ? routeFor(msg.requirement, enforcementOf(rt.config)) : undefined
   if (route) {
     headers.push({ op: 'append', name, value: formatRouteHeader(route, msg.requirement) })
     countTagged(rt, msg.requirement, 'routed')

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs'
 import type * as tls from 'node:tls'
 import SMTPConnection from 'nodemailer/lib/smtp-connection'
-import { decideHop, ALL_DUTIES, type HopVerdict, type PeerPolicy } from '../enforce/hop'
+import { decideHop, FULL_ENFORCEMENT, type HopVerdict, type PeerPolicy } from '../enforce/hop'
 import { mxMatches } from '../policy/mta-sts-parse'
 import { findEhloDeclaration, type Requirement } from '../levels'
 
@@ -108,7 +108,7 @@ export async function attempt(t: Target, o: AttemptOptions): Promise<Attempt> {
         mxMatchesPolicy: mxMatches(t.name, o.policy.mxPatterns ?? []),
       },
       o.policy,
-      ALL_DUTIES,
+      FULL_ENFORCEMENT,
     )
     if (verdict.action !== 'deliver') {
       conn.quit()

@@ -28,7 +28,7 @@ import {
   declaredLevel,
   describeRequirement,
   isEnforced,
-  type EnforceDuties,
+  type Enforcement,
   type HopVerdict,
   type LinkFacts,
   type PeerPolicyWithMx,
@@ -42,7 +42,7 @@ import { recordTlsOutcome } from '../tlsrpt'
 export interface AttemptState {
   req: Requirement
   policy: PeerPolicyWithMx
-  duties: EnforceDuties
+  enforcement: Enforcement
   probes: SessionProbe[]
   /** The last temp_fail was ours (a TLS/certificate refusal inside the window). */
   deferredForTls: boolean
@@ -84,20 +84,23 @@ export function hopName(mx: HarakaMx, host: string, port: number): string {
 }
 
 /** TLS is forced when the rule or the destination's policy forbids plaintext. */
-export function mustForceTls(req: Requirement, policy: PeerPolicyWithMx, duties: EnforceDuties): boolean {
-  return isEnforced(req, duties) || (!req.tlsOptional && (policy.tlsRequired || policy.certificateRequired))
+export function mustForceTls(req: Requirement, policy: PeerPolicyWithMx, enforcement: Enforcement): boolean {
+  return (
+    isEnforced(req, enforcement) || (!req.tlsOptional && (policy.tlsRequired || policy.certificateRequired))
+  )
 }
 
 function needsVerifiedCertificate(state: AttemptState): boolean {
   if (state.req.tlsOptional) return false
   return (
-    (isEnforced(state.req, state.duties) && state.req.verifiedCertificate) || state.policy.certificateRequired
+    (isEnforced(state.req, state.enforcement) && state.req.verifiedCertificate) ||
+    state.policy.certificateRequired
   )
 }
 
 /** The rule under which TLS without a verified certificate is enough, in a few words. */
 function relaxedRule(state: AttemptState): string {
-  if (isEnforced(state.req, state.duties))
+  if (isEnforced(state.req, state.enforcement))
     return `${describeRequirement(state.req)} needs TLS, not a verified certificate`
   return `the policy of ${state.policy.domain} requires TLS, not a verified certificate`
 }
@@ -151,7 +154,7 @@ export function prepareAttempt(
 ): void {
   const proto = Object.getPrototypeOf(hmail) as HMailItem
   ;(hmail as WithState)[STATE] = state
-  const force = mustForceTls(state.req, state.policy, state.duties)
+  const force = mustForceTls(state.req, state.policy, state.enforcement)
   hmail.get_force_tls = (mx) => force || proto.get_force_tls.call(hmail, mx)
   hmail.logerror = (...args: unknown[]) =>
     isOurRefusalLine(args) ? proto.logdebug.apply(hmail, args) : proto.logerror.apply(hmail, args)
@@ -159,7 +162,7 @@ export function prepareAttempt(
     const hop = hopName(mx, host, port)
     const probe = probeSession(socket, {
       hop,
-      decide: (facts) => decideHop(state.req, facts, state.policy, state.duties),
+      decide: (facts) => decideHop(state.req, facts, state.policy, state.enforcement),
       needVerifiedCertificate: needsVerifiedCertificate(state),
       mxMatchesPolicy: mxMatches(mx.from_dns ?? mx.exchange ?? '', state.policy.mxPatterns),
       onEhlo: (lines, tls) => (tls ? hooks.learnFromEhlo?.(lines) : undefined),
@@ -190,7 +193,8 @@ export function prepareAttempt(
 function refusalsOf(rt: Runtime, hmail: HMailItem, state: AttemptState): HopRefusalAt[] {
   const out: HopRefusalAt[] = []
   for (const p of state.probes) {
-    const v = p.verdict ?? (p.sawEhlo ? decideHop(state.req, p.facts, state.policy, state.duties) : undefined)
+    const v =
+      p.verdict ?? (p.sawEhlo ? decideHop(state.req, p.facts, state.policy, state.enforcement) : undefined)
     if (!v || v.action === 'deliver') continue
     if (!p.logged) logRefusal(rt, hmail, v, p.facts, state.policy)
     p.logged = true

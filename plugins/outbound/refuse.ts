@@ -137,7 +137,7 @@ function installDsn(
           recipients: todo.rcpt_to.map((r) => r.address ?? String(r)),
           domain: todo.domain,
           requirement: state.req,
-          duties: state.duties,
+          enforcement: state.enforcement,
           hops,
           fallback,
           originalHeaders,

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { ALL_DUTIES, buildDsn, type DsnFacts, type DsnHop } from '../../../core/enforce'
+import { FULL_ENFORCEMENT, buildDsn, type DsnFacts, type DsnHop } from '../../../core/enforce'
 import { NO_REQUIREMENT, type Requirement } from '../../../core/levels'
 import { parseDsn } from '../../helpers/dsn'
 
@@ -40,7 +40,7 @@ function facts(hop: Partial<DsnHop>, more: Partial<DsnFacts> = {}): DsnFacts {
     recipients: ['bob@plain.test'],
     domain: 'plain.test',
     requirement: level(3),
-    duties: ALL_DUTIES,
+    enforcement: FULL_ENFORCEMENT,
     hops: [{ hop: HOP, mta: 'mx.plain.test', reason: 'no_starttls', ...hop }],
     fallback: 'off',
     originalHeaders: HEADERS,
@@ -148,14 +148,14 @@ describe('buildDsn', () => {
     }
   })
 
-  it('states the rule with and without the peer-level duty, and for level 4 and REQUIRETLS', () => {
+  it('states the rule with and without the peer-level rule, and for level 4 and REQUIRETLS', () => {
     const text = (f: DsnFacts) => buildDsn(f).humanText.replace(/\s+/g, ' ')
     assert.match(
       text(facts({})),
       /only over an encrypted connection \(TLS\) to a server that declares link-security level 3 or more\./,
     )
     assert.match(
-      text(facts({}, { duties: { noDowngrade: true, peerLevel: false } })),
+      text(facts({}, { enforcement: { noDowngrade: true, peerLevel: false } })),
       /asks for link-security level 3 \(Link-Security-Required: 3\): it may leave this server only over an encrypted connection \(TLS\)\./,
     )
     assert.match(text(facts({}, { requirement: level(4) })), /level 4 or more, whose certificate verifies\./)
@@ -163,7 +163,7 @@ describe('buildDsn', () => {
     assert.match(rt, /sent with REQUIRETLS \(RFC 8689\)/)
     assert.match(rt, /send it again without REQUIRETLS/)
     const untagged = text(
-      facts({}, { requirement: NO_REQUIREMENT, policyRequiresTls: true, duties: ALL_DUTIES }),
+      facts({}, { requirement: NO_REQUIREMENT, policyRequiresTls: true, enforcement: FULL_ENFORCEMENT }),
     )
     assert.match(untagged, /plain\.test publishes a policy that requires an encrypted connection/)
     assert.match(untagged, /TLS-Required: No/)
@@ -246,7 +246,7 @@ describe('the sample bounce in docs/operators.md', () => {
     recipients: ['bob@example.net'],
     domain: 'example.net',
     requirement: level(3),
-    duties: ALL_DUTIES,
+    enforcement: FULL_ENFORCEMENT,
     hops: [{ hop: 'mx1.example.net [192.0.2.25]:25', mta: 'mx1.example.net', reason: 'no_starttls' }],
     fallback: 'off',
     originalHeaders: [

@@ -30,9 +30,9 @@ const lookup = async (domain: string): Promise<PeerPolicy> => {
     certificateRequired: false,
   }
 }
-const duties = { noDowngrade: true, peerLevel: true }
-const haraka = { duties, unknown: 'accept' as const }
-const milter = { duties, unknown: 'reject' as const }
+const enforcement = { noDowngrade: true, peerLevel: true }
+const haraka = { enforcement, unknown: 'accept' as const }
+const milter = { enforcement, unknown: 'reject' as const }
 
 describe('checkRecipients', () => {
   it('accepts untagged mail without any lookup', async () => {
@@ -78,7 +78,7 @@ describe('checkRecipients', () => {
     )
   })
   it('REQUIRETLS needs level 3 even on a level-3 server', async () => {
-    const l3 = { duties: { noDowngrade: true, peerLevel: false }, unknown: 'accept' as const }
+    const l3 = { enforcement: { noDowngrade: true, peerLevel: false }, unknown: 'accept' as const }
     assert.equal((await checkRecipients(req('4'), ['weak.test'], lookup, l3)).action, 'continue')
     const v = await checkRecipients(req('', true), ['weak.test'], lookup, l3)
     assert.equal(v.action, 'reject')

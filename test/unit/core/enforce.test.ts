@@ -8,7 +8,7 @@ import {
   formatRouteHeader,
   parseRouteHeader,
   countTagged,
-  dutiesFromConfig,
+  enforcementOf,
   peerPolicyOf,
   type LinkFacts,
   type PeerPolicy,
@@ -176,16 +176,16 @@ describe('decideHop', () => {
   })
 
   it('a level-3 server (peer_level off) checks TLS but not levels', () => {
-    const duties = { noDowngrade: true, peerLevel: false }
+    const enforcement = { noDowngrade: true, peerLevel: false }
     assert.equal(
-      decideHop(tagged('4'), { ...tlsNoDecl, certVerified: true }, undefined, duties).action,
+      decideHop(tagged('4'), { ...tlsNoDecl, certVerified: true }, undefined, enforcement).action,
       'deliver',
     )
-    assert.equal(decideHop(tagged('4'), plain, undefined, duties).action, 'bounce')
-    assert.equal(decideHop(tagged('4'), tlsSelfSigned, undefined, duties).action, 'retry')
+    assert.equal(decideHop(tagged('4'), plain, undefined, enforcement).action, 'bounce')
+    assert.equal(decideHop(tagged('4'), tlsSelfSigned, undefined, enforcement).action, 'retry')
   })
 
-  it('enforcement switched off still keeps REQUIRETLS and policy duties', () => {
+  it('enforcement switched off still keeps REQUIRETLS and policy rules', () => {
     const off = { noDowngrade: false, peerLevel: false }
     assert.equal(decideHop(tagged('4'), plain, undefined, off).action, 'deliver')
     assert.equal(decideHop(tagged('', { requiretls: true }), plain, undefined, off).action, 'bounce')
@@ -237,9 +237,9 @@ describe('countTagged', () => {
     assert.match(text, /linksec_tagged_messages_total\{level="requiretls",outcome="delivered_tls"\} 1/)
     assert.doesNotMatch(text, /level="0"/)
   })
-  it('reads the duties from config', () => {
-    assert.deepEqual(dutiesFromConfig(parseConfig({}, '/tmp')), { noDowngrade: true, peerLevel: true })
-    assert.deepEqual(dutiesFromConfig(parseConfig({ enforce: { enabled: 'false' } }, '/tmp')), {
+  it('reads the enforcement from config', () => {
+    assert.deepEqual(enforcementOf(parseConfig({}, '/tmp')), { noDowngrade: true, peerLevel: true })
+    assert.deepEqual(enforcementOf(parseConfig({ enforce: { enabled: 'false' } }, '/tmp')), {
       noDowngrade: false,
       peerLevel: false,
     })

@@ -112,7 +112,7 @@ test('property: declaration parsers never throw on arbitrary text', () => {
   )
 })
 
-test('performedLevel: never more than the duties performed, never more than configured', () => {
+test('performedLevel: never more than the promises kept, never more than configured', () => {
   // [configured, mailboxesTlsOnly, enforceNoDowngrade, enforcePeerLevel] -> performed
   const table: [Level, boolean, boolean, boolean, Level][] = [
     [4, false, true, true, 1],

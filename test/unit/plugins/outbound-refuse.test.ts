@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import { createMetrics } from '../../../core/metrics'
 import { createRuntime, type Runtime } from '../../../core/runtime'
 import { parseConfig } from '../../../core/config'
-import { ALL_DUTIES, type LinkFacts } from '../../../core/enforce'
+import { FULL_ENFORCEMENT, type LinkFacts } from '../../../core/enforce'
 import { NO_REQUIREMENT, type Requirement } from '../../../core/levels'
 import type { LogFields } from '../../../core/log'
 import { logRefusal, prepareAttempt, type HopRefusalAt } from '../../../plugins/outbound/attempt'
@@ -119,7 +119,7 @@ function prepared(rt: Runtime, body: string | Error): HMailItem & FakeHMail {
     {
       req: LEVEL3,
       policy: { domain: 'plain.test', tlsRequired: false, certificateRequired: false, mxPatterns: [] },
-      duties: ALL_DUTIES,
+      enforcement: FULL_ENFORCEMENT,
       probes: [],
       deferredForTls: false,
       windowEndsAt: 0,
