@@ -273,7 +273,8 @@ export function swaks(pf: { port: number }, o: SwaksOptions = {}): SwaksResult {
     fs.writeFileSync(tmp, o.data)
     args.push('--data', `@${tmp}`)
   }
-  const r = spawnSync('swaks', args, { encoding: 'utf8', timeout: 60000 })
+  // swaks echoes the whole message: room for multi-megabyte ones (spawnSync's default is 1 MB).
+  const r = spawnSync('swaks', args, { encoding: 'utf8', timeout: 60000, maxBuffer: 256 * 1024 * 1024 })
   if (tmp) fs.rmSync(path.dirname(tmp), { recursive: true, force: true })
   const transcript = `${r.stdout}${r.stderr}`
   // The server line right after the lone "." that ends DATA (" -> ." plain, " ~> ." under TLS).
