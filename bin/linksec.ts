@@ -13,7 +13,8 @@ const COMMANDS: Record<string, string> = {
   verify: 'verify the OpenPGP signature of a message file and print Authentication-Results',
   send: 'send a message (sendmail-compatible): signed, encrypted on request, straight to the MX',
   domains: 'import a shared list of link-secure domains, or export what this server knows',
-  keys: 'manage the keys this server publishes over WKD (add, list, remove)',
+  keys: 'manage the keys this server publishes over WKD (add, list, remove, generate, rotate, ca)',
+  wks: 'the Web Key Service: make the submission key (init), take one message (receive)',
   tls: 'make a self-signed STARTTLS certificate for Postfix or Haraka (init, show)',
   tlsrpt: 'show or send the RFC 8460 TLS reports of a day (show, send)',
 }

@@ -30,6 +30,7 @@ export interface Metrics {
   wkdRequests: Counter<'layout' | 'status'>
   /** Outgoing mail the signer saw: signed|already_signed|not_ours|not_allowed|no_key|error. */
   signedMessages: Counter<'outcome'>
+  wksSubmissions: Counter<'outcome'>
 }
 
 /**
@@ -144,6 +145,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     signedMessages: new Counter({
       name: 'linksec_signed_messages_total',
       help: 'Messages the OpenPGP signer handled, by outcome (signed, already_signed, not_ours, not_allowed, no_key, error).',
+      labelNames: ['outcome'],
+      registers: reg,
+    }),
+    wksSubmissions: new Counter({
+      name: 'linksec_wks_messages_total',
+      help: 'Web Key Service messages (submissions and confirmations), by outcome: confirmation_sent, published, or the refusal (foreign_domain, no_address, bad_key, bad_message, pending_full, rate_limited, unknown_nonce, mismatch, no_submission_key).',
       labelNames: ['outcome'],
       registers: reg,
     }),

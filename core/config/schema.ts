@@ -249,6 +249,22 @@ export const SCHEMA = {
     /** Largest message (bytes) signed; larger ones are not signed. */
     max_message_bytes: int(50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   },
+  wks: {
+    /** Web Key Service (draft-koch-openpgp-webkey-service): users publish their own keys by mail. */
+    enabled: bool(false),
+    /** Local part of the submission address, `<local_part>@<domain>` for [main] domain and [sign] domains. */
+    local_part: str('key-submission', /^[A-Za-z0-9._+-]+$/, 'a local part such as key-submission'),
+    /** Submissions waiting for their confirmation (relative to the config directory). */
+    pending_dir: str('wks-pending'),
+    /** Most submissions waiting at once; past it new ones are refused. */
+    pending_max: int(1000, 1, 1_000_000),
+    /** Seconds a confirmation request stays answerable. */
+    pending_ttl: int(3 * 24 * 3600, 60, 30 * 24 * 3600),
+    /** Submissions waiting per address at once (a flood for one address is refused). */
+    per_address: int(3, 1, 100),
+    /** The MTA that mails confirmation requests (SMTP, HOST:PORT): the local Postfix or Haraka. */
+    relay: str('127.0.0.1:25', HOSTPORT, HOSTPORT_HINT),
+  },
   tls: {
     /** Haraka: make a self-signed certificate at start when none is configured. */
     self_signed: bool(true),

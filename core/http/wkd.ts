@@ -6,13 +6,19 @@
  *   direct    /.well-known/openpgpkey/hu/<hash>            and  .../policy  (domain = Host)
  *
  * Keys are served binary (application/octet-stream) with only the
- * requested address's user ID; HEAD works; the policy file is empty.
+ * requested address's user ID (several keys for one address, during a
+ * rotation, are served as their concatenation); HEAD works. The policy file
+ * is empty unless the Web Key Service is on (core/wks): then it names the
+ * `submission-address` and `protocol-version: 3` (§4.5), and the
+ * `submission-address` file beside it (§4.1, what older clients read) holds
+ * the address too.
  * Mounted by core/http/server.ts and by the Haraka plugin.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describeError } from '../errors'
 import { keyStoreFor } from '../keys'
 import type { Runtime } from '../runtime'
+import { submissionAddress, wksDomains } from '../wks/names'
 
 const PREFIX = '/.well-known/openpgpkey/'
 const HASH = /^[ybndrfg8ejkmcpqxot1uwisza345h769]{32}$/
@@ -23,10 +29,13 @@ type Layout = 'advanced' | 'direct'
 interface WkdRequest {
   layout: Layout
   domain: string
-  /** undefined for the policy file. */
+  /** undefined for the policy and submission-address files. */
   hash?: string
   l?: string
+  file?: 'policy' | 'submission-address'
 }
+
+const FILES = new Set(['policy', 'submission-address'])
 
 type WkdHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>
 
@@ -45,7 +54,7 @@ export function createWkdHandler(rt: Runtime): WkdHandler {
       return true
     }
     try {
-      const status = w ? await answer(store, w, res) : notFound(res)
+      const status = w ? await answer(rt, store, w, res) : notFound(res)
       count(layout, status)
     } catch (e) {
       rt.log.error('WKD request failed', { path: url.pathname, error: describeError(e) })
@@ -66,24 +75,32 @@ export function parseWkdPath(url: URL, host: string | undefined): WkdRequest | u
     .toLowerCase()
   let w: WkdRequest | undefined
   if (parts.length === 2 && parts[0] === 'hu') w = { layout: 'direct', domain: hostDomain, hash: parts[1], l }
-  else if (parts.length === 1 && parts[0] === 'policy') w = { layout: 'direct', domain: hostDomain }
+  else if (parts.length === 1 && FILES.has(parts[0]!))
+    w = { layout: 'direct', domain: hostDomain, file: parts[0] as WkdRequest['file'] }
   else if (parts.length === 3 && parts[1] === 'hu')
     w = { layout: 'advanced', domain: parts[0]!.toLowerCase(), hash: parts[2], l }
-  else if (parts.length === 2 && parts[1] === 'policy')
-    w = { layout: 'advanced', domain: parts[0]!.toLowerCase() }
+  else if (parts.length === 2 && FILES.has(parts[1]!))
+    w = { layout: 'advanced', domain: parts[0]!.toLowerCase(), file: parts[1] as WkdRequest['file'] }
   if (!w || !DOMAIN.test(w.domain) || (w.hash !== undefined && !HASH.test(w.hash))) return undefined
   return w
 }
 
 async function answer(
+  rt: Runtime,
   store: ReturnType<typeof keyStoreFor>,
   w: WkdRequest,
   res: ServerResponse,
 ): Promise<number> {
   if (w.hash === undefined) {
     if (!(await store.hasDomain(w.domain))) return notFound(res)
+    const sa = wksDomains(rt).has(w.domain) && rt.config.wks.enabled ? submissionAddress(rt, w.domain) : ''
+    if (w.file === 'submission-address') {
+      if (!sa) return notFound(res)
+      reply(res, 200, `${sa}\n`)
+      return 200
+    }
     // The policy file must exist; an empty one declares no options (§4.5).
-    reply(res, 200, '', { 'Content-Type': 'text/plain; charset=utf-8' })
+    reply(res, 200, sa ? `submission-address: ${sa}\nprotocol-version: 3\n` : '')
     return 200
   }
   const hit = await store.byWkd(w.domain, w.hash, w.l)

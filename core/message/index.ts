@@ -9,6 +9,7 @@ export { AUTH_RESULTS, ORIGINAL_AUTH_RESULTS, forgedResultEdits, inboundLinkStep
 export { recipientPolicy, routeStep } from './route'
 export { verifyStep } from './verify'
 export { signStep } from './sign'
+export { wksStep } from './wks'
 export {
   MESSAGE_STEPS,
   appliedEdits,

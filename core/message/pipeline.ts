@@ -30,6 +30,7 @@ import { routeStep } from './route'
 import type { AdapterProfile, MessageStep, MessageView, StepDecision } from './step'
 import { signStep } from './sign'
 import { verifyStep } from './verify'
+import { wksStep } from './wks'
 
 /**
  * In order: the inbound link first (a tagged message over plaintext is
@@ -38,8 +39,17 @@ import { verifyStep } from './verify'
  * carries its route header when an operator releases it, and a message
  * refused for its recipients costs no key lookup. Signing goes last: it
  * rewrites the body, and only a message every other step kept is signed.
+ * The Web Key Service step comes right after the link: a message to a
+ * submission address is ours to take (core/message/wks.ts), not to route,
+ * verify or sign.
  */
-export const MESSAGE_STEPS: readonly MessageStep[] = [inboundLinkStep, routeStep, verifyStep, signStep]
+export const MESSAGE_STEPS: readonly MessageStep[] = [
+  inboundLinkStep,
+  wksStep,
+  routeStep,
+  verifyStep,
+  signStep,
+]
 
 export interface MessageResult {
   verdict: Verdict

@@ -75,7 +75,8 @@ interface Transport {
 }
 type Nodemailer = { createTransport(o: Record<string, unknown>): Transport }
 
-async function mail(m: MailSettings, to: string, raw: string, timeoutMs: number): Promise<void> {
+/** Hands one message to the relay (the local MTA) over SMTP; also used for Web Key Service mail (core/wks). */
+export async function mail(m: MailSettings, to: string, raw: string, timeoutMs: number): Promise<void> {
   const nodemailer = require('nodemailer') as Nodemailer
   const transport = nodemailer.createTransport({
     host: m.relayHost,

@@ -117,10 +117,10 @@ async function metric(rt: Runtime, name: string, labels: Record<string, string>)
 const decisions = (lines: Line[]) => lines.filter((l) => l.msg === 'decision')
 
 describe('milter default pipeline', () => {
-  it('runs the inbound link first, then the route policy, then the signature check, then signing', () => {
+  it('runs the inbound link first, then the Web Key Service, then the route policy, then the signature check, then signing', () => {
     assert.deepEqual(
       MESSAGE_STEPS.map((p) => p.name),
-      ['inbound-link', 'route', 'verify', 'sign'],
+      ['inbound-link', 'wks', 'route', 'verify', 'sign'],
     )
   })
 
