@@ -18,6 +18,7 @@ import { combine } from '../../core/policy/combine'
 import { dailyReportRun, recordSession } from '../../core/tlsrpt'
 import type { TlsReport } from '../../core/tlsrpt/report'
 import { startRedis, type TestRedis } from '../helpers/redis'
+import { assertRfc8460Report } from '../helpers/tlsrpt-report'
 import { needTools, which } from '../helpers/tools'
 import { startWorld, type World } from '../helpers/world'
 
@@ -178,6 +179,7 @@ describe('the daily TLS-report send, on an injected clock', { timeout: 120_000 }
       'total-failure-session-count': 1,
     })
 
+    for (const r of posted) assertRfc8460Report(r, 'a.test')
     const text = await metrics.registry.metrics()
     assert.match(text, /linksec_tlsrpt_reports_total\{method="https",outcome="sent"\} 3/)
     assert.match(text, /linksec_tlsrpt_reports_total\{method="https",outcome="failed"\} 2/)

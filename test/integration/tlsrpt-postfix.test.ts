@@ -11,10 +11,14 @@
  *
  * — and the counts serve keeps in Redis are exactly the sessions the log
  * shows (each deferred retry is one session), sent by `linksec tlsrpt send`
- * as RFC 8460 JSON to the HTTPS endpoint each domain publishes.
+ * as RFC 8460 JSON to the HTTPS endpoint each domain publishes. A second
+ * linksec of the fleet, a real Haraka running the plugin, delivers to
+ * level4.test too and adds its session to the same Redis: one report holds
+ * both instances' outcomes.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { gunzipSync } from 'node:zlib'
@@ -22,7 +26,9 @@ import type { TlsReport } from '../../core/tlsrpt/report'
 import { startEnforcePostfix, type EnforcePostfix } from '../helpers/enforce-postfix'
 import { REPO_ROOT } from '../helpers/postfix'
 import { privateHostsSupported } from '../helpers/postfix-hosts'
-import { submit } from '../helpers/receivers'
+import { startHaraka, type HarakaInstance } from '../helpers/haraka'
+import { PINNED_MX_PLUGIN, pinnedMxIni, submit } from '../helpers/receivers'
+import { assertRfc8460Report } from '../helpers/tlsrpt-report'
 import { startRedis, type TestRedis } from '../helpers/redis'
 import { isRoot, needTools, which } from '../helpers/tools'
 
@@ -55,6 +61,7 @@ function logged(maillog: string, domain: string, reason: RegExp): number {
 describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 240_000 }, () => {
   let env: EnforcePostfix | undefined
   let redis: TestRedis | undefined
+  let haraka: HarakaInstance | undefined
   const posted: Buffer[] = []
 
   before(async () => {
@@ -90,9 +97,22 @@ describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 24
         redis: { url: redis!.url, prefix: PREFIX },
       }),
     })
+    // The fleet's other member: Haraka with linksec, same Redis, same DNS world.
+    const iniDir = env.world.configIni({
+      main: { domain: 'sender.test' },
+      redis: { url: redis.url, prefix: PREFIX },
+      tlsrpt: { send: false },
+    })
+    haraka = await startHaraka({
+      plugins: ['tls', 'linksec', 'test_relay', 'pinned_mx'],
+      localPlugins: { pinned_mx: PINNED_MX_PLUGIN },
+      config: { 'pinned_mx.ini': pinnedMxIni(env.receivers), 'outbound.ini': 'local_mx_ok=true\n' },
+      linksecIniText: fs.readFileSync(path.join(iniDir, 'linksec.ini'), 'utf8'),
+    })
   })
 
   after(async () => {
+    await haraka?.stop()
     await env?.stop()
     await redis?.stop()
   })
@@ -125,7 +145,14 @@ describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 24
       })
       assert.ok(r.accepted, r.reply)
     }
-    await receivers.level4.haraka.waitForQueued(1, 60_000)
+    const viaHaraka = await submit({
+      port: haraka!.port,
+      from: 'alice@sender.test',
+      to: ['carol@level4.test'],
+      data: 'From: alice@sender.test\r\nTo: carol@level4.test\r\nSubject: via Haraka\r\n\r\nhi\r\n',
+    })
+    assert.ok(viaHaraka.accepted, viaHaraka.reply)
+    await receivers.level4.haraka.waitForQueued(2, 60_000)
     // Both refused hops expire after the test's 10 s queue lifetime: two bounces, then no more sessions.
     await receivers.dsn.haraka.waitForQueued(2, 90_000)
     assert.equal(receivers.plain.got().length, 0, 'never sent in the clear under MTA-STS enforce')
@@ -138,6 +165,8 @@ describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 24
       level4: logged(maillog, 'level4.test', /status=sent/),
     }
     assert.ok(expected.plain >= 1 && expected.tls >= 1 && expected.level4 === 1, JSON.stringify(expected))
+    // [socketmap] tlsrpt=false (the default): Postfix 3.7 read every policy reply without a complaint.
+    assert.doesNotMatch(maillog, /warning: .*(socketmap|policy|tls_policy)/i)
     assert.match(
       maillog,
       /(?:Trusted|Verified) TLS connection established to level4\.test\[/,
@@ -164,8 +193,9 @@ describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 24
           ]),
         ]),
       )
+    // level4.test: Postfix's session (from its log) and Haraka's, in one count.
     const want = {
-      'level4.test': [[1, 0]],
+      'level4.test': [[2, 0]],
       'plain.test': [[0, expected.plain]],
       'tls.test': [[0, expected.tls]],
     }
@@ -190,6 +220,7 @@ describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 24
     )
     assert.equal(by.size, 3)
     for (const [domain, r] of by) {
+      assertRfc8460Report(r, domain)
       assert.equal(r['organization-name'], 'sender.test')
       assert.match(r['report-id'], new RegExp(domain.replace('.', '\\.')))
       assert.match(r['date-range']['start-datetime'], /^\d{4}-\d{2}-\d{2}T00:00:00Z$/)
