@@ -41,6 +41,8 @@ export interface EngineService<T> {
 interface Slot {
   key: string
   value: unknown
+  /** The configuration the key was last checked against (configs are frozen: core/config/parse.ts). */
+  config: LinksecConfig
 }
 
 export class Engine {
@@ -73,14 +75,23 @@ export class Engine {
     return this.rt
   }
 
-  /** The service for the configuration in force, built on first use. */
+  /**
+   * The service for the configuration in force, built on first use. Steps
+   * call this per message: the key (a JSON text of config sections) is
+   * computed once per configuration, not per call.
+   */
   service<T>(spec: EngineService<T>): T {
-    const key = spec.key(this.rt.config)
+    const config = this.rt.config
     const slot = this.slots.get(spec)
-    if (slot && slot.key === key) return slot.value as T
+    if (slot?.config === config) return slot.value as T
+    const key = spec.key(config)
+    if (slot && slot.key === key) {
+      slot.config = config
+      return slot.value as T
+    }
     if (this.closed) throw new Error(`the engine is closed; ${spec.name} is not available`)
     const value = spec.build(this.rt)
-    this.slots.set(spec, { key, value })
+    this.slots.set(spec, { key, value, config })
     return value
   }
 

@@ -89,13 +89,19 @@ export function requirementOf(facts: MessageFacts): Requirement {
   })
 }
 
-/** What the steps see of a message: its facts, its requirement and the adapter's profile. */
+/**
+ * What the steps see of a message: its facts, its requirement and the
+ * adapter's profile. The message bytes are read once for all steps (the
+ * verify step and the sign step both read them when signing is on).
+ */
 export function messageView(
   facts: MessageFacts,
   profile: AdapterProfile,
   requirement = requirementOf(facts),
 ): MessageView {
-  return Object.assign(Object.create(facts) as MessageFacts, { requirement, profile })
+  let bytes: Promise<Buffer> | undefined
+  const message = () => (bytes ??= facts.message())
+  return Object.assign(Object.create(facts) as MessageFacts, { requirement, profile, message })
 }
 
 interface Run {

@@ -13,6 +13,7 @@ import {
   MAX_HEADER_VALUE,
   MAX_REPLY_TEXT,
   reject,
+  rewriteHeaderValue,
   safeHeaderValue,
   safeReplyLine,
   safeText,
@@ -70,6 +71,29 @@ test('property: header values are clean, folded, bounded, and unfold to the clea
         assert.equal(out.replace(/\n(?=[ \t])/g, ''), capText(v, MAX_HEADER_VALUE).replace(UNSAFE_ALL, ' '))
     }),
   )
+})
+
+/** Values near the written form (folds, long lines, a stray CR, LF or control) hit both paths. */
+const nearlyWritten = fc
+  .array(
+    fc.oneof(
+      fc.string({ maxLength: 90 }),
+      fc.constantFrom('\n ', '\n\t', '\n', '\r\n ', '\r', '\x1b', '\u202e', ' ', '; ', 'x'.repeat(80)),
+    ),
+    { maxLength: 12 },
+  )
+  .map((a) => a.join(''))
+
+test('property: the fast path gives exactly what the rewrite gives', () => {
+  fc.assert(
+    fc.property(fc.oneof(hostile, nearlyWritten), fc.integer({ min: 0, max: 30 }), (v, nameLength) => {
+      assert.equal(safeHeaderValue(v, nameLength), rewriteHeaderValue(v, nameLength))
+    }),
+    { numRuns: 2000 },
+  )
+  // Our own folded Authentication-Results value is kept as it is (the fast path's case).
+  const ar = 'mx.example.net; x-openpgp=pass\n header.from=alice@example.org'
+  assert.equal(safeHeaderValue(ar, 22), ar)
 })
 
 test('property: reasons and reply texts are one clean line, capped', () => {
