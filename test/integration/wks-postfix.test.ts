@@ -15,7 +15,6 @@
  * policy and key), so no DNS or HTTPS leaves this process's loopback world.
  */
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
 import * as os from 'node:os'
@@ -33,18 +32,11 @@ import {
 } from '../helpers/postfix'
 import { freePort } from '../helpers/ports'
 import { isRoot, needTools } from '../helpers/tools'
+import { linksec, run, WKS_CLIENT, wksUser, type WksUser } from '../helpers/wks'
 
 const DOMAIN = 'wks.test'
 const SA = `key-submission@${DOMAIN}`
 const ANN = `ann@${DOMAIN}`
-const WKS_CLIENT = '/usr/lib/gnupg/gpg-wks-client'
-const BIN = path.resolve(__dirname, '..', '..', 'bin', 'linksec.js')
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string | Buffer) {
-  const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, input, timeout: 60_000 })
-  return { status: r.status, out: r.stdout, err: r.stderr.toString() }
-}
-
 function get(port: number, p: string, host: string): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     http
@@ -62,11 +54,9 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
   let pf: PostfixInstance | undefined
   let dns: TestDnsServer | undefined
   let scratch: string
-  let home: string
-  let annFpr: string
+  let ann: WksUser | undefined
   let httpPort: number
   let response: Buffer
-  const gpgEnv = () => ({ GNUPGHOME: home })
 
   before(async () => {
     if (!isRoot() || !fs.existsSync(WKS_CLIENT)) return
@@ -89,29 +79,13 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
       },
     })
     httpPort = Number(serve.httpAddress.split(':')[1])
-    for (const args of [
-      ['keys', 'ca', 'init', DOMAIN],
-      ['wks', 'init', DOMAIN],
-    ]) {
-      const r = run(process.execPath, [BIN, ...args, '--config', serve.configDir], {})
-      assert.equal(r.status, 0, r.err)
-    }
-    home = path.join(scratch, 'ann')
-    fs.mkdirSync(home, { mode: 0o700 })
-    const gen = run(
-      'gpg',
-      ['--batch', '--passphrase', '', '--quick-gen-key', `Ann <${ANN}>`, 'default', 'default', 'never'],
-      gpgEnv(),
-    )
-    assert.equal(gen.status, 0, gen.err)
-    const list = run('gpg', ['--with-colons', '--list-keys', ANN], gpgEnv()).out.toString()
-    annFpr = /^fpr:+([0-9A-F]{40}):/m.exec(list)![1]!
-    const imp = run('gpg', ['--batch', '--import', path.join(serve.configDir, 'keys', `${SA}.pgp`)], gpgEnv())
-    assert.equal(imp.status, 0, imp.err)
+    linksec(serve.configDir, 'keys', 'ca', 'init', DOMAIN)
+    linksec(serve.configDir, 'wks', 'init', DOMAIN)
+    ann = wksUser(scratch, ANN, path.join(serve.configDir, 'keys', `${SA}.pgp`), SA)
   })
 
   after(async () => {
-    if (home) spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: home } })
+    ann?.close()
     await pf?.stop()
     await serve?.stop()
     await dns?.close()
@@ -133,7 +107,7 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
 
   it('gpg-wks-client --create -> Postfix -> confirmation request at the sink, the submission not delivered', async (t) => {
     if (!serve || !pf) return t.skip('needs root, postfix and gpg-wks-client')
-    const sub = run(WKS_CLIENT, ['--fake-submission-addr', SA, '--create', annFpr, ANN], gpgEnv())
+    const sub = ann!.client(['--create', ann!.fingerprint, ANN])
     assert.equal(sub.status, 0, sub.err)
     assert.match(sub.out.toString(), /^Wks-Draft-Version: 3$/m)
     const sent = swaks(pf, { from: ANN, to: SA, data: sub.out.toString() })
@@ -144,7 +118,7 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
     assert.match(req.message, /multipart\/signed/)
     assert.ok(!pf.sinkMessages().some((m: SinkMessage) => /Key publishing request/.test(m.message)))
     // The user's own client answers: it decrypts the request with ann's key and checks the fingerprint.
-    const answer = run(WKS_CLIENT, ['--fake-submission-addr', SA, '--receive'], gpgEnv(), req.message)
+    const answer = ann!.client(['--receive'], req.message)
     assert.equal(answer.status, 0, answer.err)
     response = answer.out
     assert.match(response.toString(), /^Subject: Key publication confirmation$/m)
@@ -167,9 +141,9 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
     for (const f of ['ca.pgp', 'ann.pgp'])
       assert.equal(run('gpg', ['--batch', '--import', path.join(scratch, f)], env).status, 0)
     const sigs = run('gpg', ['--batch', '--check-sigs', ANN], env)
-    spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, ...env } })
+    run('gpgconf', ['--kill', 'all'], env)
     assert.equal(sigs.status, 0, sigs.err)
-    assert.match(sigs.out.toString(), new RegExp(annFpr))
+    assert.match(sigs.out.toString(), new RegExp(ann!.fingerprint))
     assert.match(sigs.out.toString(), /^sig!\s.*OpenPGP CA <openpgp-ca@wks\.test>/m)
   })
 

@@ -1,0 +1,72 @@
+/**
+ * The Web Key Service's real client for the WKS tests: a throwaway
+ * GNUPGHOME per user with a key made by gpg itself (ultimately trusted, as
+ * gpg-wks-client demands of the key that decrypts a confirmation request),
+ * and gpg-wks-client 2.2 (Debian's /usr/lib/gnupg/gpg-wks-client) run with
+ * --fake-submission-addr: it then encrypts to the submission key from that
+ * keyring and asks dirmngr nothing, so no lookup leaves the machine.
+ */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+export const WKS_CLIENT = '/usr/lib/gnupg/gpg-wks-client'
+export const LINKSEC_BIN = path.resolve(__dirname, '..', '..', 'bin', 'linksec.js')
+
+export interface Run {
+  status: number | null
+  out: Buffer
+  err: string
+}
+
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, input?: string | Buffer): Run {
+  const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, input, timeout: 60_000 })
+  return { status: r.status, out: r.stdout, err: r.stderr.toString() }
+}
+
+/** `linksec ARGS --config DIR`, asserted to succeed. */
+export function linksec(configDir: string, ...args: string[]): Run {
+  const r = run(process.execPath, [LINKSEC_BIN, ...args, '--config', configDir])
+  assert.equal(r.status, 0, `linksec ${args.join(' ')}: ${r.err}`)
+  return r
+}
+
+export interface WksUser {
+  address: string
+  home: string
+  fingerprint: string
+  /** gpg-wks-client with --fake-submission-addr SUBMISSION_ADDRESS. */
+  client(args: string[], input?: string | Buffer): Run
+  close(): void
+}
+
+/** A GnuPG home under `scratch` with a fresh key for `address` and the submission key imported. */
+export function wksUser(
+  scratch: string,
+  address: string,
+  submissionKeyFile: string,
+  submissionAddress: string,
+): WksUser {
+  const home = path.join(scratch, `gnupg-${address}`)
+  fs.mkdirSync(home, { mode: 0o700 })
+  const env = { GNUPGHOME: home }
+  const gen = run(
+    'gpg',
+    ['--batch', '--passphrase', '', '--quick-gen-key', address, 'default', 'default', 'never'],
+    env,
+  )
+  assert.equal(gen.status, 0, gen.err)
+  const list = run('gpg', ['--with-colons', '--list-keys', address], env).out.toString()
+  const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(list)![1]!
+  const imp = run('gpg', ['--batch', '--import', submissionKeyFile], env)
+  assert.equal(imp.status, 0, imp.err)
+  return {
+    address,
+    home,
+    fingerprint,
+    client: (args, input) =>
+      run(WKS_CLIENT, ['--fake-submission-addr', submissionAddress, ...args], env, input),
+    close: () => void spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, ...env } }),
+  }
+}
