@@ -10,6 +10,7 @@
 import * as net from 'node:net'
 import { createLogLimiter } from '../core/log-limit'
 import { listenOn } from '../core/net/listen'
+import { settleWithin } from '../core/net/deadline'
 import { parseEndpoint, type Service } from '../core/service'
 import type { Runtime } from '../core/runtime'
 import { createMilterApp } from './app'
@@ -98,17 +99,15 @@ function refuse(rt: Runtime, ctx: ConnectionContext, socket: net.Socket): void {
 function closer(server: net.Server, connections: Set<MilterConnection>): (graceMs?: number) => Promise<void> {
   let closing: Promise<void> | undefined
   return (graceMs = 0) => {
-    closing ??= new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const c of connections) c.destroy()
-      }, graceMs)
-      // Called once the listener is closed and every connection has ended.
-      server.close(() => {
-        clearTimeout(timer)
-        resolve()
-      })
+    closing ??= (async () => {
+      // Settles once the listener is closed and every connection has ended.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       for (const c of connections) c.drain()
-    })
+      await settleWithin(closed, graceMs, () => {
+        for (const c of connections) c.destroy()
+      })
+      await closed
+    })()
     return closing
   }
 }

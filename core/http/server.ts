@@ -17,6 +17,7 @@ import type { Runtime } from '../runtime'
 import type { Service } from '../service'
 import { healthOf } from './health'
 import { listenOn } from '../net/listen'
+import { settleWithin } from '../net/deadline'
 import { formatHostPort, parseHostPort } from './listen'
 import { createRouter, sendText, type RouteOptions, type WkdHandler } from './routes'
 import { loadWkdHandler } from './wkd-loader'
@@ -149,10 +150,7 @@ async function closeServer(rt: Runtime, server: http.Server, graceMs: number): P
   healthOf(rt).remove('http')
   const closed = new Promise<void>((resolve) => server.close(() => resolve()))
   server.closeIdleConnections()
-  let timer: NodeJS.Timeout | undefined
-  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))
-  await Promise.race([closed, grace])
-  clearTimeout(timer)
+  await settleWithin(closed, graceMs, () => undefined)
   server.closeAllConnections()
   await closed
 }

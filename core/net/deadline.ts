@@ -30,21 +30,52 @@ export function deadline(ms: number, ...parents: Array<AbortSignal | undefined>)
 }
 
 /**
- * `work`, or the error `late()` makes once `ms` have passed, whichever comes
- * first; the timer is cleared either way. It keeps the process alive while
- * the work is pending: a hanging lookup must end in its error, not in an
- * event loop that ran dry.
- * The one timeout race of the tree (the MTA-facing deadlines, Redis readiness,
- * a service's shutdown grace).
+ * `work`'s outcome, or `onLate()`'s once `ms` have passed, whichever comes
+ * first: the one timeout race of the tree (the MTA-facing deadlines, the
+ * socketmap's answer deadline, Redis readiness, every listener's shutdown
+ * grace). The timer is cleared as soon as `work` settles, and `onLate` runs
+ * only if `work` had not settled by then, never after; what `work` does
+ * after losing (a late rejection included) is ignored. The timer keeps the
+ * process alive while the work is pending: a hanging lookup must end in its
+ * answer, not in an event loop that ran dry.
  */
-export async function raceDeadline<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(late()), Math.max(0, ms))
+export function settleWithin<T, L>(work: Promise<T>, ms: number, onLate: () => L): Promise<T | L> {
+  return new Promise<T | L>((resolve, reject) => {
+    let settled = false
+    const timer = setTimeout(
+      () => {
+        if (settled) return
+        settled = true
+        try {
+          resolve(onLate())
+        } catch (e) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- onLate's own error, passed on as thrown
+          reject(e)
+        }
+      },
+      Math.max(0, ms),
+    )
+    work.then(
+      (v) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resolve(v)
+      },
+      (e: unknown) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- work's own rejection, passed on unchanged
+        reject(e)
+      },
+    )
   })
-  try {
-    return await Promise.race([work, expired])
-  } finally {
-    clearTimeout(timer)
-  }
+}
+
+/** `work`, or the error `late()` makes once `ms` have passed (settleWithin). */
+export function raceDeadline<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  return settleWithin(work, ms, (): never => {
+    throw late()
+  })
 }

@@ -12,6 +12,7 @@ import { describeError } from '../../core/errors'
 import { parseNextHop, policyResolverFor, type PolicyResolver } from '../../core/policy'
 import type { Runtime } from '../../core/runtime'
 import { listenOn } from '../../core/net/listen'
+import { settleWithin } from '../../core/net/deadline'
 import { parseEndpoint, type Service } from '../../core/service'
 import { encodeNetstring, NetstringDecoder, SOCKETMAP_MAX_REPLY } from './netstring'
 import { formatReply, parseRequest, policyReply, type SocketmapReply } from './tls-policy'
@@ -83,19 +84,12 @@ function requestAnswerer(
     if (hop.kind === 'address' || hop.kind === 'invalid') return { status: 'NOTFOUND' }
     const tlsrpt = rt.config.socketmap.tlsrpt // Postfix 3.10+ reply attributes (tls-policy.ts)
     const reply = o.resolver.resolve(hop.domain).then((p) => policyReply(p, { tlsrpt }))
-    return withDeadline(reply, o.deadlineMs, hop.domain)
+    // Late is TEMP: Postfix defers rather than sending with a weaker policy (docs/architecture.md §5.1).
+    return settleWithin(reply, o.deadlineMs, (): SocketmapReply => ({
+      status: 'TEMP',
+      reason: `policy lookup for ${hop.domain} took over ${o.deadlineMs} ms`,
+    }))
   }
-}
-
-function withDeadline(p: Promise<SocketmapReply>, ms: number, domain: string): Promise<SocketmapReply> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<SocketmapReply>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ status: 'TEMP', reason: `policy lookup for ${domain} took over ${ms} ms` }),
-      ms,
-    )
-  })
-  return Promise.race([p, late]).finally(() => clearTimeout(timer))
 }
 
 function serveConnection(
@@ -171,7 +165,6 @@ async function closeServer(server: net.Server, sockets: Connections, graceMs: nu
     state.closing = true
     if (state.pending === 0) socket.end()
   }
-  const timer = setTimeout(() => sockets.forEach((_, s) => s.destroy()), graceMs)
+  await settleWithin(closed, graceMs, () => sockets.forEach((_, s) => s.destroy()))
   await closed
-  clearTimeout(timer)
 }
