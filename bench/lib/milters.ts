@@ -16,9 +16,22 @@ export interface RunningMilter {
   stop: () => Promise<void>
 }
 
-export async function startOpendkim(keysFile: string): Promise<RunningMilter> {
+export async function startOpendkim(keysFile: string, authserv?: string): Promise<RunningMilter> {
+  return startOpendkimMode({ MODE: 'v', KEYS: keysFile, ...(authserv ? { AUTHSERV: authserv } : {}) })
+}
+
+/**
+ * OpenDKIM signing (rsa-sha256, relaxed/relaxed) for DOMAIN with selector
+ * s1 and the PEM key in KEYFILE (opendkim-up.sh makes it the opendkim
+ * user's, mode 0600); mail from 127.0.0.1 gets a DKIM-Signature.
+ */
+export async function startOpendkimSigner(domain: string, keyFile: string): Promise<RunningMilter> {
+  return startOpendkimMode({ MODE: 's', SIGN_DOMAIN: domain, SIGN_SELECTOR: 's1', SIGN_KEY: keyFile })
+}
+
+async function startOpendkimMode(env: Record<string, string>): Promise<RunningMilter> {
   const port = await freePort()
-  const vars = await startPeer('opendkim-up.sh', { PORT: String(port), MODE: 'v', KEYS: keysFile })
+  const vars = await startPeer('opendkim-up.sh', { PORT: String(port), ...env })
   const dir = vars.OD_DIR
   if (!dir) throw new Error('opendkim-up.sh printed no OD_DIR')
   const pid = Number(fs.readFileSync(path.join(dir, 'pid'), 'utf8').trim())

@@ -6,7 +6,8 @@
  * detached parts, linksec's own verifier passes the message.
  */
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { loadConfig } from '../../core/config'
 import { keyStoreFor } from '../../core/keys'
@@ -28,6 +29,25 @@ export function signDns(): Promise<TestDnsServer> {
   return startDnsServer({
     [`_linksec.${SIGN_DOMAIN}`]: { TXT: ['v=LINKSEC1; level=3; ttl=3600; sig=required'] },
   })
+}
+
+/**
+ * A Cyrus sasldb with USERS (password PASSWORD) in SCRATCH, readable by
+ * Postfix's smtpd (it runs as the postfix user), and
+ * `<config_directory>/sasl/smtpd.conf` (Debian's place for it) naming it.
+ */
+export function saslConfig(confDir: string, scratch: string, users: string[]): void {
+  const db = path.join(scratch, 'sasldb2')
+  for (const u of users) {
+    const [local, realm] = u.split('@') as [string, string]
+    execFileSync('saslpasswd2', ['-f', db, '-p', '-c', '-u', realm, local], { input: `${PASSWORD}\n` })
+  }
+  fs.chmodSync(db, 0o644)
+  fs.mkdirSync(path.join(confDir, 'sasl'), { recursive: true })
+  fs.writeFileSync(
+    path.join(confDir, 'sasl', 'smtpd.conf'),
+    `pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: ${db}\n`,
+  )
 }
 
 /** `linksec keys generate ADDRESS --config DIR` (the running server picks it up within a second). */

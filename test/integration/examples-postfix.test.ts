@@ -6,9 +6,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, readFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { freePort } from '../helpers/ports'
+import { freePort, waitForPort } from '../helpers/ports'
 import { isRoot, needTools } from '../helpers/tools'
 import { installPostfixExample, mainCfSettings } from './examples-helpers'
 
@@ -61,6 +61,32 @@ test('a private Postfix accepts the example lines: postconf, postfix check, relo
     const reload = run('postfix', ['-c', pf.conf, 'reload'])
     assert.equal(reload.status, 0, reload.err)
     assert.equal(run('postfix', ['-c', pf.conf, 'status']).status, 0)
+  } finally {
+    run(path.join(PEERS, 'postfix-down.sh'), [pf.dir])
+  }
+})
+
+test('the signing submission service (submission.master.cf) loads: postfix check, reload, it listens', async (t) => {
+  if (!needTools(t, { postfix: 'postfix', postconf: 'postfix' })) return
+  if (!isRoot()) return t.skip('postfix start needs root')
+  const text = readFileSync(path.join(EXAMPLE, 'submission.master.cf'), 'utf8')
+  // linksec (8891) before OpenDKIM (8892): test/integration/sign-roundtrip.test.ts shows why.
+  assert.match(text, /^ {2}-o smtpd_milters=inet:127\.0\.0\.1:8891,inet:127\.0\.0\.1:8892$/m)
+  assert.match(text, /^ {2}-o smtpd_sasl_auth_enable=yes$/m)
+  const pf = await startPostfix()
+  try {
+    installPostfixExample(pf.conf)
+    const port = await freePort()
+    // The only change: a loopback port instead of 587 (postfix-up.sh's main.cf has the certificate encrypt needs).
+    appendFileSync(
+      path.join(pf.conf, 'master.cf'),
+      '\n' + text.replace(/^submission inet/m, `127.0.0.1:${port} inet`),
+    )
+    const check = run('postfix', ['-c', pf.conf, 'check'])
+    assert.equal(check.status, 0, check.err)
+    assert.equal(check.err.trim(), '', 'postfix check prints no warning')
+    assert.equal(run('postfix', ['-c', pf.conf, 'reload']).status, 0)
+    await waitForPort(port, '127.0.0.1', 15_000)
   } finally {
     run(path.join(PEERS, 'postfix-down.sh'), [pf.dir])
   }

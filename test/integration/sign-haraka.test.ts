@@ -22,7 +22,7 @@ import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { decodeTransfer, headerValue, parseEntity, toCrlf } from '../../core/mime'
 import type { TestDnsServer } from '../helpers/dns-server'
-import { startHaraka, type HarakaInstance } from '../helpers/haraka'
+import { REPO_ROOT, startHaraka, type HarakaInstance } from '../helpers/haraka'
 import * as W from '../helpers/sign-world'
 import { needTools, which } from '../helpers/tools'
 import { detachedParts } from '../helpers/verifiers'
@@ -184,6 +184,38 @@ describe('signing through a real Haraka with auth_flat_file', () => {
       raw: true,
     })
     assert.match(r.transcript, /<~\*? 451 Bare line-feed/, r.transcript)
+  })
+
+  it('the shipped examples/haraka/signing configuration signs a logged-in user', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const dir = path.join(REPO_ROOT, 'examples', 'haraka', 'signing', 'config')
+    const file = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8')
+    const plugins = file('plugins')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'))
+    assert.deepEqual(plugins, ['tls', 'auth/flat_file', 'linksec'])
+    // Only the test's own: the next hop pinned (test_mx), the loopback DNS, a password.
+    const ex = await startHaraka({
+      plugins: [...plugins, 'test_mx'],
+      testMx: { 'example.net': `127.0.0.1:${nextHop!.port}` },
+      config: { 'auth_flat_file.ini': file('auth_flat_file.ini').replace('=change-me', `=${W.PASSWORD}`) },
+      linksecIniText: `${file('linksec.ini')}\n[resolver]\nservers=${dns!.address}\n`,
+    })
+    try {
+      W.generateKey(path.join(ex.dir, 'config'), 'alice@example.org')
+      const r = await W.submit({
+        port: ex.port,
+        from: 'alice@example.org',
+        login: 'alice@example.org',
+        message: W.plainMessage('alice@example.org', 'hk-example'),
+      })
+      assert.match(r.dataReply, /^250 /, r.transcript)
+      const msg = await relayed('hk-example')
+      await W.assertSignedAndVerified(msg, path.join(ex.dir, 'config'), scratch, dns!, 'alice@example.org')
+    } finally {
+      await ex.stop()
+    }
   })
 
   it('a login without a secret key gets 451 4.7.0 and nothing is relayed', async (t) => {

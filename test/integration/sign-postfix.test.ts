@@ -8,7 +8,6 @@
  * 451 4.7.0; a login using a From it may not use is refused, never sent.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -28,21 +27,6 @@ const TOOLS = {
   rnp: 'rnp',
 }
 const USERS = [W.ALICE, `bob@${W.SIGN_DOMAIN}`]
-
-/** A sasldb with the test users, readable by Postfix's smtpd (it runs as the postfix user). */
-function saslConfig(confDir: string, scratch: string): void {
-  const db = path.join(scratch, 'sasldb2')
-  for (const u of USERS) {
-    const [local, realm] = u.split('@') as [string, string]
-    execFileSync('saslpasswd2', ['-f', db, '-p', '-c', '-u', realm, local], { input: `${W.PASSWORD}\n` })
-  }
-  fs.chmodSync(db, 0o644)
-  fs.mkdirSync(path.join(confDir, 'sasl'), { recursive: true })
-  fs.writeFileSync(
-    path.join(confDir, 'sasl', 'smtpd.conf'),
-    `pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: ${db}\n`,
-  )
-}
 
 describe('signing through a real Postfix with SMTP AUTH', () => {
   let serve: ServeInstance | undefined
@@ -71,7 +55,7 @@ describe('signing through a real Postfix with SMTP AUTH', () => {
       milter: serve.milterAddress,
       extraMainCf: ['smtpd_sasl_auth_enable = yes', 'smtpd_sasl_type = cyrus', 'smtpd_sasl_path = smtpd'],
     })
-    saslConfig(pf.conf, scratch)
+    W.saslConfig(pf.conf, scratch, USERS)
     ready = true
   })
 
