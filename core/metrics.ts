@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
-export type Adapter = 'milter' | 'haraka' | 'cli' | 'serve'
+export type Adapter = 'milter' | 'haraka' | 'cli' | 'serve' | 'send'
 
 export interface Metrics {
   registry: Registry
@@ -31,6 +31,8 @@ export interface Metrics {
   /** Outgoing mail the signer saw: signed|already_signed|not_ours|not_allowed|no_key|error. */
   signedMessages: Counter<'outcome'>
   wksSubmissions: Counter<'outcome'>
+  /** GET /v1/recipients/<address>: HTTP status and, for a 200, the advice (encrypt|tagged|notice|retry; "none" otherwise). */
+  recipientRequests: Counter<'status' | 'advice'>
 }
 
 /**
@@ -152,6 +154,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'linksec_wks_messages_total',
       help: 'Web Key Service messages (submissions and confirmations), by outcome: confirmation_sent, published, or the refusal (foreign_domain, no_address, bad_key, bad_message, pending_full, rate_limited, unknown_nonce, mismatch, no_submission_key).',
       labelNames: ['outcome'],
+      registers: reg,
+    }),
+    recipientRequests: new Counter({
+      name: 'linksec_recipient_requests_total',
+      help: 'Recipient look-ups (GET /v1/recipients/<address>), by HTTP status and, when answered, the advice given.',
+      labelNames: ['status', 'advice'],
       registers: reg,
     }),
   }

@@ -23,6 +23,7 @@ import * as os from 'node:os'
 import { configPath, loadConfig, PACKAGE_CONFIG_DIR } from '../../core/config'
 import { peerPolicyOf } from '../../core/enforce/policy'
 import { parseAddress, type MailAddress } from '../../core/keys'
+import { decisionFields } from '../../core/decision-log'
 import { createLogger } from '../../core/log'
 import { createMetrics } from '../../core/metrics'
 import { dnsClientFor } from '../../core/net/dns'
@@ -108,14 +109,63 @@ async function main(argv: string[]): Promise<number> {
     const outcomes = await sendMessage(rt, a, input)
     if (!Array.isArray(outcomes)) {
       process.stderr.write(`linksec send: ${outcomes.error}\n`)
+      logOutcomes(rt, a, [{ rcpt: '', exit: outcomes.exit, line: outcomes.error }])
       return outcomes.exit
     }
     for (const o of outcomes) (o.exit === 0 ? process.stdout : process.stderr).write(`${o.line}\n`)
+    logOutcomes(rt, a, outcomes)
     for (const code of [EX.TEMPFAIL, EX.UNAVAILABLE, EX.NOUSER])
       if (outcomes.some((o) => o.exit === code)) return code
     return EX.OK
   } finally {
     await rt.engine.close()
+  }
+}
+
+const REASON: Record<number, string> = {
+  [EX.OK]: 'sent',
+  [EX.TEMPFAIL]: 'temporary',
+  [EX.UNAVAILABLE]: 'refused',
+  [EX.NOUSER]: 'no_such_address',
+  [EX.DATAERR]: 'bad_message',
+  [EX.USAGE]: 'usage',
+}
+
+/**
+ * `linksec send` is one process per message, so counters would die with
+ * it: what it did goes to `[send] log_file` instead, one JSON decision line
+ * per recipient in the fields of core/decision-log.ts (adapter "send";
+ * verdict accept, tempfail or reject; reason sent, temporary, refused,
+ * no_such_address, bad_message; the recipient's line as `detail`), for the
+ * operator's log shipper. A log that cannot be written is said on stderr
+ * and changes nothing about the mail.
+ */
+function logOutcomes(rt: Runtime, a: SendArgs, outcomes: readonly Outcome[]): void {
+  const file = rt.config.send.log_file
+  if (!file) return
+  const lines = outcomes.map((o) => {
+    const action = o.exit === EX.OK ? 'accept' : o.exit === EX.TEMPFAIL ? 'tempfail' : 'reject'
+    const fields = decisionFields(
+      {
+        adapter: 'send',
+        verdict: action,
+        reason: REASON[o.exit] ?? 'failed',
+        senderDomain: a.sender ? parseAddress(a.sender)?.domain : undefined,
+        extra: { rcpt: o.rcpt || undefined, exit: o.exit, detail: o.line },
+      },
+      action,
+    )
+    return JSON.stringify({
+      time: new Date(rt.now()).toISOString(),
+      level: 'info',
+      msg: 'decision',
+      ...fields,
+    })
+  })
+  try {
+    fs.appendFileSync(configPath(rt.config, file), lines.map((l) => `${l}\n`).join(''), { mode: 0o640 })
+  } catch (e) {
+    process.stderr.write(`linksec send: [send] log_file ${file} cannot be written: ${(e as Error).message}\n`)
   }
 }
 

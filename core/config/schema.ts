@@ -308,6 +308,8 @@ export const SCHEMA = {
     encrypt: oneOf('off', ['off', 'auto']),
     /** Per SMTP step (connect, greeting, each reply), ms. */
     timeout_ms: int(60000, 100, 600000),
+    /** File `linksec send` appends one JSON decision line per recipient to (relative to the config directory); empty = none. */
+    log_file: str('', /^[^\0\n]*$/, 'a file path such as /var/log/linksec-send.log'),
   },
 } as const satisfies Record<string, Record<string, KeySpec>>
 

@@ -40,32 +40,49 @@ export function createRecipientsHandler(rt: Runtime): RecipientsHandler {
     burst: cfg.recipients_burst,
     now: () => rt.now(),
   })
+  // One count per answer; a metric failure never changes the answer.
+  const count = (status: number, advice = 'none') => {
+    try {
+      rt.metrics.recipientRequests.inc({ status: String(status), advice })
+    } catch {
+      // ignored
+    }
+  }
   return async (req, res, path) => {
     const client = clientOf(req)
-    if (!listed(LOOPBACK, client) && !listed(allow, client))
+    if (!listed(LOOPBACK, client) && !listed(allow, client)) {
+      count(403)
       return sendText(
         res,
         403,
         `clients at ${client} may not ask about recipients; list the network in [http] recipients_allow\n`,
       )
+    }
     const wait = limiter.take(client)
-    if (wait > 0)
+    if (wait > 0) {
+      count(429)
       return sendText(
         res,
         429,
         `too many recipient look-ups from ${client}; retry in ${wait} s ([http] recipients_rate)\n`,
         { 'Retry-After': String(wait) },
       )
+    }
     let input: string
     try {
       input = decodeURIComponent(path.slice(RECIPIENTS_PREFIX.length))
     } catch {
+      count(400)
       return sendText(res, 400, 'the address is not valid percent-encoded UTF-8 (RFC 3986 §2.1)\n')
     }
     const why = badAddressReason(input)
     const address = why === undefined ? parseAddress(input) : undefined
-    if (!address) return sendText(res, 400, `${why ?? 'not an address'}\n`)
+    if (!address) {
+      count(400)
+      return sendText(res, 400, `${why ?? 'not an address'}\n`)
+    }
     const facts = await lookupRecipient(rt, address)
+    count(200, facts.advice)
     sendJson(res, 200, recipientToJson(facts))
   }
 }

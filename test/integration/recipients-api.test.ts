@@ -188,5 +188,9 @@ describe('GET /v1/recipients/<address> on linksec serve', { skip: S.missingSigne
     assert.match(third.body, /too many recipient look-ups from 127\.0\.0\.1/)
     // A bad address costs a token too: the bucket is taken before parsing.
     assert.equal((await ask('/v1/recipients/x', p)).status, 429)
+    // Each answer is counted by status and advice on this serve's /metrics.
+    const m = (await ask('/metrics', p)).body
+    assert.match(m, /^linksec_recipient_requests_total\{status="200",advice="notice"\} 2$/m)
+    assert.match(m, /^linksec_recipient_requests_total\{status="429",advice="none"\} 2$/m)
   })
 })

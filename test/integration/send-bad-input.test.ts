@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startScriptedSmtp, type ScriptedSmtp } from '../helpers/smtp-script'
@@ -127,6 +128,53 @@ describe('linksec send: bad input and bad servers', () => {
       MESSAGE,
     )
     assert.equal(nouser.code, 67, nouser.err)
+  })
+
+  it('[send] log_file: one JSON decision line per recipient (verdict, reason, exit, the line); a bad message one line', async () => {
+    const dir = world.configIni({
+      ...base,
+      send: { port: picky.port, timeout_ms: 5000, log_file: 'send.log' },
+    })
+    await send(
+      [
+        '-f',
+        'alice@sender.test',
+        '--config',
+        dir,
+        'ok@rcpt.test',
+        'busy@rcpt.test',
+        'gone@rcpt.test',
+        'nodomain',
+      ],
+      MESSAGE,
+    )
+    await send(['-f', 'alice@sender.test', '--config', dir, 'ok@rcpt.test'], 'not a message\n')
+    const lines = fs
+      .readFileSync(path.join(dir, 'send.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    const by = (rcpt: string) => lines.find((l) => l.rcpt === rcpt)!
+    assert.equal(lines.length, 5)
+    assert.ok(
+      lines.every((l) => l.msg === 'decision' && l.adapter === 'send' && l.sender_domain === 'sender.test'),
+    )
+    assert.deepEqual(
+      [by('ok@rcpt.test').verdict, by('ok@rcpt.test').reason, by('ok@rcpt.test').exit],
+      ['accept', 'sent', 0],
+    )
+    assert.deepEqual(
+      [by('busy@rcpt.test').verdict, by('busy@rcpt.test').reason, by('busy@rcpt.test').exit],
+      ['tempfail', 'temporary', 75],
+    )
+    assert.deepEqual(
+      [by('gone@rcpt.test').verdict, by('gone@rcpt.test').reason],
+      ['reject', 'no_such_address'],
+    )
+    assert.match(String(by('gone@rcpt.test').detail), /550 5\.1\.1 no such user/)
+    assert.equal(by('nodomain').exit, 67)
+    const bad = lines.at(-1)!
+    assert.deepEqual([bad.verdict, bad.reason, bad.exit, bad.rcpt], ['reject', 'bad_message', 65, undefined])
   })
 
   it('every recipient refused at RCPT: each still gets its own line and code; no message data is sent', async () => {
