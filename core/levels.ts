@@ -17,6 +17,11 @@ export interface Declaration {
 
 export interface TxtDeclaration extends Declaration {
   signatures: 'required' | 'optional'
+  /**
+   * `ca=`: the fingerprint (upper-case hex) of the domain CA whose
+   * certification the domain's keys carry (core/keys/ca.ts); absent when none is declared.
+   */
+  ca?: string
 }
 
 export function isLevel(n: number): n is Level {
@@ -90,7 +95,8 @@ export function txtRecordName(domain: string): string {
 }
 
 export function formatTxtRecord(d: TxtDeclaration): string {
-  return `v=${TXT_VERSION}; level=${d.level}; ttl=${d.ttlSeconds}; sig=${d.signatures}`
+  const ca = d.ca ? `; ca=${d.ca}` : ''
+  return `v=${TXT_VERSION}; level=${d.level}; ttl=${d.ttlSeconds}; sig=${d.signatures}${ca}`
 }
 
 /**
@@ -116,7 +122,11 @@ export function parseTxtRecord(text: string): Parsed<TxtDeclaration> {
   if (ttl === undefined) return fail('bad_ttl')
   const sig = (tags.get('sig') ?? 'optional').toLowerCase()
   if (sig !== 'required' && sig !== 'optional') return fail('bad_sig')
-  return { ok: true, value: { level, ttlSeconds: ttl, signatures: sig } }
+  const caText = tags.get('ca')
+  if (caText === undefined) return { ok: true, value: { level, ttlSeconds: ttl, signatures: sig } }
+  // A v4 (40 hex) or v6 (64 hex) OpenPGP fingerprint (RFC 9580 §5.5.4).
+  if (!/^([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/.test(caText)) return fail('bad_ca')
+  return { ok: true, value: { level, ttlSeconds: ttl, signatures: sig, ca: caText.toUpperCase() } }
 }
 
 /** Of several TXT strings at `_linksec.<d>`, exactly one must be ours. */

@@ -33,6 +33,8 @@ export interface Metrics {
   wksSubmissions: Counter<'outcome'>
   /** GET /v1/recipients/<address>: HTTP status and, for a 200, the advice (encrypt|tagged|notice|retry; "none" otherwise). */
   recipientRequests: Counter<'status' | 'advice'>
+  /** A sender address's key changed; certified = the new key carries the declared domain CA's certification. */
+  keyChanges: Counter<'certified'>
 }
 
 /**
@@ -160,6 +162,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'linksec_recipient_requests_total',
       help: 'Recipient look-ups (GET /v1/recipients/<address>), by HTTP status and, when answered, the advice given.',
       labelNames: ['status', 'advice'],
+      registers: reg,
+    }),
+    keyChanges: new Counter({
+      name: 'linksec_key_changes_total',
+      help: "Signatures by a key other than the one last seen for the sender address, by whether the new key is certified by the sender domain's declared CA (true, false).",
+      labelNames: ['certified'],
       registers: reg,
     }),
   }

@@ -6,10 +6,13 @@
  * the Haraka EHLO gives (core/own-level.ts). When it is less, stderr says why.
  * `--sig=required` is printed only when this configuration signs every
  * sender of the domain (core/sign/readiness.ts); otherwise it says why not.
+ * `ca=<fingerprint>` is added when the domain has a usable domain CA
+ * (`linksec keys ca init`, core/keys/ca.ts); receivers count it only from a
+ * DNSSEC-signed zone, so stderr says so.
  */
 import type { LinksecConfig } from '../../core/config'
 import { formatTxtRecord, txtRecordName } from '../../core/levels'
-import { keyStoreFor, parseAddress } from '../../core/keys'
+import { caStoreFor, keyStoreFor, parseAddress } from '../../core/keys'
 import { createMetrics } from '../../core/metrics'
 import { ownLevel } from '../../core/own-level'
 import { normalizeDomain } from '../../core/policy/domain'
@@ -54,7 +57,17 @@ export async function run(args: ParsedArgs): Promise<number> {
   }
   const own = ownLevel(config, certificateUsable(certificatePaths(config), Date.now()))
   const level = own.level
-  const value = formatTxtRecord({ level, ttlSeconds: config.main.declaration_ttl, signatures: sig })
+  const ca = await domainCa(config, domain)
+  const value = formatTxtRecord({
+    level,
+    ttlSeconds: config.main.declaration_ttl,
+    signatures: sig,
+    ...(ca ? { ca } : {}),
+  })
+  if (ca)
+    process.stderr.write(
+      `note: receivers count ca= only from a DNSSEC-signed zone (or their static list); sign ${domain}'s zone\n`,
+    )
   const name = `${txtRecordName(domain)}.`
   if (own.heldBackBy)
     process.stderr.write(
@@ -76,4 +89,15 @@ async function whyNotRequired(config: LinksecConfig, domain: string): Promise<st
   } catch (e) {
     return [`the signing setup cannot be read: ${e instanceof Error ? e.message : String(e)}`]
   }
+}
+
+/** The fingerprint of the domain's usable CA, if it has one; a revoked one is named on stderr. */
+async function domainCa(config: LinksecConfig, domain: string): Promise<string | undefined> {
+  const rt = createRuntime(config, { metrics: createMetrics({ processMetrics: false }) })
+  const ca = await caStoreFor(rt).get(domain)
+  if (!ca) return undefined
+  const problem = await ca.problem(new Date(rt.now()))
+  if (!problem) return ca.fingerprint
+  process.stderr.write(`note: no ca= for ${domain}: ${problem} (linksec keys ca init --replace ${domain})\n`)
+  return undefined
 }

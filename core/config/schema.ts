@@ -136,6 +136,11 @@ export const SCHEMA = {
     deadline_ms: int(20000, 100, 120000),
     /** Largest message (bytes) the verifier buffers; larger ones are neutral. */
     max_message_bytes: int(50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    /**
+     * A sender's key changed without the domain CA's certification or a published overlap:
+     * tag (A-R property, accept), tempfail (451, until the change is explained), reject (550).
+     */
+    on_key_change: oneOf('tag', ['tag', 'tempfail', 'reject']),
   },
   keys: {
     /** Keys this server publishes (WKD) and trusts first; relative to the config directory. */

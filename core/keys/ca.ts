@@ -1,7 +1,7 @@
 /**
  * The domain CA: one certification-only OpenPGP key per domain whose
  * certifications say "this key belongs to this address of ours". It follows
- * the OpenPGP CA convention (https://openpgp-ca.org, docs/architecture.md §6.9),
+ * the OpenPGP CA convention (https://openpgp-ca.org, docs/architecture.md §6.7),
  * so a domain that already runs OpenPGP CA can declare that CA instead:
  *
  * - the CA key has one user ID, `OpenPGP CA <openpgp-ca@DOMAIN>`; its
@@ -171,7 +171,7 @@ export async function checkCertification(
   date: Date,
 ): Promise<CertificationCheck> {
   const problem = await caKeyProblem(ca, date)
-  if (problem) return { valid: false, reason: problem }
+  if (problem) return { valid: false, reason: `key not certified by the domain CA (${problem})` }
   const want = addressKey(address)
   const caFpr = ca.getFingerprint()
   const caKeyId = ca.getKeyID()

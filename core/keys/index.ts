@@ -11,6 +11,7 @@ import { engineService, sectionsKey } from '../engine'
 import { createKeyFinder, type KeyFinder } from './finder'
 import { KeyStore } from './store'
 import { CA_SUBDIR, CaStore } from './ca'
+import { KeyContinuity } from './continuity'
 
 export { parseAddress, fromAddress, addressKey, type MailAddress } from './address'
 export { wkdHash, wkdUrls, openpgpkeyName, zbase32 } from './names'
@@ -69,3 +70,12 @@ export const keyFinderFor = engineService<KeyFinder>({
       shared: sharedCacheFor(rt),
     }),
 })
+
+/** The fingerprints seen per sender address (core/keys/continuity.ts), shared through Redis when configured. */
+export const continuityFor = engineService<KeyContinuity>({
+  name: 'key-continuity',
+  key: (c) => `${c.keys.cache_max} ${Boolean(c.redis.url)}`,
+  build: (rt) =>
+    new KeyContinuity({ max: rt.config.keys.cache_max, now: rt.now, shared: sharedCacheFor(rt) }),
+})
+export { KeyContinuity, type SeenKey } from './continuity'

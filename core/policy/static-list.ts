@@ -3,7 +3,9 @@
  * shape of the STARTTLS-Everywhere policy list plus a `level`:
  *   {"policies": {"example.net": {"mode": "enforce", "mxs": [".example.net"], "level": 3}},
  *    "policy-aliases": {"big-provider": {"mode": "enforce", "mxs": [".mx.example"]}}}
- * An entry may say {"policy-alias": "big-provider"}. Entries are operator
+ * An entry may say {"policy-alias": "big-provider"}, and may pin the domain's
+ * CA: {"ca": "<fingerprint>"} (core/keys/ca.ts; the operator's fact, as good
+ * as a DNSSEC-validated `ca=`). Entries are operator
  * facts with no expiry, except one `linksec domains import` took from a
  * learned declaration (`linksec-expires`), skipped once that has passed. A
  * broken file stops start-up; a broken entry is skipped, logged and
@@ -22,6 +24,8 @@ export interface StaticEntry {
   mxs: string[]
   /** Declared level; undefined when the entry gives none. */
   level?: Level
+  /** The domain CA's fingerprint (upper-case hex), when pinned. */
+  ca?: string
 }
 
 export interface StaticList {
@@ -64,7 +68,11 @@ export function parseStaticEntry(raw: unknown): StaticEntry | string {
     if (typeof raw.level !== 'number' || !isLevel(raw.level)) return `level ${quoted(raw.level)} is not 0-4`
     level = raw.level
   }
-  return { mode, mxs, level }
+  if (raw.ca === undefined) return { mode, mxs, level }
+  const ca = typeof raw.ca === 'string' ? raw.ca.replace(/\s+/g, '').toUpperCase() : ''
+  if (!/^([0-9A-F]{40}|[0-9A-F]{64})$/.test(ca))
+    return `ca ${JSON.stringify(raw.ca)} is not an OpenPGP fingerprint (40 or 64 hex digits)`
+  return { mode, mxs, level, ca }
 }
 
 function staticPattern(m: string): string | undefined {

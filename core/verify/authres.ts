@@ -22,6 +22,16 @@ export interface ResultFacts {
   fingerprint?: string
   /** Where the key came from: local, cache, wkd_advanced, wkd_direct, openpgpkey. */
   keySource?: string
+  /**
+   * The sender domain's CA (core/verify/ca-policy.ts): `policy.ca=<fpr>` when it
+   * counted; a declared one that did not count is named in a comment, with why.
+   */
+  ca?: { fingerprint: string; counted: true } | { fingerprint: string; counted: false; why: string }
+  /**
+   * An unexplained key change (core/verify/continuity.ts):
+   * `policy.key-change=<the fingerprint seen before>`.
+   */
+  keyChange?: { previous: string }
 }
 
 /** [main] authserv_id, or this host's name when empty. */
@@ -37,6 +47,11 @@ function value(v: string): string {
 /** A reason= long enough for a sentence and the value it quotes. */
 const MAX_REASON = 400
 
+/** Text inside an RFC 5322 comment: no parentheses or backslashes of its own. */
+function commentText(t: string): string {
+  return safeText(t, MAX_REASON).replace(/[()\\]/g, ' ')
+}
+
 /** The field value (without "Authentication-Results: "), one line; the adapter folds it. */
 export function formatAuthResults(id: string, f: ResultFacts): string {
   const parts = [`x-openpgp=${f.result}`]
@@ -44,6 +59,13 @@ export function formatAuthResults(id: string, f: ResultFacts): string {
   if (f.result !== 'pass') parts.push(`reason=${value(safeText(f.reason, MAX_REASON))}`)
   if (f.from) parts.push(`header.from=${value(safeText(f.from))}`)
   if (f.fingerprint) parts.push(`body.openpgp-fingerprint=${f.fingerprint}`)
+  if (f.ca?.counted) parts.push(`policy.ca=${f.ca.fingerprint}`)
+  if (f.keyChange) parts.push(`policy.key-change=${f.keyChange.previous}`)
   if (f.keySource) parts.push(`(key from ${f.keySource})`)
+  if (f.ca && !f.ca.counted) parts.push(`(ca=${f.ca.fingerprint} ignored: ${commentText(f.ca.why)})`)
+  if (f.keyChange)
+    parts.push(
+      `(the key changed from ${f.keyChange.previous}, not explained by the domain CA or a published overlap)`,
+    )
   return `${value(id)}; ${parts.join(' ')}`
 }

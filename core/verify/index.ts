@@ -12,7 +12,16 @@
 import { describeError } from '../errors'
 import { namedDomains } from '../address'
 import { raceDeadline } from '../net/deadline'
-import { fromAddress, keyFinderFor, type KeyFinder, type MailAddress } from '../keys'
+import {
+  continuityFor,
+  fromAddress,
+  keyFinderFor,
+  type KeyContinuity,
+  type KeyFinder,
+  type MailAddress,
+} from '../keys'
+import { readKeyBlob, ringFor, type KeyRing } from '../keys/material'
+import { checkContinuity } from './continuity'
 import { dnsClientFor } from '../net/dns'
 import { engineService, sectionsKey } from '../engine'
 import type { Runtime } from '../runtime'
@@ -23,9 +32,19 @@ import { findSignedForm, type SignedForm } from './extract'
 import { headerValues, parseEntity, toCrlf, type HeaderField } from '../mime'
 import { decide } from './policy'
 import { createSignaturePolicyLookup, type SignaturePolicy, type SignaturePolicyLookup } from './sig-policy'
+import { applyDomainCa, type CaOutcome, type CaPolicyDeps } from './ca-policy'
+import { staticListFor } from '../policy'
 
 export { formatAuthResults, authservId, type ResultFacts, type SignatureResult } from './authres'
-export type { SignaturePolicy, SignaturePolicyLookup } from './sig-policy'
+export type { SignaturePolicy, SignaturePolicyLookup, CaDeclaration } from './sig-policy'
+export { caDeclarationFor, type CaOutcome } from './ca-policy'
+
+/** CA pins of the static domains list ([policy] domains_file), read once per engine. */
+export const caPinsFor = engineService({
+  name: 'ca-pins',
+  key: (c) => sectionsKey(c, []) + c.policy.domains_file,
+  build: (rt) => staticListFor(rt),
+})
 
 export interface VerifyContext {
   signal?: AbortSignal
@@ -154,11 +173,88 @@ async function resultOf(
   if (found.kind === 'temperror') return { result: 'temperror', reason: `key lookup failed: ${found.reason}` }
   if (found.kind === 'notfound') return { result: 'neutral', reason: found.reason }
   if (found.kind === 'unusable') return { result: found.result, reason: found.reason }
-  const check = await checkSignatures(form.data, sigs, found.ring, rt.now(), {
-    deadlineAt: deadline.at,
-    signal: ctx.signal,
-  })
-  return { ...check, keySource: found.source }
+  const opts = { deadlineAt: deadline.at, signal: ctx.signal }
+  const check = await checkSignatures(form.data, sigs, found.ring, rt.now(), opts)
+  const caDeps: CaPolicyDeps = {
+    lookup: ctx.signaturePolicy ?? signaturePolicyFor(rt),
+    pins: caPinsFor(rt),
+    finder,
+    now: rt.now(),
+    bound: (w) => deadline.bound(w),
+    // Lazily: most messages (cached answers) never wait, so never need the signal.
+    get signal() {
+      return deadline.signal
+    },
+  }
+  const continuity = continuityFor(rt)
+  let ca: CaOutcome | undefined
+  if (check.result === 'pass' && check.fingerprint)
+    ca = await applyDomainCa(from, found.ring, check.fingerprint, found.source, caDeps)
+  let facts: Omit<ResultFacts, 'from'> = { ...check, keySource: found.source, ...(ca ? caFacts(ca) : {}) }
+  let ring = found.ring
+  if (facts.result === 'fail' && found.source !== 'local') {
+    // The published key is not one the domain's CA vouches for (or did not make the signature):
+    // a CA-certified key this address signed with lately may still (core/keys/continuity.ts).
+    const kept = await keptCertified(from, found.ring, continuity)
+    const again = kept && (await checkSignatures(form.data, sigs, kept, rt.now(), opts))
+    if (kept && again?.result === 'pass' && again.fingerprint) {
+      const keptCa = await applyDomainCa(from, kept, again.fingerprint, 'kept', caDeps)
+      if (keptCa.kind === 'certified') {
+        ca = keptCa
+        ring = kept
+        facts = { ...again, keySource: 'kept', ...caFacts(keptCa) }
+      }
+    }
+  }
+  if (facts.result !== 'pass' || !facts.fingerprint) return facts
+  if (ca?.kind === 'certified' && facts.keySource !== 'kept') {
+    const key = ring.keys.find((k) => k.getFingerprint().toUpperCase() === facts.fingerprint)
+    if (key) await continuity.rememberCertified(from.address, facts.fingerprint, Buffer.from(key.write()))
+  }
+  const change = await checkContinuity(
+    from.address,
+    facts.fingerprint,
+    ring,
+    facts.keySource ?? '',
+    ca?.kind === 'certified',
+    {
+      store: continuity,
+      metrics: rt.metrics,
+      log: rt.log,
+      rememberUnexplained: rt.config.verify.on_key_change === 'tag',
+    },
+  )
+  return change.unexplainedFrom ? { ...facts, keyChange: { previous: change.unexplainedFrom } } : facts
+}
+
+/** The address's kept CA-certified key as a ring, with any copy of it the domain publishes now (their revocations count). */
+async function keptCertified(
+  from: MailAddress,
+  published: KeyRing,
+  store: KeyContinuity,
+): Promise<KeyRing | undefined> {
+  const kept = await store.certifiedKey(from.address)
+  if (!kept) return undefined
+  const keys = await readKeyBlob(kept.key).catch(() => [])
+  const copies = published.keys.filter((k) => k.getFingerprint().toUpperCase() === kept.fpr)
+  const ring = ringFor(from.address, [...keys, ...copies])
+  return ring.keys.length ? ring : undefined
+}
+
+/** The CA rule's outcome in the result: fail when a counted CA did not certify the key. */
+function caFacts(ca: CaOutcome): Partial<ResultFacts> {
+  switch (ca.kind) {
+    case 'none':
+      return {}
+    case 'ignored':
+      return { ca: { fingerprint: ca.fingerprint, counted: false, why: ca.why } }
+    case 'certified':
+      return { ca: { fingerprint: ca.fingerprint, counted: true } }
+    case 'not_certified':
+      return { result: 'fail', reason: ca.reason, ca: { fingerprint: ca.fingerprint, counted: true } }
+    case 'temperror':
+      return { result: 'temperror', reason: ca.reason }
+  }
 }
 
 /**

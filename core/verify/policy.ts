@@ -3,6 +3,8 @@
  * fail -> 550 5.7.1 (or quarantine, or tag); unsigned or uncheckable mail
  * from a domain declaring sig=required -> 550 5.7.1; temperror -> 451 4.7.5
  * when a signature is present or required, otherwise tag and accept.
+ * A pass by a key that changed without explanation (core/verify/continuity.ts)
+ * follows [verify] on_key_change: tag, tempfail (451 4.7.1), reject (550 5.7.1).
  * Every reject names the sender and the reason in words.
  */
 import { addressDomain } from '../address'
@@ -28,7 +30,9 @@ export function decide(cfg: LinksecConfig, input: PolicyInput): Verdict {
   const who = facts.from ?? 'the sender'
   switch (facts.result) {
     case 'pass':
-      return CONTINUE
+      return facts.keyChange
+        ? keyChanged(cfg.verify.on_key_change, who, facts.keyChange.previous, facts.fingerprint)
+        : CONTINUE
     case 'fail':
       return apply(
         cfg.verify.on_fail,
@@ -53,6 +57,26 @@ export function decide(cfg: LinksecConfig, input: PolicyInput): Verdict {
         'signature_missing_required',
       )
   }
+}
+
+function keyChanged(
+  action: LinksecConfig['verify']['on_key_change'],
+  who: string,
+  previous: string,
+  current: string | undefined,
+): Verdict {
+  if (action === 'tag') return { ...CONTINUE, reason: 'key_change_tagged' }
+  const text =
+    `the OpenPGP key of ${who} changed (from ${previous} to ${current ?? 'another key'}) ` +
+    'without a certification by its domain CA or the old key published beside the new one'
+  if (action === 'tempfail')
+    return tempfail(
+      451,
+      '4.7.1',
+      `${text}; please try again later, or ask the sender's domain to certify the new key`,
+      'key_change',
+    )
+  return reject(550, '5.7.1', text, 'key_change')
 }
 
 function apply(action: Action, text: string, reason: string): Verdict {

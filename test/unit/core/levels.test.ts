@@ -72,6 +72,12 @@ test('TXT record: format and parse round trip; the record name', () => {
       assert.deepEqual(parseTxtRecord(formatTxtRecord(d)), { ok: true, value: d })
     }),
   )
+  fc.assert(
+    fc.property(fc.stringMatching(/^[0-9A-F]{40}$/), (ca) => {
+      const d = { level: 3 as const, ttlSeconds: 60, signatures: 'optional' as const, ca }
+      assert.deepEqual(parseTxtRecord(formatTxtRecord(d)), { ok: true, value: d })
+    }),
+  )
   assert.equal(txtRecordName('Example.NET.'), '_linksec.example.net')
 })
 
@@ -92,7 +98,14 @@ test('TXT record: defaults, unknown tags, and what is refused', () => {
     ['v=LINKSEC1; level=2; sig=always', 'bad_sig'],
     ['v=LINKSEC1; level=2; level=3', 'duplicate_tag'],
     ['v=LINKSEC1; level 2', 'malformed_tag'],
+    ['v=LINKSEC1; level=2; ca=E64953EF', 'bad_ca'],
+    ['v=LINKSEC1; level=2; ca=' + 'G'.repeat(40), 'bad_ca'],
   ]
+  const fpr = 'e64953efe22fd5376937172e625cc9ad8d7b48b1'
+  assert.deepEqual(parseTxtRecord(`v=LINKSEC1; level=2; ca=${fpr}`), {
+    ok: true,
+    value: { level: 2, ttlSeconds: 3600, signatures: 'optional', ca: fpr.toUpperCase() },
+  })
   for (const [text, reason] of refused) assert.deepEqual(parseTxtRecord(text), { ok: false, reason }, text)
   assert.equal(pickTxtRecord(['v=spf1 -all']), undefined)
   assert.deepEqual(pickTxtRecord(['v=LINKSEC1; level=1', 'v=LINKSEC1; level=2']), {

@@ -37,3 +37,40 @@ test('peek: nothing before the first lookup, the cached answer after it, nothing
   assert.equal(lookup.peek?.('plain.test'), undefined)
   assert.equal(lookup.peek?.('signed.test'), 'required')
 })
+
+test('ca=: declared with the AD bit it came with; none without; a failed refresh keeps a validated CA', async () => {
+  let now = 1_000_000
+  const fpr = 'E64953EFE22FD5376937172E625CC9AD8D7B48B1'
+  let ad = true
+  let down = false
+  const texts: Record<string, string> = {
+    '_linksec.ca.test': `v=LINKSEC1; level=3; ttl=600; ca=${fpr.toLowerCase()}`,
+    '_linksec.plain.test': 'v=LINKSEC1; level=3; ttl=600',
+  }
+  const dns: DnsClient = {
+    async query(name: string): Promise<DnsAnswer> {
+      if (down) throw new Error('SERVFAIL')
+      const text = texts[name]
+      return text === undefined
+        ? { rcode: 'NXDOMAIN', authenticated: ad, records: [] }
+        : { rcode: 'NOERROR', authenticated: ad, records: [{ type: 'TXT', name, ttl: 600, text }] }
+    },
+  }
+  const lookup = createSignaturePolicyLookup({ dns, now: () => now, negativeTtlMs: 60_000 })
+  assert.equal(lookup.peekCa?.('ca.test'), undefined)
+  assert.deepEqual(await lookup.ca!('ca.test'), { kind: 'declared', fingerprint: fpr, validated: true })
+  assert.deepEqual(lookup.peekCa?.('ca.test'), { kind: 'declared', fingerprint: fpr, validated: true })
+  assert.deepEqual(await lookup.ca!('plain.test'), { kind: 'none' })
+  assert.deepEqual(await lookup.ca!('absent.test'), { kind: 'none' })
+  // One answer serves sig= and ca=: no second query.
+  assert.equal(await lookup('ca.test'), 'optional')
+  now += 601_000
+  down = true
+  assert.deepEqual(await lookup.ca!('ca.test'), { kind: 'declared', fingerprint: fpr, validated: true })
+  assert.equal((await lookup.ca!('plain.test')).kind, 'unknown')
+  assert.equal(await lookup('plain.test'), 'unknown', 'a stale optional still does not count')
+  down = false
+  ad = false
+  now += 601_000
+  assert.deepEqual(await lookup.ca!('ca.test'), { kind: 'declared', fingerprint: fpr, validated: false })
+})
