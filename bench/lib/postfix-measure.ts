@@ -11,6 +11,9 @@ import { startPostfix, stopPostfix, waitQueueEmpty, logTail, type PostfixInstanc
 import { pushLoad, type LoadOutcome } from './smtp-source'
 import { dataPayload, measureLatencies, timedTransaction } from './smtp-client'
 import type { BenchMessage } from './signed-message'
+
+/** What a run needs of a message: the file smtp-source sends and its text. */
+export type MessageFile = Pick<BenchMessage, 'file' | 'text'>
 import { RECIPIENT, SENDER } from './signed-message'
 
 export interface Counts {
@@ -35,7 +38,7 @@ const ENVELOPE = { helo: 'client.example.test', from: SENDER, to: RECIPIENT }
 
 export async function measureOnce(
   milter: RunningMilter | undefined,
-  msg: BenchMessage,
+  msg: MessageFile,
   counts: Counts,
   signal?: AbortSignal,
 ): Promise<Measurement> {
@@ -95,7 +98,7 @@ function checkLoad(pf: PostfixInstance, load: LoadOutcome, expected: number): vo
  */
 export async function sinkCheck(
   milter: RunningMilter | undefined,
-  msg: BenchMessage,
+  msg: MessageFile,
   pattern: RegExp,
 ): Promise<string[]> {
   const pf = await startPostfix({ milter: milter?.socket, sinkDump: true })

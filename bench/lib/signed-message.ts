@@ -115,3 +115,24 @@ export async function writeBenchMessage(dir: string): Promise<BenchMessage> {
   const dkimRecord = { name: dkim.name, txt: dkim.txt }
   return { dir, file, text, publicKeyFile, publicKeyArmored, dkimKeysFile: dkim.keysFile, dkimRecord, bytes }
 }
+
+/**
+ * The inner text/plain part of the benchmark message (~1 KB) from SENDER, unsigned (what a user's
+ * client submits), for the signing benchmark: the signer under test adds the
+ * signature.
+ */
+export function writePlainMessage(dir: string): { file: string; text: string; bytes: number } {
+  fs.mkdirSync(dir, { recursive: true })
+  const headers = [
+    `From: Alice <${SENDER}>`,
+    `To: Bob <${RECIPIENT}>`,
+    'Subject: linksec signing benchmark message',
+    'Date: Sun, 22 Nov 2026 10:00:00 +0000',
+    'Message-ID: <bench-sign-1@example.org>',
+    'MIME-Version: 1.0',
+  ]
+  const text = [...headers, innerPart()].join('\r\n').replace(/\r\n/g, '\n')
+  const file = path.join(dir, 'plain.eml')
+  fs.writeFileSync(file, text)
+  return { file, text, bytes: Buffer.byteLength(text.replace(/\n/g, '\r\n')) }
+}
