@@ -310,7 +310,12 @@ export function startPostfixLogReader(rt: Runtime, opts: { intervalMs?: number }
         }),
     },
   )
-  rt.log.info('reading Postfix TLS outcomes for TLS reports', { file })
+  if (fs.existsSync(file)) rt.log.info('reading Postfix TLS outcomes for TLS reports', { file })
+  else
+    rt.log.warn('the Postfix log for TLS reports is not there yet; it is read once it appears', {
+      file,
+      fix: 'check [tlsrpt] postfix_log (Postfix maillog_file or the syslog file)',
+    })
   return {
     poll: async () => {
       await follower.poll()
