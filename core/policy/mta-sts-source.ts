@@ -15,7 +15,7 @@ import {
   type SourceContext,
 } from './source-context'
 import { parseStsPolicy, parseStsTxt, type StsPolicy } from './mta-sts-parse'
-import type { SourceAnswer } from './types'
+import type { SourceAnswer, StsPolicyFailure } from './types'
 import type { DnsRecord, FetchResponse } from '../net/types'
 import { isLinksecError } from '../errors'
 
@@ -47,8 +47,15 @@ export async function lookupMtaSts(
     }
   const fetched = await fetchPolicy(domain, ctx)
   if (typeof fetched === 'string') {
-    ctx.metrics.declarationsRejected.inc({ source: 'mta_sts', reason: fetched.split(':')[0]! })
-    return keepOrNone('mta_sts', prev, `policy fetch from ${stsPolicyUrl(domain)} failed: ${fetched}`, ctx)
+    const code = fetched.split(':')[0]!
+    ctx.metrics.declarationsRejected.inc({ source: 'mta_sts', reason: code })
+    const answer = keepOrNone(
+      'mta_sts',
+      prev,
+      `policy fetch from ${stsPolicyUrl(domain)} failed: ${fetched}`,
+      ctx,
+    )
+    return answer.outcome === 'none' ? { ...answer, stsFailure: stsFailureOf(code) } : answer
   }
   return policyAnswer(fetched, txt.id, now, refreshAt, ctx)
 }
@@ -127,6 +134,13 @@ function policyAnswer(
   // docs/architecture.md §6.2: an enforced MTA-STS policy counts as level 3 for routing.
   ctx.metrics.peerDeclarations.inc({ source: 'mta_sts', level: '3' })
   return { ...base, level: 3, tlsMode: 'secure', mxPatterns: p.mx, reason: `${head}, mx ${p.mx.join(',')}` }
+}
+
+/** A failed fetch's code (fetchPolicy) as an RFC 8460 §4.3.2 result type. */
+function stsFailureOf(code: string): StsPolicyFailure {
+  if (code === 'fetch_tls') return 'sts-webpki-invalid'
+  if (code.startsWith('policy_') || code === 'bad_content_type') return 'sts-policy-invalid'
+  return 'sts-policy-fetch-error'
 }
 
 function clampRefresh(dnsTtl: number): number {

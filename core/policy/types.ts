@@ -51,7 +51,15 @@ export interface SourceAnswer {
   policyId?: string
   /** MTA-STS: the policy's `key: value` lines (RFC 8460 §4.4 policy-string, Postfix policy_string). */
   policyStrings?: string[]
+  /**
+   * MTA-STS: a TXT record announces a policy, but none could be used and none
+   * is cached: why, as an RFC 8460 §4.3.2 result type (TLS reports count each
+   * session to the domain as this failure).
+   */
+  stsFailure?: StsPolicyFailure
 }
+
+export type StsPolicyFailure = 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid'
 
 export interface DomainPolicy {
   /** The policy domain (lower case, no trailing dot). */

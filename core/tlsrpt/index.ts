@@ -85,10 +85,13 @@ export interface SessionSeen extends SessionFacts {
 export async function recordSession(rt: Runtime, policy: DomainPolicy, s: SessionSeen): Promise<void> {
   if (!rt.config.tlsrpt.enabled) return
   const rp = reportPolicyOf(policy)
-  const result = sessionResult(s, rp.policyType)
-  if (!result) return
+  const seen = sessionResult(s, rp.policyType)
+  if (!seen) return
+  // An MTA-STS policy announced but not usable fails every session under it (RFC 8460 §4.3.2).
+  const result = rp.failure ?? seen
   tlsrptMetrics(rt.metrics).sessions.inc({ result })
-  const reason = result === 'success' ? undefined : (s.certError ?? s.tlsError)
+  const policyReason = rp.failure && policy.sources.find((x) => x.source === 'mta_sts')?.reason
+  const reason = result === 'success' ? undefined : policyReason || s.certError || s.tlsError
   try {
     await outcomeStoreFor(rt).record({
       policy: rp,

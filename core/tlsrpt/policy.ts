@@ -1,11 +1,14 @@
 /**
  * The RFC 8460 §4.4 policy a delivery to a domain was made under, from what
  * linksec believes of the domain (core/policy): `sts` when an MTA-STS policy
- * decided the TLS mode, `tlsa` for DANE, else `no-policy-found`. TLS reports
+ * decided the TLS mode — or was announced (TXT) but could not be fetched or
+ * used, with that failure (RFC 8460 §4.3.2) — `tlsa` for DANE, else
+ * `no-policy-found`. TLS reports
  * group their counts by it, and Postfix 3.10+ receives it as socketmap reply
  * attributes (milter/socketmap/tls-policy.ts).
  */
 import type { DomainPolicy } from '../policy'
+import type { StsPolicyFailure } from '../policy/types'
 
 export type PolicyType = 'sts' | 'tlsa' | 'no-policy-found'
 
@@ -18,6 +21,8 @@ export interface ReportPolicy {
   mxHostPatterns: string[]
   /** Seconds the policy may be cached (MTA-STS max_age). */
   ttlSeconds?: number
+  /** An announced MTA-STS policy that could not be used: every session counts as this failure (§4.3.2). */
+  failure?: StsPolicyFailure
 }
 
 export function reportPolicyOf(p: DomainPolicy): ReportPolicy {
@@ -26,7 +31,11 @@ export function reportPolicyOf(p: DomainPolicy): ReportPolicy {
   const sts = p.sources.find(
     (s) => s.source === 'mta_sts' && (s.outcome === 'found' || s.outcome === 'stale'),
   )
-  if (p.decidedBy !== 'mta_sts' || !sts?.policyStrings) return { ...base, policyType: 'no-policy-found' }
+  if (p.decidedBy !== 'mta_sts' || !sts?.policyStrings) {
+    const failed = p.sources.find((s) => s.source === 'mta_sts' && s.outcome === 'none' && s.stsFailure)
+    if (failed && p.decidedBy !== 'dane') return { ...base, policyType: 'sts', failure: failed.stsFailure }
+    return { ...base, policyType: 'no-policy-found' }
+  }
   const maxAge = sts.policyStrings.map((l) => /^max_age:\s*(\d+)$/.exec(l)?.[1]).find((v) => v !== undefined)
   return {
     ...base,

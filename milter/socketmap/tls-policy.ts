@@ -96,7 +96,8 @@ function attribute(name: string, value: string): string | undefined {
 /** Postfix 3.10+ TLSRPT attributes for an MTA-STS policy; empty for any other. */
 export function tlsrptAttributes(p: DomainPolicy): string {
   const r = reportPolicyOf(p)
-  if (r.policyType !== 'sts') return ''
+  // A policy that could not be fetched has no strings to hand over: Postfix gets none of it.
+  if (r.policyType !== 'sts' || r.failure) return ''
   const attrs = [
     attribute('policy_type', 'sts'),
     attribute('policy_domain', r.policyDomain),

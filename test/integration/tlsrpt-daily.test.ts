@@ -5,7 +5,10 @@
  * endpoint: each day's report goes out once, after its day boundary; not
  * again on the next hourly runs, after a reload, or after a restart (a new
  * engine, a new Redis connection); a failed delivery is retried on the next
- * run, past midnight too; and the metrics say sent/failed.
+ * run, past midnight too; and the metrics say sent/failed. And a domain
+ * whose MTA-STS policy is announced but cannot be used (404, not a policy,
+ * a certificate for another name) gets each session counted as the RFC 8460
+ * §4.3.2 policy failure, through linksec's real resolver on that world.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -15,7 +18,9 @@ import { Engine } from '../../core/engine'
 import { silentLogger } from '../../core/log'
 import { createMetrics, type Metrics } from '../../core/metrics'
 import { combine } from '../../core/policy/combine'
-import { dailyReportRun, recordSession } from '../../core/tlsrpt'
+import { policyResolverFor } from '../../core/policy'
+import { dailyReportRun, outcomeStoreFor, recordSession } from '../../core/tlsrpt'
+import { buildReport } from '../../core/tlsrpt/report'
 import type { TlsReport } from '../../core/tlsrpt/report'
 import { startRedis, type TestRedis } from '../helpers/redis'
 import { assertRfc8460Report } from '../helpers/tlsrpt-report'
@@ -35,9 +40,19 @@ describe('the daily TLS-report send, on an injected clock', { timeout: 120_000 }
 
   before(async () => {
     world = await startWorld({
-      zone: { '_smtp._tls.a.test': { TXT: ['v=TLSRPTv1; rua=https://reports.test/tlsrpt'] } },
-      hosts: ['reports.test'],
+      zone: {
+        '_smtp._tls.a.test': { TXT: ['v=TLSRPTv1; rua=https://reports.test/tlsrpt'] },
+        '_mta-sts.gone.test': { TXT: ['v=STSv1; id=1;'] },
+        '_mta-sts.junk.test': { TXT: ['v=STSv1; id=1;'] },
+        '_mta-sts.badcert.test': { TXT: ['v=STSv1; id=1;'] },
+      },
+      hosts: ['reports.test', 'mta-sts.gone.test', 'mta-sts.junk.test', 'mta-sts.badcert.test'],
       routes: {
+        'mta-sts.gone.test/.well-known/mta-sts.txt': { status: 404, body: 'not here' },
+        'mta-sts.junk.test/.well-known/mta-sts.txt': { body: 'this is not an MTA-STS policy\n' },
+        'mta-sts.badcert.test/.well-known/mta-sts.txt': {
+          body: 'version: STSv1\nmode: enforce\nmx: mx.badcert.test\nmax_age: 86400\n',
+        },
         'reports.test/tlsrpt': (req, res) => {
           const chunks: Buffer[] = []
           req.on('data', (c: Buffer) => chunks.push(c))
@@ -53,6 +68,7 @@ describe('the daily TLS-report send, on an injected clock', { timeout: 120_000 }
         },
       },
     })
+    world.https.certFault('mta-sts.badcert.test', 'wrong-name')
     if (which('redis-server')) redis = await startRedis()
   })
   after(async () => {
@@ -208,6 +224,44 @@ describe('the daily TLS-report send, on an injected clock', { timeout: 120_000 }
     await recordSession(p.engine.runtime, noPolicy, tlsUp)
     assert.deepEqual(await p.run(at(12, 0.1)), [])
     assert.equal(posted.length, 1)
+    await p.engine.close()
+  })
+
+  it('an MTA-STS policy announced but unusable: each session is that policy failure, under policy-type sts', async () => {
+    const metrics = createMetrics({ processMetrics: false })
+    const p = linksecProcess(world.config({ main: { domain: 'sender.test' } }), metrics)
+    p.setNow(at(20, 9))
+    const rt = p.engine.runtime
+    for (const domain of ['gone.test', 'junk.test', 'badcert.test']) {
+      const policy = await policyResolverFor(rt).resolve(domain)
+      await recordSession(rt, policy, { ...tlsUp, mxHost: `mx.${domain}` })
+      await recordSession(rt, policy, { ...noTls, mxHost: `mx.${domain}` })
+    }
+    const store = outcomeStoreFor(rt)
+    const got: Record<string, unknown> = {}
+    for (const domain of await store.domains('2026-03-30')) {
+      const report = buildReport({
+        organization: 'o',
+        contact: 'c',
+        day: '2026-03-30',
+        domain,
+        days: await store.counts('2026-03-30', domain),
+      })
+      assertRfc8460Report(report, domain)
+      const pol = report.policies[0]!
+      got[domain] = [
+        pol.policy['policy-type'],
+        pol.summary,
+        pol['failure-details'].map((f) => f['result-type']),
+        pol['failure-details'].every((f) => /mta-sts\.txt failed/.test(String(f['failure-reason-code']))),
+      ]
+    }
+    const failed2 = { 'total-successful-session-count': 0, 'total-failure-session-count': 2 }
+    assert.deepEqual(got, {
+      'badcert.test': ['sts', failed2, ['sts-webpki-invalid'], true],
+      'gone.test': ['sts', failed2, ['sts-policy-fetch-error'], true],
+      'junk.test': ['sts', failed2, ['sts-policy-invalid'], true],
+    })
     await p.engine.close()
   })
 })

@@ -8,6 +8,7 @@ import { certificateResult, sessionResult } from '../../../../core/tlsrpt/outcom
 import { reportPolicyOf } from '../../../../core/tlsrpt/policy'
 import { buildReport, gzipReport } from '../../../../core/tlsrpt/report'
 import { parseTlsrptRecord } from '../../../../core/tlsrpt/rua'
+import { tlsrptAttributes } from '../../../../milter/socketmap/tls-policy'
 import { createMemoryStore, reportDay } from '../../../../core/tlsrpt/store'
 
 const sts = combine('sts.test', [
@@ -56,6 +57,24 @@ describe('RFC 8460 result types from what the session showed', () => {
       ttlSeconds: 86400,
     })
     assert.equal(reportPolicyOf(none).policyType, 'no-policy-found')
+  })
+  it('an MTA-STS policy announced but not usable: sts with the failure; Postfix gets no attributes for it', () => {
+    const gone = combine('gone.test', [
+      { source: 'mta_sts', outcome: 'none', reason: 'fetch failed', stsFailure: 'sts-policy-fetch-error' },
+      { source: 'txt', outcome: 'none', reason: 'no record' },
+    ])
+    assert.deepEqual(reportPolicyOf(gone), {
+      policyType: 'sts',
+      policyDomain: 'gone.test',
+      policyStrings: [],
+      mxHostPatterns: [],
+      failure: 'sts-policy-fetch-error',
+    })
+    assert.equal(tlsrptAttributes(gone), '')
+    assert.notEqual(tlsrptAttributes(sts), '')
+    // A cached policy kept over a failed refresh (stale) is still the policy: no failure.
+    const kept = combine('sts.test', [{ ...sts.sources[0]!, outcome: 'stale' }])
+    assert.equal(reportPolicyOf(kept).failure, undefined)
   })
 })
 
