@@ -177,6 +177,7 @@ function udpLimit(query: dnsPacket.DecodedPacket): number {
 
 /** UDP and TCP on the same random port (retrying when the TCP side of a UDP port is taken). */
 async function bindPair(
+  host: string,
   fixedPort: number,
   onUdp: (udp: dgram.Socket) => (msg: Buffer, rinfo: dgram.RemoteInfo) => void,
   onTcp: (sock: net.Socket) => void,
@@ -186,26 +187,31 @@ async function bindPair(
     udp.on('message', onUdp(udp))
     const port = await new Promise<number>((res, rej) => {
       udp.once('error', rej)
-      udp.bind(fixedPort, '127.0.0.1', () => res(udp.address().port))
+      udp.bind(fixedPort, host, () => res(udp.address().port))
     })
     udp.on('error', () => {})
     const tcp = net.createServer(onTcp)
     const ok = await new Promise<boolean>((res) => {
       tcp.once('error', () => res(false))
-      tcp.listen(port, '127.0.0.1', () => res(true))
+      tcp.listen(port, host, () => res(true))
     })
     if (ok) return { udp, tcp, port }
     udp.close()
     if (fixedPort || attempt >= 20)
-      throw new Error(`no port free for UDP and TCP on 127.0.0.1:${fixedPort || '*'}`)
+      throw new Error(`no port free for UDP and TCP on ${host}:${fixedPort || '*'}`)
   }
 }
 
 export async function startDnsServer(
   initial: Zone = {},
-  /** port: a fixed one (e.g. 53 inside a network namespace); default a random free one. */
-  opts: { ad?: boolean; port?: number } = {},
+  /**
+   * port: a fixed one (e.g. 53 inside a network namespace, or on a loopback
+   * address of its own for a peer that reads resolv.conf); default a random
+   * free one. host: the loopback address to bind (default 127.0.0.1).
+   */
+  opts: { ad?: boolean; port?: number; host?: string } = {},
 ): Promise<TestDnsServer> {
+  const host = opts.host ?? '127.0.0.1'
   const zone: Zone = {}
   for (const [n, e] of Object.entries(initial)) zone[norm(n)] = { ...e }
   const queries: DnsQueryLog[] = []
@@ -249,7 +255,7 @@ export async function startDnsServer(
   const onUdp = (udp: dgram.Socket) => (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     for (const out of answer(msg, 'udp') ?? []) udp.send(out, rinfo.port, rinfo.address)
   }
-  const { udp, tcp, port } = await bindPair(opts.port ?? 0, onUdp, (sock) => {
+  const { udp, tcp, port } = await bindPair(host, opts.port ?? 0, onUdp, (sock) => {
     tcpSockets.add(sock)
     sock.on('close', () => tcpSockets.delete(sock))
     sock.on('error', () => {})
@@ -270,9 +276,9 @@ export async function startDnsServer(
   })
 
   return {
-    host: '127.0.0.1',
+    host,
     port,
-    address: `127.0.0.1:${port}`,
+    address: `${host}:${port}`,
     get ad() {
       return state.ad
     },

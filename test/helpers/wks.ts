@@ -7,7 +7,7 @@
  * keyring and asks dirmngr nothing, so no lookup leaves the machine.
  */
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
@@ -69,4 +69,58 @@ export function wksUser(
       run(WKS_CLIENT, ['--fake-submission-addr', submissionAddress, ...args], env, input),
     close: () => void spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, ...env } }),
   }
+}
+
+/**
+ * Runs CMD ARGS in a private mount namespace where /etc/resolv.conf names
+ * only `nameserver` (a test DNS server on port 53 of a loopback address) and
+ * the system CA bundle is `caBundle` (the system's plus the test CA): what
+ * gpg's dirmngr reads for WKD (DNS, then HTTPS on port 443). Nothing it
+ * resolves can reach the system resolver (real-peers.md §8). Asynchronous:
+ * the DNS and HTTPS servers it talks to run in this process.
+ */
+export async function runWithTestResolver(
+  scratch: string,
+  nameserver: string,
+  testCaFile: string,
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Run> {
+  const resolv = path.join(scratch, 'resolv.conf')
+  fs.writeFileSync(resolv, `nameserver ${nameserver}\noptions timeout:2 attempts:1\n`)
+  const bundle = path.join(scratch, 'ca-certificates.crt')
+  const system = '/etc/ssl/certs/ca-certificates.crt'
+  fs.writeFileSync(
+    bundle,
+    (fs.existsSync(system) ? fs.readFileSync(system, 'utf8') : '') + fs.readFileSync(testCaFile, 'utf8'),
+  )
+  const script =
+    'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/ssl/certs/ca-certificates.crt && shift 2 && exec "$@"'
+  const child = spawn(
+    'unshare',
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      script,
+      'linksec-wkd',
+      resolv,
+      bundle,
+      cmd,
+      ...args,
+    ],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  const out: Buffer[] = []
+  let err = ''
+  child.stdout.on('data', (b: Buffer) => out.push(b))
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const status = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
+  clearTimeout(timer)
+  return { status, out: Buffer.concat(out), err }
 }

@@ -17,6 +17,7 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
+import * as https from 'node:https'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -31,8 +32,10 @@ import {
   type SinkMessage,
 } from '../helpers/postfix'
 import { freePort } from '../helpers/ports'
+import { loopbackBlock } from '../helpers/postfix-hosts'
+import { testCa } from '../helpers/test-ca'
 import { isRoot, needTools } from '../helpers/tools'
-import { linksec, run, WKS_CLIENT, wksUser, type WksUser } from '../helpers/wks'
+import { linksec, run, runWithTestResolver, WKS_CLIENT, wksUser, type WksUser } from '../helpers/wks'
 
 const DOMAIN = 'wks.test'
 const SA = `key-submission@${DOMAIN}`
@@ -156,5 +159,67 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
     const metrics = (await get(httpPort, '/metrics', '127.0.0.1')).body.toString()
     for (const outcome of ['confirmation_sent', 'published', 'unknown_nonce'])
       assert.match(metrics, new RegExp(`^linksec_wks_messages_total\\{outcome="${outcome}"\\} 1$`, 'm'))
+  })
+
+  it('gpg --locate-keys --auto-key-locate clear,wkd finds the published key over the test DNS and HTTPS WKD', async (t) => {
+    if (!serve || !response) return t.skip('needs the previous steps')
+    // dirmngr asks DNS on port 53 and WKD on port 443: both on loopback addresses of this test's own.
+    const at = loopbackBlock()
+    const [dnsHost, webHost] = [at(1), at(2)]
+    const wkdDns = await startDnsServer(
+      { [`openpgpkey.${DOMAIN}`]: { A: [webHost] }, [DOMAIN]: { A: [webHost] } },
+      { host: dnsHost, port: 53 },
+    )
+    const leaf = await testCa().leaf([`openpgpkey.${DOMAIN}`, DOMAIN])
+    const seen: string[] = []
+    const web = https.createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
+      seen.push(`${req.headers.host} ${req.url}`)
+      // The operator's web server in front of linksec (docs/operators.md): proxied with its Host.
+      const up = http.request(
+        {
+          host: '127.0.0.1',
+          port: httpPort,
+          path: req.url,
+          method: req.method,
+          headers: { host: req.headers.host },
+        },
+        (r) => {
+          res.writeHead(r.statusCode!, r.headers)
+          r.pipe(res)
+        },
+      )
+      up.on('error', () => res.destroy())
+      up.end()
+    })
+    await new Promise<void>((r) => web.listen(443, webHost, r))
+    const home = path.join(scratch, 'locate')
+    fs.mkdirSync(home, { mode: 0o700 })
+    try {
+      const r = await runWithTestResolver(
+        scratch,
+        dnsHost,
+        testCa().caFile,
+        'gpg',
+        ['--batch', '--with-colons', '--locate-keys', '--auto-key-locate', 'clear,wkd', ANN],
+        { GNUPGHOME: home },
+      )
+      assert.equal(
+        r.status,
+        0,
+        `${r.err}\nDNS: ${wkdDns.queries.map((q) => `${q.name}/${q.type}`).join(' ')}\nHTTPS: ${seen.join(' ')}`,
+      )
+      assert.match(r.out.toString(), new RegExp(`^fpr:+${ann!.fingerprint}:`, 'm'))
+      assert.ok(wkdDns.queries.some((q) => q.name === `openpgpkey.${DOMAIN}`))
+      assert.ok(
+        seen.some((l) =>
+          l.startsWith(`openpgpkey.${DOMAIN} /.well-known/openpgpkey/${DOMAIN}/hu/${wkdHash('ann')}`),
+        ),
+        seen.join('\n'),
+      )
+    } finally {
+      run('gpgconf', ['--kill', 'all'], { GNUPGHOME: home })
+      await new Promise<void>((r) => web.close(() => r()))
+      await wkdDns.close()
+    }
   })
 })
