@@ -198,7 +198,7 @@ export const SCHEMA = {
      * connecting or of its previous message's end: a peer dripping whole
      * frames is answered 451 4.4.2 and closed.
      */
-    session_timeout_ms: int(900000, 1000, 24 * 3600 * 1000),
+    session_timeout_ms: int(3600000, 1000, 24 * 3600 * 1000),
     /** Header fields one message may have; past it the message gets 552 5.3.4. */
     max_headers: int(1000, 1, 100000),
     /** Bytes of header fields one message may have; past it the message gets 552 5.3.4. */
