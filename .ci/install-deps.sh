@@ -33,6 +33,7 @@ PKGS=(
   gpgv                      # verify-equivalence test, verify bench
   gpg-wks-client            # WKD hashes/fetch as GnuPG does them (/usr/lib/gnupg/gpg-wks-client)
   sq                        # Sequoia signer of the verify tests
+  sq-wot                    # Sequoia web of trust: authenticates users from the domain CA (ca-peers test)
   rnp                       # RNP signer/verifier (rnp, rnpkeys)
   mutt                      # a real MUA reading signed mail (gpgme backend)
   redis-server              # redis test (shared/peers/redis-up.sh)

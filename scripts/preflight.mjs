@@ -545,6 +545,29 @@ const CHECKS = [
     },
   },
   {
+    name: 'sq-wot',
+    tools: { 'sq-wot': 'sq-wot', sq: 'sq' },
+    run: async (ctx) => {
+      // A root's own user ID is authenticated from it; another address is not.
+      const key = join(ctx.dir, 'ca.pgp')
+      const cert = join(ctx.dir, 'ca-cert.pgp')
+      ok(
+        await run('sq', ['key', 'generate', '--userid', '<openpgp-ca@preflight.test>', '--export', key]),
+        'sq key generate',
+        'sq',
+      )
+      ok(await run('sq', ['key', 'extract-cert', '-o', cert, key]), 'sq key extract-cert', 'sq')
+      const fpr = /Fingerprint: ([0-9A-F]{40})/.exec((await run('sq', ['inspect', cert])).stdout)?.[1]
+      if (!fpr) fail('sq inspect printed no fingerprint', 'sq')
+      const lookup = (email) =>
+        run('sq-wot', ['--keyring', cert, '--trust-root', fpr, 'lookup', '--email', email])
+      ok(await lookup('openpgp-ca@preflight.test'), 'sq-wot lookup of the trust root', 'sq-wot')
+      if ((await lookup('other@preflight.test')).status === 0)
+        fail('sq-wot authenticated an unknown address', 'sq-wot')
+      return lastLine((await run('sq-wot', ['--version'])).stdout)
+    },
+  },
+  {
     name: 'rnp',
     tools: { rnp: 'rnp', rnpkeys: 'rnp' },
     run: async (ctx) => {
