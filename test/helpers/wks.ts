@@ -2,9 +2,11 @@
  * The Web Key Service's real client for the WKS tests: a throwaway
  * GNUPGHOME per user with a key made by gpg itself (ultimately trusted, as
  * gpg-wks-client demands of the key that decrypts a confirmation request),
- * and gpg-wks-client 2.2 (Debian's /usr/lib/gnupg/gpg-wks-client) run with
- * --fake-submission-addr: it then encrypts to the submission key from that
- * keyring and asks dirmngr nothing, so no lookup leaves the machine.
+ * and gpg-wks-client 2.2 (Debian's /usr/lib/gnupg/gpg-wks-client). Either
+ * with --fake-submission-addr (client(): it encrypts to the submission key
+ * from that keyring and asks dirmngr nothing), or finding the policy and the
+ * keys over WKD as on the Internet (runWithTestResolver: dirmngr sees only a
+ * test DNS server and the test CA). No lookup leaves the machine.
  */
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
@@ -41,11 +43,15 @@ export interface WksUser {
   close(): void
 }
 
-/** A GnuPG home under `scratch` with a fresh key for `address` and the submission key imported. */
+/**
+ * A GnuPG home under `scratch` with a fresh key for `address`; with
+ * `submissionKeyFile`, the submission key imported (for client(), which
+ * then needs no WKD). Without it, the client must find it over WKD.
+ */
 export function wksUser(
   scratch: string,
   address: string,
-  submissionKeyFile: string,
+  submissionKeyFile: string | undefined,
   submissionAddress: string,
 ): WksUser {
   const home = path.join(scratch, `gnupg-${address}`)
@@ -59,8 +65,10 @@ export function wksUser(
   assert.equal(gen.status, 0, gen.err)
   const list = run('gpg', ['--with-colons', '--list-keys', address], env).out.toString()
   const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(list)![1]!
-  const imp = run('gpg', ['--batch', '--import', submissionKeyFile], env)
-  assert.equal(imp.status, 0, imp.err)
+  if (submissionKeyFile) {
+    const imp = run('gpg', ['--batch', '--import', submissionKeyFile], env)
+    assert.equal(imp.status, 0, imp.err)
+  }
   return {
     address,
     home,
@@ -86,6 +94,7 @@ export async function runWithTestResolver(
   cmd: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  input?: string | Buffer,
 ): Promise<Run> {
   const resolv = path.join(scratch, 'resolv.conf')
   fs.writeFileSync(resolv, `nameserver ${nameserver}\noptions timeout:2 attempts:1\n`)
@@ -113,8 +122,9 @@ export async function runWithTestResolver(
       cmd,
       ...args,
     ],
-    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] },
   )
+  child.stdin.end(input ?? '')
   const out: Buffer[] = []
   let err = ''
   child.stdout.on('data', (b: Buffer) => out.push(b))

@@ -10,9 +10,13 @@
  * CA's certification. A replayed answer is refused 550 5.7.1, nothing new is
  * published, and each outcome is counted.
  *
- * gpg-wks-client runs with --fake-submission-addr (it then encrypts to the
- * submission key from its own keyring instead of asking dirmngr for the WKD
- * policy and key), so no DNS or HTTPS leaves this process's loopback world.
+ * gpg-wks-client and gpg find everything as they would on the Internet:
+ * dirmngr reads the policy file (the submission address) and the keys over
+ * WKD, here in a private mount namespace whose resolv.conf names a test DNS
+ * server on port 53 of a loopback address of this test's own, with WKD on
+ * port 443 beside it (test CA in the CA bundle), so no lookup leaves the
+ * machine. Finally `gpg --locate-keys --auto-key-locate clear,wkd` finds ann's
+ * published key the same way.
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
@@ -52,12 +56,69 @@ function get(port: number, p: string, host: string): Promise<{ status: number; b
   })
 }
 
+/** DNS on port 53 and WKD (HTTPS, port 443, proxied to linksec with its Host) on loopback addresses of this test's own. */
+interface WkdWorld {
+  dns: TestDnsServer
+  seen: string[]
+  run(
+    cmd: string,
+    args: string[],
+    home: string,
+    input?: string | Buffer,
+  ): ReturnType<typeof runWithTestResolver>
+  close(): Promise<void>
+}
+
+async function startWkdWorld(scratch: string, httpPort: number): Promise<WkdWorld> {
+  const at = loopbackBlock()
+  const [dnsHost, webHost] = [at(1), at(2)]
+  const dns = await startDnsServer(
+    { [`openpgpkey.${DOMAIN}`]: { A: [webHost] }, [DOMAIN]: { A: [webHost] } },
+    { host: dnsHost, port: 53 },
+  )
+  const leaf = await testCa().leaf([`openpgpkey.${DOMAIN}`, DOMAIN])
+  const seen: string[] = []
+  const web = https.createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
+    seen.push(`${req.headers.host} ${req.url}`)
+    // The operator's web server in front of linksec (docs/operators.md): proxied with its Host.
+    const up = http.request(
+      {
+        host: '127.0.0.1',
+        port: httpPort,
+        path: req.url,
+        method: req.method,
+        headers: { host: req.headers.host },
+      },
+      (r) => {
+        res.writeHead(r.statusCode!, r.headers)
+        r.pipe(res)
+      },
+    )
+    up.on('error', () => res.destroy())
+    up.end()
+  })
+  await new Promise<void>((r) => web.listen(443, webHost, r))
+  const dir = path.join(scratch, 'wkd-world')
+  fs.mkdirSync(dir)
+  return {
+    dns,
+    seen,
+    run: (cmd, args, home, input) =>
+      runWithTestResolver(dir, dnsHost, testCa().caFile, cmd, args, { GNUPGHOME: home }, input),
+    async close() {
+      await new Promise<void>((r) => web.close(() => r()))
+      await dns.close()
+    },
+  }
+}
+
 describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
   let serve: ServeInstance | undefined
   let pf: PostfixInstance | undefined
   let dns: TestDnsServer | undefined
   let scratch: string
   let ann: WksUser | undefined
+  let world: WkdWorld | undefined
   let httpPort: number
   let response: Buffer
 
@@ -84,11 +145,14 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
     httpPort = Number(serve.httpAddress.split(':')[1])
     linksec(serve.configDir, 'keys', 'ca', 'init', DOMAIN)
     linksec(serve.configDir, 'wks', 'init', DOMAIN)
-    ann = wksUser(scratch, ANN, path.join(serve.configDir, 'keys', `${SA}.pgp`), SA)
+    // No submission key in ann's keyring: gpg-wks-client finds the policy and the key over WKD.
+    ann = wksUser(scratch, ANN, undefined, SA)
+    world = await startWkdWorld(scratch, httpPort)
   })
 
   after(async () => {
     ann?.close()
+    await world?.close()
     await pf?.stop()
     await serve?.stop()
     await dns?.close()
@@ -110,9 +174,18 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
 
   it('gpg-wks-client --create -> Postfix -> confirmation request at the sink, the submission not delivered', async (t) => {
     if (!serve || !pf) return t.skip('needs root, postfix and gpg-wks-client')
-    const sub = ann!.client(['--create', ann!.fingerprint, ANN])
+    const sub = await world!.run(WKS_CLIENT, ['--create', ann!.fingerprint, ANN], ann!.home)
     assert.equal(sub.status, 0, sub.err)
     assert.match(sub.out.toString(), /^Wks-Draft-Version: 3$/m)
+    // It read the submission address from the policy file and fetched the submission key over WKD.
+    assert.ok(
+      world!.seen.some((l) => l === `openpgpkey.${DOMAIN} /.well-known/openpgpkey/${DOMAIN}/policy`),
+      world!.seen.join('\n'),
+    )
+    assert.ok(
+      world!.seen.some((l) => l.includes(`/hu/${wkdHash('key-submission')}`)),
+      world!.seen.join('\n'),
+    )
     const sent = swaks(pf, { from: ANN, to: SA, data: sub.out.toString() })
     assert.equal(sent.status, 0, sent.transcript)
     const [req] = await pf.waitForSink(1, 30_000, (m) => /^WKS-Phase: confirm$/im.test(m.message))
@@ -121,7 +194,7 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
     assert.match(req.message, /multipart\/signed/)
     assert.ok(!pf.sinkMessages().some((m: SinkMessage) => /Key publishing request/.test(m.message)))
     // The user's own client answers: it decrypts the request with ann's key and checks the fingerprint.
-    const answer = ann!.client(['--receive'], req.message)
+    const answer = await world!.run(WKS_CLIENT, ['--receive'], ann!.home, req.message)
     assert.equal(answer.status, 0, answer.err)
     response = answer.out
     assert.match(response.toString(), /^Subject: Key publication confirmation$/m)
@@ -162,64 +235,26 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
   })
 
   it('gpg --locate-keys --auto-key-locate clear,wkd finds the published key over the test DNS and HTTPS WKD', async (t) => {
-    if (!serve || !response) return t.skip('needs the previous steps')
-    // dirmngr asks DNS on port 53 and WKD on port 443: both on loopback addresses of this test's own.
-    const at = loopbackBlock()
-    const [dnsHost, webHost] = [at(1), at(2)]
-    const wkdDns = await startDnsServer(
-      { [`openpgpkey.${DOMAIN}`]: { A: [webHost] }, [DOMAIN]: { A: [webHost] } },
-      { host: dnsHost, port: 53 },
-    )
-    const leaf = await testCa().leaf([`openpgpkey.${DOMAIN}`, DOMAIN])
-    const seen: string[] = []
-    const web = https.createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
-      seen.push(`${req.headers.host} ${req.url}`)
-      // The operator's web server in front of linksec (docs/operators.md): proxied with its Host.
-      const up = http.request(
-        {
-          host: '127.0.0.1',
-          port: httpPort,
-          path: req.url,
-          method: req.method,
-          headers: { host: req.headers.host },
-        },
-        (r) => {
-          res.writeHead(r.statusCode!, r.headers)
-          r.pipe(res)
-        },
-      )
-      up.on('error', () => res.destroy())
-      up.end()
-    })
-    await new Promise<void>((r) => web.listen(443, webHost, r))
+    if (!serve || !response || !world) return t.skip('needs the previous steps')
     const home = path.join(scratch, 'locate')
     fs.mkdirSync(home, { mode: 0o700 })
     try {
-      const r = await runWithTestResolver(
-        scratch,
-        dnsHost,
-        testCa().caFile,
+      const r = await world.run(
         'gpg',
         ['--batch', '--with-colons', '--locate-keys', '--auto-key-locate', 'clear,wkd', ANN],
-        { GNUPGHOME: home },
+        home,
       )
-      assert.equal(
-        r.status,
-        0,
-        `${r.err}\nDNS: ${wkdDns.queries.map((q) => `${q.name}/${q.type}`).join(' ')}\nHTTPS: ${seen.join(' ')}`,
-      )
+      assert.equal(r.status, 0, r.err)
       assert.match(r.out.toString(), new RegExp(`^fpr:+${ann!.fingerprint}:`, 'm'))
-      assert.ok(wkdDns.queries.some((q) => q.name === `openpgpkey.${DOMAIN}`))
+      assert.ok(world.dns.queries.some((q) => q.name === `openpgpkey.${DOMAIN}`))
       assert.ok(
-        seen.some((l) =>
+        world.seen.some((l) =>
           l.startsWith(`openpgpkey.${DOMAIN} /.well-known/openpgpkey/${DOMAIN}/hu/${wkdHash('ann')}`),
         ),
-        seen.join('\n'),
+        world.seen.join('\n'),
       )
     } finally {
       run('gpgconf', ['--kill', 'all'], { GNUPGHOME: home })
-      await new Promise<void>((r) => web.close(() => r()))
-      await wkdDns.close()
     }
   })
 })
