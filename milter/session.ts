@@ -360,12 +360,14 @@ export class MilterSession implements SessionFacts {
     const reserved = this.reserveProcessing()
     if (reserved === undefined) return this.finishMessage(this.answerRefusal())
     const held = this.limits.held
+    // track() never rejects: whatever happens, the reservation is given back here.
     return this.track('endOfMessage', async () => {
       const r = await this.handler.endOfMessage(this)
       return [...this.allowedModifications(r.modifications), r.final]
+    }).then((out) => {
+      held.endProcessing(reserved)
+      return this.finishMessage(out)
     })
-      .finally(() => held.endProcessing(reserved))
-      .then((out) => this.finishMessage(out))
   }
 
   /**
@@ -426,24 +428,31 @@ export class MilterSession implements SessionFacts {
 
   /** Runs a handler call; any error becomes a 4xx answer, never an accept. */
   private track(stage: string, call: () => Promise<MilterResponse[]>): Promise<MilterResponse[]> {
+    // One promise and one pair of handlers per call, not a race, a catch and a finally: this runs
+    // per message, and under AsyncLocalStorage (core/guard.ts) every promise costs a hook call.
     this.inFlight++
-    let abort: (e: unknown) => void = () => {}
-    const aborted = new Promise<never>((_, reject) => (abort = reject))
-    this.aborts.add(abort)
-    return Promise.race([call(), aborted])
-      .catch((e: unknown) => {
+    return new Promise<MilterResponse[]>((resolve) => {
+      let settled = false
+      const settle = (out: MilterResponse[]) => {
+        if (settled) return
+        settled = true
+        this.aborts.delete(fail)
+        this.inFlight--
+        resolve(out)
+      }
+      const fail = (e: unknown) => {
+        if (settled) return
         this.opts.log.error('milter handler failed; answering 451', {
           session: this.id,
           stage,
           error: describeError(e),
         })
         this.opts.onInternalError?.(stage, e)
-        return [INTERNAL_ERROR_REPLY]
-      })
-      .finally(() => {
-        this.aborts.delete(abort)
-        this.inFlight--
-      })
+        settle([INTERNAL_ERROR_REPLY])
+      }
+      this.aborts.add(fail)
+      call().then(settle, fail)
+    })
   }
 
   private requireConnected(cmd: MilterCommand): void {
