@@ -18,7 +18,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { startDnsServer } from '../test/helpers/dns-server'
 import type { HarakaInstance, HarakaOptions } from '../test/helpers/haraka'
-import { cpuMs } from './lib/milters'
+import { cpuMs, rssMB } from './lib/milters'
 import { runCommand } from './lib/peers'
 import { writeBenchMessage, RECIPIENT, SENDER, type BenchMessage } from './lib/signed-message'
 import { median } from './lib/stats'
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       const v = seen.get(s.label)!
       const what = s.label === 'no linksec' ? 'Haraka CPU ms/msg' : 'added CPU ms/msg'
       process.stdout.write(
-        `${s.label.padEnd(14)} ${what} median ${r3(median(v))}  rounds ${v.map(r3).join(' ')}\n`,
+        `${s.label.padEnd(14)} ${what} median ${r3(median(v))} min ${r3(Math.min(...v))}  RSS ${Math.round(rssMB(s.h.pid))} MB  rounds ${v.map(r3).join(' ')}\n`,
       )
     }
   } finally {

@@ -123,7 +123,9 @@ async function main(): Promise<void> {
   try {
     for (const [i, tree] of trees.entries()) {
       const libs = treeLibs(tree)
-      const nodeArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, `prof-${i}`)}`] : []
+      const nodeArgs = prof
+        ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${path.join(dir, `prof-${i}`)}`]
+        : []
       const sub = path.join(dir, `tree-${i}`)
       fs.mkdirSync(sub)
       const name = path.basename(tree)
