@@ -76,9 +76,15 @@ function checkShape(r: TlsReport, domain: string): void {
   assert.equal(r.policies.length, 1)
 }
 
-/** TLS sessions a receiving Haraka saw (one `[tls] secured` line each): what happened, from the other side. */
-function tlsConnections(h: HarakaInstance): number {
-  return (h.log().match(/\[tls\] secured: /g) ?? []).length
+/**
+ * TLS sessions Haraka's own outbound logged with a self-signed certificate
+ * (only tls.test has one): what happened, in Haraka's words, not linksec's.
+ * (The receiver's `[tls] secured` line is no count: on Node 24 a client that
+ * hangs up right after the handshake leaves none.)
+ */
+function selfSignedSessions(h: HarakaInstance): number {
+  return (h.log().match(/\[outbound\] secured verified=false .*error=DEPTH_ZERO_SELF_SIGNED_CERT/g) ?? [])
+    .length
 }
 
 describe('TLS reports from Haraka outbound, delivered by mail and HTTPS', { timeout: 240_000 }, () => {
@@ -227,8 +233,8 @@ describe('TLS reports from Haraka outbound, delivered by mail and HTTPS', { time
       ['already_sent', 'already_sent', 'already_sent'],
     )
 
-    const tlsSessions = tlsConnections(receivers!.tls.haraka)
-    assert.ok(tlsSessions >= 1)
+    const tlsSessions = selfSignedSessions(sender!)
+    assert.ok(tlsSessions >= 1, sender!.log().slice(-6000))
     const mailed = (await reportSink!.waitForQueued(3, 30_000)).map((m) => ({
       to: m.rcptTo,
       report: reportFromMail(m.raw),
@@ -254,8 +260,8 @@ describe('TLS reports from Haraka outbound, delivered by mail and HTTPS', { time
       ])
       assert.deepEqual(sts.policy['mx-host'], ['mx.tls.test'])
       assert.equal(sts.summary['total-successful-session-count'], 0)
-      // Every session the self-signed receiver saw was one counted failure.
-      assert.equal(sts.summary['total-failure-session-count'], tlsSessions, receivers!.tls.haraka.log())
+      // Every TLS session Haraka made to the self-signed receiver was one counted failure.
+      assert.equal(sts.summary['total-failure-session-count'], tlsSessions, sender!.log().slice(-6000))
       assert.ok(sts['failure-details'].every((f) => f['result-type'] === 'certificate-not-trusted'))
       const good = by.get('level4.test')!.policies[0]!
       assert.deepEqual(good.summary, {
