@@ -29,14 +29,14 @@ export function runContained<T>(owner: ContainmentOwner, fn: () => T): T {
 }
 
 /** The owner of the code running now, if any. */
-export function currentOwner(): ContainmentOwner | undefined {
+function currentOwner(): ContainmentOwner | undefined {
   return scope.getStore()
 }
 
 export type EscapeKind = 'uncaught_exception' | 'unhandled_rejection'
 
 /** Logs, counts and contains one escaped error; exported for tests. */
-export function containEscaped(
+function containEscaped(
   deps: { log: Logger; metrics: Metrics },
   kind: EscapeKind,
   e: unknown,

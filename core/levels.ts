@@ -4,7 +4,7 @@
  * message tags (Link-Security-Required, TLS-Required). Pure parse/format.
  */
 export type Level = 0 | 1 | 2 | 3 | 4
-export const MAX_LEVEL: Level = 4
+const MAX_LEVEL: Level = 4
 /** A declared ttl is clamped to this (one week); longer promises are not believed. */
 export const MAX_TTL_SECONDS = 7 * 24 * 3600
 
@@ -42,7 +42,7 @@ const fail = <T>(reason: string): Parsed<T> => ({ ok: false, reason })
 
 // ---------------------------------------------------------------- EHLO keyword
 
-export const EHLO_KEYWORD = 'LINKSEC'
+const EHLO_KEYWORD = 'LINKSEC'
 
 /** `LINKSEC 3 ttl=86400` — the text after `250-` / `250 `. */
 export function formatEhloKeyword(d: Declaration): string {
@@ -88,7 +88,7 @@ export function parseBannerToken(banner: string): Parsed<Declaration> | undefine
 
 // ---------------------------------------------------------------- DNS TXT
 
-export const TXT_VERSION = 'LINKSEC1'
+const TXT_VERSION = 'LINKSEC1'
 
 export function txtRecordName(domain: string): string {
   return `_linksec.${domain.replace(/\.$/, '').toLowerCase()}`
@@ -151,7 +151,7 @@ export function parseRequirementHeader(value: string): Parsed<Level> {
 }
 
 /** RFC 8689 §5: only the value "No" is defined. */
-export function isTlsRequiredNo(value: string): boolean {
+function isTlsRequiredNo(value: string): boolean {
   return value.trim().toLowerCase() === 'no'
 }
 

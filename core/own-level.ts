@@ -10,7 +10,7 @@ import { enforcementOf } from './enforce'
 import { performedLevel, type Level, type LevelPromises } from './levels'
 
 /** What this configuration promises: [main] and the enforcement of [enforce] (enforcementOf). */
-export function levelPromises(c: LinksecConfig): LevelPromises {
+function levelPromises(c: LinksecConfig): LevelPromises {
   const e = enforcementOf(c)
   return {
     configuredLevel: c.main.level as Level,
@@ -32,7 +32,7 @@ export interface OwnLevel {
 export const NO_TLS_REASON =
   'no STARTTLS: this server has no usable certificate (run `linksec tls init`, or set [tls] cert_file)'
 
-export const NO_ENFORCEMENT_REASON =
+const NO_ENFORCEMENT_REASON =
   'level 3 needs the outbound no-downgrade duty, which is not running in this process (see the ERROR at start)'
 
 /** Why the performed level is below the configured one: the first promise not kept. */

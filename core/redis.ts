@@ -11,7 +11,6 @@ import { describeError } from './errors'
 import type { Logger } from './log'
 import { raceDeadline } from './net/deadline'
 import { engineService, sectionsKey } from './engine'
-import type { Runtime } from './runtime'
 
 export interface RedisSharedCache extends SharedCache {
   close(): Promise<void>
@@ -148,8 +147,3 @@ export const sharedCacheFor = engineService<SharedCache | undefined>({
     }
   },
 })
-
-/** Closes the engine's Redis client now (commands that exit); the engine's close() does it too. */
-export async function closeRedis(rt: Runtime): Promise<void> {
-  await redisClientFor(rt)?.close()
-}

@@ -148,7 +148,7 @@ export function headerActions(edits: readonly HeaderEdit[]): MilterResponse[] {
 }
 
 /** The pipeline's result as milter actions and the final reply. */
-export function milterReply(r: Pick<MessageResult, 'verdict' | 'headers' | 'body'>): EndOfMessageReply {
+function milterReply(r: Pick<MessageResult, 'verdict' | 'headers' | 'body'>): EndOfMessageReply {
   const modifications = headerActions(r.headers)
   // SMFIR_REPLBODY: the new body in chunks under the milter's 64 KB frame limit.
   if (r.body)

@@ -14,12 +14,12 @@ export function headerValues(headers: readonly Header[], name: string): string[]
 }
 
 /** RFC 8689: the MAIL parameter REQUIRETLS (valueless; case-insensitive). */
-export function hasRequireTlsParam(args: readonly string[]): boolean {
+function hasRequireTlsParam(args: readonly string[]): boolean {
   return args.some((a) => /^requiretls$/i.test(a.trim()))
 }
 
 /** TLS facts from Postfix's HELO-stage macros (present after STARTTLS only). */
-export function tlsFactsFromMacros(get: (name: string) => string | undefined): TlsFacts {
+function tlsFactsFromMacros(get: (name: string) => string | undefined): TlsFacts {
   const bits = Number(get('{cipher_bits}'))
   const facts: TlsFacts = {
     version: get('{tls_version}') || undefined,

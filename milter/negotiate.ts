@@ -22,8 +22,6 @@ export interface HandlerNeeds {
   events: Readonly<Record<EventName, Need>>
   /** Actions (SMFIF_*) the handler may ask for at end of message. */
   actions: number
-  /** Keep the leading space of header values (SMFIP_HDR_LEADSPC): byte-exact headers. */
-  rawHeaderValues?: boolean
   /**
    * Macros to ask for per stage (SMFIF_SETSYMLIST), as space-separated names.
    * A list given here replaces the MTA's (Postfix: milter_<stage>_macros).
@@ -62,7 +60,6 @@ function wantedProtocol(needs: HandlerNeeds, offered: number): number {
     if (need === 'none') want |= flags.not
     else if (need === 'observe') want |= flags.noReply
   }
-  if (needs.rawHeaderValues) want |= Proto.headerLeadingSpace
   return want & offered
 }
 

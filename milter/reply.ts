@@ -94,7 +94,7 @@ export function safeHeaderValue(value: string, nameLength = 0): string {
 }
 
 /** A quarantine reason (SMFIR_QUARANTINE): one line of printable text. */
-export function safeReasonText(text: string): string {
+function safeReasonText(text: string): string {
   return cleanLine(cap(text, MAX_LINE_TEXT))
 }
 

@@ -16,7 +16,7 @@ import { Engine } from '../core/engine'
 import type { Runtime } from '../core/runtime'
 import type { HarakaPlugin } from './haraka'
 
-export const CONFIG_FILE = 'linksec.ini'
+const CONFIG_FILE = 'linksec.ini'
 
 let processMetrics: Metrics | undefined
 

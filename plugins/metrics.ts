@@ -162,7 +162,7 @@ async function startOwn(plugin: HarakaPlugin, rt: Runtime, metrics: MetricsSourc
 }
 
 /** The sum over all cluster workers' registries. */
-export function clusterSource(aggregator = new AggregatorRegistry()): MetricsSource {
+function clusterSource(aggregator = new AggregatorRegistry()): MetricsSource {
   return { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() }
 }
 
@@ -170,7 +170,7 @@ type NodeReq = Parameters<RequestRouter>[0]
 type NodeRes = Parameters<RequestRouter>[1]
 
 /** Our paths on GET/HEAD; everything else goes on to Haraka's other handlers. */
-export function expressMiddleware(rt: Runtime, route: RequestRouter) {
+function expressMiddleware(rt: Runtime, route: RequestRouter) {
   return (req: NodeReq, res: NodeRes, next: (err?: unknown) => void): void => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next()
     route(req, res).then(

@@ -22,7 +22,7 @@ import { lookupPeerPolicy, policyProviderFor } from './outbound/policy'
 import { refuseMessage, type HarakaOutbound } from './outbound/refuse'
 
 /** What a queued message requires, from the notes written at end of data. */
-export function requirementOfTodo(hmail: HMailItem): Requirement {
+function requirementOfTodo(hmail: HMailItem): Requirement {
   const r = notesOfTodo(hmail.todo).requirement
   return r && typeof r.level === 'number' ? r : NO_REQUIREMENT
 }

@@ -29,7 +29,7 @@ function firstName(v: unknown, fallback: string): string {
 }
 
 /** Where Haraka's tls.ini [main] says its key and certificate are (Haraka's defaults otherwise). */
-export function harakaCertificatePaths(
+function harakaCertificatePaths(
   plugin: HarakaPlugin,
   dir = harakaConfigDir(),
 ): CertificatePaths & { dhparam: string } {

@@ -32,13 +32,13 @@ interface ServiceSpec {
 }
 
 /** Every service `serve` may run, in start order. Add one line per service. */
-export const SERVICES: readonly ServiceSpec[] = [
+const SERVICES: readonly ServiceSpec[] = [
   { name: 'milter', enabled: (c) => c.milter.enabled, start: (rt) => startMilterService(rt) },
   { name: 'socketmap', enabled: (c) => c.socketmap.enabled, start: (rt) => startSocketmapService(rt) },
   { name: 'http', enabled: (c) => c.http.enabled, start: (rt) => startHttpService(rt) },
 ]
 
-export async function startServices(rt: Runtime, out: (line: string) => void): Promise<Service[]> {
+async function startServices(rt: Runtime, out: (line: string) => void): Promise<Service[]> {
   const started: Service[] = []
   try {
     for (const spec of SERVICES) {

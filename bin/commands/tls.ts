@@ -30,7 +30,7 @@ export const USAGE =
   '       linksec tls show [--haraka DIR] [--config DIR]\n'
 
 /** Haraka's config directory: DIR/config when DIR is a Haraka directory, else DIR itself. */
-export function harakaConfigDirOf(dir: string): string {
+function harakaConfigDirOf(dir: string): string {
   const sub = path.join(dir, 'config')
   return fs.existsSync(sub) ? path.resolve(sub) : path.resolve(dir)
 }
@@ -41,7 +41,7 @@ function harakaPaths(dir: string): CertificatePaths {
 }
 
 /** The `postconf -e` lines that make Postfix offer STARTTLS with this certificate (and try it outbound). */
-export function postconfLines(paths: CertificatePaths): string[] {
+function postconfLines(paths: CertificatePaths): string[] {
   return [
     `postconf -e 'smtpd_tls_cert_file = ${paths.cert}'`,
     `postconf -e 'smtpd_tls_key_file = ${paths.key}'`,
@@ -51,7 +51,7 @@ export function postconfLines(paths: CertificatePaths): string[] {
   ]
 }
 
-export const HARAKA_TLS_INI = '[main]\nkey=tls_key.pem\ncert=tls_cert.pem\ndhparam=dhparams.pem\n'
+const HARAKA_TLS_INI = '[main]\nkey=tls_key.pem\ncert=tls_cert.pem\ndhparam=dhparams.pem\n'
 
 function refuseOperatorCertificate(paths: CertificatePaths): boolean {
   const exists = fs.existsSync(paths.cert) || fs.existsSync(paths.key)

@@ -50,7 +50,7 @@ export function loadConfig(
  * are named and start-up stops. `key[]=` lines (haraka-config's lists) may
  * repeat.
  */
-export function duplicateKeys(text: string): string[] {
+function duplicateKeys(text: string): string[] {
   const seen = new Map<string, number>()
   const out: string[] = []
   let section = 'main'

@@ -98,7 +98,7 @@ function requirementWords(req: Requirement): string {
 }
 
 /** The rule that applied to this message, as one paragraph. */
-export function ruleText(
+function ruleText(
   req: Requirement,
   enforcement: Enforcement,
   domain: string,
@@ -133,7 +133,7 @@ function declaredWords(d: DsnHop['declared']): string {
 }
 
 /** Why one hop was refused, as a sentence about that hop. */
-export function hopReasonText(h: DsnHop, req: Requirement, domain: string): string {
+function hopReasonText(h: DsnHop, req: Requirement, domain: string): string {
   const err = h.error ? ` (${h.error})` : ''
   const again = h.retried ? '; this server kept trying until its retry time ran out' : ''
   switch (h.reason) {

@@ -1,6 +1,6 @@
 /**
- * The seed's "pick up your message" section: a MIME part marked
- * `Link-Security-Fallback: yes` may be delivered alone when the whole message
+ * The "pick up your message" fallback ([enforce] fallback, docs/operators.md):
+ * a MIME part marked `Link-Security-Fallback: yes` may be delivered alone when the whole message
  * cannot go out securely and the operator chose `fallback =
  * deliver_safe_part`. This builds that smaller message: the original
  * envelope headers, the marked part as the only body, the tag removed (the

@@ -1,5 +1,5 @@
 /**
- * End-of-message check (issue 4 §3): a tagged message with a recipient whose
+ * End-of-message check (docs/architecture.md §3.2, route): a tagged message with a recipient whose
  * domain is known to fall below the required level is rejected 550 5.7.10,
  * naming the domains, so the sender learns before anything is queued.
  *
@@ -12,14 +12,14 @@
  *   Postfix to accept only declared domains;
  * - a lookup that fails (DNS timeout, ...) gives 451 4.4.3: the level could
  *   not be known now, the sender's server tries again (never an accept we
- *   cannot stand behind, STYLE "never lose mail");
+ *   cannot stand behind, docs/architecture.md §6.5);
  * - a lookup where only some sources failed is judged on what it found,
  *   marked uncertain: a weak level it could not rule out gives 451 4.4.3, not
  *   a 550. With nothing declared it is "unknown" like any other domain, so
  *   `unknown: 'accept'` accepts it (Haraka still checks the hop at delivery) and
- *   `unknown: 'reject'` answers 451. The milter's lookup (milter/policies/
- *   route.ts) throws in that case instead, so Postfix, which cannot check the
- *   hop's declaration later, answers 451 4.4.3.
+ *   `unknown: 'reject'` answers 451. For Postfix the route step's lookup
+ *   (`strict` in core/message/route.ts) throws in that case instead, so
+ *   Postfix, which cannot check the hop's declaration later, answers 451 4.4.3.
  */
 import { addressDomain } from '../address'
 import type { Requirement } from '../levels'

@@ -22,7 +22,7 @@ export interface Health {
   report(): HealthReport
 }
 
-export function createHealth(): Health {
+function createHealth(): Health {
   const services = new Map<string, Pick<Service, 'name' | 'address'>>()
   let shuttingDown = false
   return {

@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../errors'
 
-export const DEFAULT_HTTP_PORT = 9464
+const DEFAULT_HTTP_PORT = 9464
 
 export interface HostPort {
   host: string

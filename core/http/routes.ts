@@ -43,7 +43,7 @@ export function createRouter(rt: Runtime, opts: RouteOptions = {}): RequestRoute
 }
 
 /** The path without query string; "" when the target is not origin-form. */
-export function pathOf(req: IncomingMessage): string {
+function pathOf(req: IncomingMessage): string {
   const target = req.url ?? ''
   if (!target.startsWith('/')) return ''
   const q = target.indexOf('?')

@@ -26,7 +26,7 @@ import { createRecipientsHandler } from './recipients'
 export type { WkdHandler, MetricsSource } from './routes'
 
 /** Limits of the listener; tests may lower them. */
-export const HTTP_LIMITS = {
+const HTTP_LIMITS = {
   maxHeaderBytes: 8 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,

@@ -66,7 +66,7 @@ export function createWkdHandler(rt: Runtime): WkdHandler {
 }
 
 /** Splits a WKD path; undefined when it is not one of the four forms. */
-export function parseWkdPath(url: URL, host: string | undefined): WkdRequest | undefined {
+function parseWkdPath(url: URL, host: string | undefined): WkdRequest | undefined {
   const parts = url.pathname.slice(PREFIX.length).split('/')
   const l = url.searchParams.get('l') ?? undefined
   const hostDomain = (host ?? '')

@@ -109,7 +109,7 @@ export function v6Bytes(ip: string): Uint8Array {
 }
 
 /** The IPv4 address an IPv6 address stands for, if it embeds one that is used for routing. */
-export function embeddedV4(b: Uint8Array): Uint8Array | undefined {
+function embeddedV4(b: Uint8Array): Uint8Array | undefined {
   const zeros = (from: number, to: number) => b.subarray(from, to).every((x) => x === 0)
   if (zeros(0, 10) && b[10] === 0xff && b[11] === 0xff) return b.subarray(12) // ::ffff:a.b.c.d
   if (zeros(0, 12) && b[12] !== 0) return b.subarray(12) // deprecated ::a.b.c.d (RFC 4291 §2.5.5.1)

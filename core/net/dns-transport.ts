@@ -17,7 +17,7 @@ export interface ServerAddress {
 type Reply = Extract<Judged, { kind: 'reply' }>
 
 /** The largest DNS message over TCP (the length prefix is 16 bits). */
-export const MAX_TCP_MESSAGE = 65535
+const MAX_TCP_MESSAGE = 65535
 
 function networkError(server: ServerAddress, cause: unknown): LinksecError {
   const why = cause instanceof Error ? cause.message : String(cause)

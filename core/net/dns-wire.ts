@@ -11,7 +11,7 @@ import { LinksecError } from '../errors'
 import type { DnsRcode, DnsRecord, DnsType } from './types'
 
 /** RFC 8906-era advice (DNS flag day 2020): 1232 bytes avoids IP fragmentation. */
-export const EDNS_UDP_PAYLOAD = 1232
+const EDNS_UDP_PAYLOAD = 1232
 /** CNAME links followed inside one answer before we give up on the chain. */
 const MAX_CHAIN = 16
 

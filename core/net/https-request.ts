@@ -43,7 +43,7 @@ export function fetchTimeout(target: Target, ms: number): LinksecError {
   return new LinksecError('LINKSEC_FETCH_TIMEOUT', `${target.url} did not finish within ${ms} ms`)
 }
 
-export function tooLarge(target: Target, max: number, declared?: number): LinksecError {
+function tooLarge(target: Target, max: number, declared?: number): LinksecError {
   const what = declared === undefined ? 'more than' : `${declared} bytes, more than`
   return new LinksecError('LINKSEC_FETCH_TOO_LARGE', `${target.url} sent ${what} the ${max}-byte limit`, {
     temporary: false,

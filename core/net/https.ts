@@ -37,7 +37,7 @@ export interface HttpsClientOptions {
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 
 /** Trust anchors: the system roots plus CA_FILE (a ConfigError naming the key when unusable). */
-export function loadTrust(caFile: string | undefined): tls.SecureContext | undefined {
+function loadTrust(caFile: string | undefined): tls.SecureContext | undefined {
   if (!caFile) return undefined
   let pem: string
   try {

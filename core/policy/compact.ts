@@ -29,7 +29,7 @@ export class AnswerTemplate {
 export type StoredAnswers = readonly SourceAnswer[] | AnswerTemplate
 
 /** Distinct templates kept; past it, answers are stored as they are (failure texts may vary). */
-export const MAX_TEMPLATES = 256
+const MAX_TEMPLATES = 256
 
 /** Only source, outcome and reason: nothing that belongs to one domain alone. */
 function isPlain(a: SourceAnswer): boolean {

@@ -20,7 +20,7 @@ const MIN_REFRESH_SECONDS = 5
 type TlsaRecord = Extract<DnsRecord, { type: 'TLSA' }>
 
 /** RFC 7672 §3.1.3: SMTP uses DANE-TA(2) and DANE-EE(3); PKIX usages 0 and 1 are unusable. */
-export function isUsableTlsa(r: TlsaRecord): boolean {
+function isUsableTlsa(r: TlsaRecord): boolean {
   return (r.usage === 2 || r.usage === 3) && (r.selector === 0 || r.selector === 1) && r.matchingType <= 2
 }
 

@@ -7,7 +7,7 @@ import * as net from 'node:net'
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
 /** Underscore labels (_mta-sts, _25._tcp) are never accepted from input; only we build them. */
-export const MAX_DOMAIN_LENGTH = 253
+const MAX_DOMAIN_LENGTH = 253
 
 /** Lower-cased name without its trailing dot, or undefined if it is not a host/domain name. */
 export function normalizeDomain(input: string): string | undefined {

@@ -17,7 +17,7 @@ export interface StsPolicy {
 /** RFC 8461 §3.2: max_age is at most 31557600 (about a year). */
 export const MAX_STS_MAX_AGE = 31_557_600
 /** More MX lines than this is hostile, not a mail setup; it would also overflow a socketmap reply. */
-export const MAX_STS_MX_PATTERNS = 64
+const MAX_STS_MX_PATTERNS = 64
 
 const fail = <T>(reason: string): Parsed<T> => ({ ok: false, reason })
 

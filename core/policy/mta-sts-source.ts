@@ -25,7 +25,7 @@ const MIN_REFRESH_SECONDS = 5
 /** Re-check the TXT id at least daily, as §5.1 suggests refreshing proactively. */
 const MAX_REFRESH_SECONDS = 24 * 3600
 
-export function stsPolicyUrl(domain: string): string {
+function stsPolicyUrl(domain: string): string {
   return `https://mta-sts.${domain}/.well-known/mta-sts.txt`
 }
 

@@ -1,6 +1,6 @@
 /**
  * What every network source gets, and the one rule they share (docs/architecture.md §6.2,
- * STYLE "never lose mail"): a failed refresh never weakens an answer that is
+ * §6.5 "never lose mail"): a failed refresh never weakens an answer that is
  * still within its lifetime. Sources return an answer, never throw.
  */
 import type { LinksecConfig } from '../config'

@@ -14,7 +14,7 @@ import type { Runtime } from '../runtime'
 import type * as openpgp from 'openpgp'
 
 /** RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so an address at most 254. */
-export const MAX_ADDRESS_OCTETS = 254
+const MAX_ADDRESS_OCTETS = 254
 
 export interface RecipientKey {
   published: boolean

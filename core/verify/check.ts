@@ -22,7 +22,7 @@ export interface SignatureCheck {
 }
 
 /** Tolerated sender clock skew for signature creation times. */
-export const CLOCK_SKEW_S = 300
+const CLOCK_SKEW_S = 300
 
 /**
  * Signatures considered per message. A signer adds one, a forwarder or a
@@ -162,7 +162,7 @@ async function mathHolds(
 }
 
 /** Fallback for algorithms the native path does not handle (ECDSA, Ed448, ...). */
-export async function verifyWithOpenpgp(
+async function verifyWithOpenpgp(
   data: Buffer,
   sig: SignaturePacket,
   entry: SignerEntry,
@@ -179,7 +179,7 @@ export async function verifyWithOpenpgp(
 }
 
 /** A new-format packet header around a body (RFC 9580 §4.2.1). */
-export function framePacket(tag: number, body: Buffer): Uint8Array {
+function framePacket(tag: number, body: Buffer): Uint8Array {
   const n = body.length
   let len: Buffer
   if (n < 192) len = Buffer.from([n])

@@ -35,7 +35,7 @@ export type NativeOutcome = 'valid' | 'invalid' | 'unsupported' | 'weak_hash'
  * part of the packet, then the trailer: version, 0xFF, 4-octet length of
  * the hashed part.
  */
-export function signatureTrailer(sig: SignaturePacket): Buffer {
+function signatureTrailer(sig: SignaturePacket): Buffer {
   const t = Buffer.alloc(6)
   t[0] = sig.version
   t[1] = 0xff

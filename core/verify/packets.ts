@@ -80,7 +80,7 @@ export function readPackets(buf: Buffer): Packet[] {
 }
 
 /** The packets one at a time, so a reader can stop early. */
-export function* packetsOf(buf: Buffer): Generator<Packet> {
+function* packetsOf(buf: Buffer): Generator<Packet> {
   let p = 0
   while (p < buf.length) {
     const ctb = buf[p++]!
@@ -142,7 +142,7 @@ export function readSignatures(binary: Buffer, max = Infinity): SignaturePacket[
   return sigs
 }
 
-export function parseSignature(b: Buffer): SignaturePacket {
+function parseSignature(b: Buffer): SignaturePacket {
   if (b.length < 1) throw new PacketError('empty signature packet')
   const version = b[0]!
   if (version !== 4 && version !== 6)
@@ -226,7 +226,7 @@ function subpacketLength(area: Buffer, p: number): [number, number] {
 }
 
 /** v4 key IDs are the last 8 octets of the fingerprint, v6 the first 8. */
-export function keyIdOfFingerprint(keyVersion: number, fpr: string): string {
+function keyIdOfFingerprint(keyVersion: number, fpr: string): string {
   return keyVersion === 4 ? fpr.slice(-16) : fpr.slice(0, 16)
 }
 

@@ -16,7 +16,7 @@ export class NetstringError extends Error {
 
 /** socketmap_table(5): a reply is at most 100000 bytes; a request is a map name and a key. */
 export const SOCKETMAP_MAX_REPLY = 100_000
-export const DEFAULT_MAX_REQUEST = 10_000
+const DEFAULT_MAX_REQUEST = 10_000
 
 const COLON = 0x3a
 const COMMA = 0x2c

@@ -70,7 +70,7 @@ export function postfixMatchPattern(p: string): string {
 }
 
 /** The smtp_tls_policy_maps value for a policy, or undefined when Postfix should use its default. */
-export function tlsPolicyValue(p: DomainPolicy): string | undefined {
+function tlsPolicyValue(p: DomainPolicy): string | undefined {
   switch (p.tlsMode) {
     case 'dane-only':
       return 'dane-only'

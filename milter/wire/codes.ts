@@ -13,9 +13,6 @@ export const LENGTH_BYTES = 4
 /** Largest body chunk an MTA sends (MILTER_CHUNK_SIZE). */
 export const MILTER_CHUNK_SIZE = 65535
 
-/** Postfix refuses reply packets longer than this (milter8.c XXX_MAX_DATA). */
-export const POSTFIX_MAX_REPLY = MILTER_CHUNK_SIZE * 2
-
 /** Commands from the MTA to the milter (SMFIC_*). */
 export const Cmd = {
   optneg: 0x4f, // 'O' SMFIC_OPTNEG

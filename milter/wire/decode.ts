@@ -225,7 +225,7 @@ function withArgs<T extends MilterResponse & { args?: string }>(resp: T, r: Payl
   return args === undefined ? resp : { ...resp, args }
 }
 
-export function decodeResponse(frame: Frame): MilterResponse {
+function decodeResponse(frame: Frame): MilterResponse {
   const name = RESP_BY_CODE.get(frame.code)
   if (!name) throw new MilterProtocolError('unknown_command', `unknown response ${describeCode(frame.code)}`)
   const r = new PayloadReader(frame.payload, `${name} response`)

@@ -84,7 +84,7 @@ export function hopName(mx: HarakaMx, host: string, port: number): string {
 }
 
 /** TLS is forced when the rule or the destination's policy forbids plaintext. */
-export function mustForceTls(req: Requirement, policy: PeerPolicyWithMx, enforcement: Enforcement): boolean {
+function mustForceTls(req: Requirement, policy: PeerPolicyWithMx, enforcement: Enforcement): boolean {
   return (
     isEnforced(req, enforcement) || (!req.tlsOptional && (policy.tlsRequired || policy.certificateRequired))
   )

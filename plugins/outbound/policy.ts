@@ -25,7 +25,7 @@ const nothingFor = (domain: string): PeerPolicyWithMx => ({
 })
 
 /** The runtime's policy engine as a PolicyProvider. */
-export function engineProvider(rt: Runtime): PolicyProvider {
+function engineProvider(rt: Runtime): PolicyProvider {
   const engine = policyResolverFor(rt)
   return {
     resolve: async (domain) => {

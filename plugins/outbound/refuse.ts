@@ -44,7 +44,7 @@ export interface HarakaOutbound {
 }
 
 /** The sentence for the DSN: each distinct reason once, in the order the hops were tried. */
-export function refusalText(refusals: readonly Refusal[]): string {
+function refusalText(refusals: readonly Refusal[]): string {
   const texts = [...new Set(refusals.map((r) => r.text))]
   if (texts.length === 1) return texts[0]!
   return `no mail server could take this message securely: ${texts.join('; ')}`
@@ -64,7 +64,7 @@ function markRecipients(hmail: HMailItem, text: string, refusals: readonly Refus
 }
 
 /** The queued message as text, dot-stuffing undone (Haraka queues it ready for DATA). */
-export function readQueuedMessage(hmail: HMailItem): Promise<string> {
+function readQueuedMessage(hmail: HMailItem): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     const s = hmail.data_stream()
@@ -75,7 +75,7 @@ export function readQueuedMessage(hmail: HMailItem): Promise<string> {
 }
 
 /** The header block of the queued message (dot-stuffing undone); the body is read past, not kept. */
-export function readQueuedHeaders(hmail: HMailItem): Promise<string> {
+function readQueuedHeaders(hmail: HMailItem): Promise<string> {
   return new Promise((resolve, reject) => {
     let head = ''
     let done = false
