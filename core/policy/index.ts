@@ -20,7 +20,7 @@ export { parseNextHop, normalizeDomain } from './domain'
 export { mxMatches } from './mta-sts-parse'
 
 /** Reads [policy] domains_file; broken entries are logged and counted, a broken file throws ConfigError. */
-function staticListFor(rt: Runtime): StaticList {
+export function staticListFor(rt: Runtime): StaticList {
   const file = configPath(rt.config, rt.config.policy.domains_file)
   const { list, problems } = loadStaticList(file, rt.now())
   for (const p of problems) {
