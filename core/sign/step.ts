@@ -13,7 +13,7 @@ import { engineService, sectionsKey } from '../engine'
 import type { Runtime } from '../runtime'
 import { reject, tempfail, type HeaderEdit, type Verdict } from '../verdict'
 import { signaturePolicyFor, type SignaturePolicy, type SignaturePolicyLookup } from '../verify'
-import { keyStoreFor } from '../keys'
+import { caStoreFor, keyStoreFor } from '../keys'
 import { checkSignatures, parseSignatureBlock } from '../verify/check'
 import { findSignedForm } from '../verify/extract'
 import { parseEntity, rawFields, splitEntity, toCrlf, type RawField } from '../mime'
@@ -205,6 +205,12 @@ async function requirement(rt: Runtime, domain: string, opts: SignStepOptions): 
  * naming it; no domain to sign for is a mistake too.
  */
 export function checkSignSetup(rt: Runtime): void {
+  // The domain CA's secret (core/keys/ca.ts) is refused like a signing secret, signing on or not.
+  try {
+    caStoreFor(rt).assertPrivate()
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e))
+  }
   if (!rt.config.sign.enabled) return
   try {
     if (signedDomains(rt.config).size === 0)

@@ -18,6 +18,13 @@ import {
   createCaKey,
   normalizeFingerprint,
 } from '../../../../core/keys/ca'
+import { parseConfig } from '../../../../core/config'
+import { ConfigError } from '../../../../core/errors'
+import { caStoreFor } from '../../../../core/keys'
+import { silentLogger } from '../../../../core/log'
+import { createMetrics } from '../../../../core/metrics'
+import { createRuntime } from '../../../../core/runtime'
+import { checkSignSetup } from '../../../../core/sign/step'
 
 let dir: string
 const userKey = async (...emails: string[]) =>
@@ -154,4 +161,22 @@ test('normalizeFingerprint', () => {
   )
   assert.equal(normalizeFingerprint('E64953EF'), undefined)
   assert.equal(normalizeFingerprint('Z'.repeat(40)), undefined)
+})
+
+test('start-up: a CA secret others can read stops linksec serve (ConfigError naming the file), signing on or off', async () => {
+  const conf = path.join(dir, 'conf-startup')
+  fs.mkdirSync(conf)
+  const rt = createRuntime(parseConfig({ main: { domain: 'example.org' } }, conf), {
+    log: silentLogger,
+    metrics: createMetrics({ processMetrics: false }),
+  })
+  checkSignSetup(rt)
+  const ca = await caStoreFor(rt).init('example.org')
+  checkSignSetup(rt)
+  fs.chmodSync(ca.file, 0o640)
+  assert.throws(
+    () => checkSignSetup(rt),
+    (e: unknown) =>
+      e instanceof ConfigError && /example\.org\.key is readable by other users .*chmod 600/.test(e.message),
+  )
 })
