@@ -7,10 +7,13 @@
  * addresses unless [net] allow_private_addresses, size and time caps).
  * One line per domain says what was added, updated, kept or weakened.
  *
- * `linksec domains export` prints what this server knows, in the same shape
- * (so another server can import it): the static list with each entry's
- * source and import time, and the declarations the fleet learned (Redis,
- * [redis] url), each with its source, when it was learned and when it ends.
+ * `linksec domains export [--server HOST:PORT]` prints what this server
+ * knows, in the same shape (so another server can import it): the static
+ * list with each entry's source and import time, and the declarations
+ * learned from peers, each with its source, when it was learned and when it
+ * ends: the fleet's in Redis ([redis] url), and with --server those a running
+ * linksec holds in memory (GET /v1/domains on its [http] listen,
+ * core/http/recipients.ts).
  *
  * Exit: 0 done, 65 (EX_DATAERR) the list is refused (bad JSON, wrong shape,
  * expired, a bad entry without --skip-bad), 75 (EX_TEMPFAIL) the URL or
@@ -18,6 +21,7 @@
  * cannot be written.
  */
 import * as fs from 'node:fs'
+import * as http from 'node:http'
 import * as path from 'node:path'
 import { configPath, type LinksecConfig } from '../../core/config'
 import { describeError, isLinksecError } from '../../core/errors'
@@ -33,7 +37,7 @@ import {
   PolicyListError,
   problemLines,
   toJson,
-  type ListedEntry,
+  learnedToJson,
 } from '../../core/policy/policy-list'
 import { connectRedis } from '../../core/redis'
 import { createRuntime, type Runtime } from '../../core/runtime'
@@ -41,12 +45,13 @@ import { configFromArgs, type OptionTable, type ParsedArgs } from '../args'
 
 export const USAGE =
   'usage: linksec domains import FILE|https-URL [--dry-run] [--allow-weaker] [--skip-bad] [--config DIR]\n' +
-  '       linksec domains export [--config DIR]\n'
+  '       linksec domains export [--server HOST:PORT] [--config DIR]\n'
 
 export const OPTIONS = {
   'dry-run': { type: 'boolean' },
   'allow-weaker': { type: 'boolean' },
   'skip-bad': { type: 'boolean' },
+  server: { type: 'string' },
 } satisfies OptionTable
 
 const EX = { OK: 0, USAGE: 64, DATAERR: 65, CANTCREAT: 73, TEMPFAIL: 75 } as const
@@ -67,7 +72,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     metrics: createMetrics({ processMetrics: false }),
   })
   try {
-    return verb === 'import' ? await importList(rt, rest[0]!, args.flags) : await exportList(rt)
+    return verb === 'import' ? await importList(rt, rest[0]!, args.flags) : await exportList(rt, args.flags)
   } finally {
     await rt.engine.close()
   }
@@ -190,12 +195,9 @@ interface LearnedJson {
   expiresAt?: unknown
 }
 
-/** The fleet's learned declarations, read from Redis ([redis] url + prefix + "learned:"). */
-async function fleetLearned(
-  config: LinksecConfig,
-  now: number,
-): Promise<Map<string, ListedEntry & { learnedAt: number }>> {
-  const out = new Map<string, ListedEntry & { learnedAt: number }>()
+/** The fleet's learned declarations, read from Redis ([redis] url + prefix + "learned:"), as list entries. */
+async function fleetLearned(config: LinksecConfig, now: number): Promise<Map<string, Json>> {
+  const out = new Map<string, Json>()
   const redis = connectRedis({ url: config.redis.url, timeoutMs: Math.max(config.resolver.timeout_ms, 1000) })
   const keepAlive = setInterval(() => {}, 60_000) // the client is unref'd
   try {
@@ -214,14 +216,13 @@ async function fleetLearned(
         }
         if (!domain || !v || typeof v.level !== 'number' || !isLevel(v.level)) return
         if (typeof v.expiresAt !== 'number' || v.expiresAt <= now || typeof v.learnedAt !== 'number') return
-        out.set(domain, {
-          mode: 'none',
-          mxs: [],
-          level: v.level,
-          source: `learned (${v.via === 'banner' ? 'banner' : 'ehlo'})`,
-          learnedAt: v.learnedAt,
-          expiresAt: v.expiresAt,
-        })
+        out.set(
+          domain,
+          learnedToJson(
+            { level: v.level, via: String(v.via), learnedAt: v.learnedAt, expiresAt: v.expiresAt },
+            now,
+          ),
+        )
       })
     }
   } finally {
@@ -231,7 +232,48 @@ async function fleetLearned(
   return out
 }
 
-async function exportList(rt: Runtime): Promise<number> {
+/** What a running linksec (serve, or Haraka with its own [http] listen) learned: GET http://SERVER/v1/domains. */
+async function serverLearned(server: string, timeoutMs: number, now: number): Promise<Map<string, Json>> {
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = http.get(`http://${server}/v1/domains`, { timeout: timeoutMs }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => {
+        text += d
+        if (text.length > LIST_MAX_BYTES) req.destroy(new Error(`more than ${LIST_MAX_BYTES} bytes`))
+      })
+      res.on('end', () =>
+        res.statusCode === 200
+          ? resolve(text)
+          : reject(new Error(`HTTP ${res.statusCode}: ${text.trim().slice(0, 200)}`)),
+      )
+    })
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    req.on('error', reject)
+  })
+  // Checked like any list: it comes over the network.
+  const list = parsePolicyList(body, now)
+  const doc = JSON.parse(body) as { policies: Record<string, Json> }
+  const out = new Map<string, Json>()
+  for (const [name, raw] of Object.entries(doc.policies)) {
+    const domain = normalizeDomain(name)
+    const e = domain ? list.entries.get(domain) : undefined
+    if (!domain || !e) continue
+    // Only the checked fields, plus the two that say when (as the server wrote them, if well-typed).
+    const learnedAt = raw['linksec-learned']
+    const age = raw['linksec-age-seconds']
+    out.set(domain, {
+      ...toJson(e, `${e.source ?? 'learned'} at ${server}`, undefined),
+      ...(typeof learnedAt === 'string' && !Number.isNaN(Date.parse(learnedAt))
+        ? { 'linksec-learned': learnedAt }
+        : {}),
+      ...(typeof age === 'number' && Number.isFinite(age) ? { 'linksec-age-seconds': age } : {}),
+    })
+  }
+  return out
+}
+
+async function exportList(rt: Runtime, flags: ParsedArgs['flags']): Promise<number> {
   const now = rt.now()
   const file = configPath(rt.config, rt.config.policy.domains_file)
   let staticList: ReturnType<typeof parsePolicyList> = { entries: new Map(), problems: [] }
@@ -248,19 +290,29 @@ async function exportList(rt: Runtime): Promise<number> {
     return EX.DATAERR
   }
   for (const l of problemLines(staticList.problems)) process.stderr.write(`not exported: ${l}\n`)
-  let learned = new Map<string, ListedEntry & { learnedAt: number }>()
+  let learned = new Map<string, Json>()
+  if (typeof flags.server === 'string') {
+    try {
+      learned = await serverLearned(flags.server, rt.config.net.timeout_ms, now)
+    } catch (e) {
+      process.stderr.write(
+        `linksec domains export: ${flags.server} (--server) cannot be read: ${describeError(e)}; is [http] recipients_api on and this host allowed?\n`,
+      )
+      return EX.TEMPFAIL
+    }
+  }
   if (rt.config.redis.url) {
     try {
-      learned = await fleetLearned(rt.config, now)
+      for (const [d, j] of await fleetLearned(rt.config, now)) if (!learned.has(d)) learned.set(d, j)
     } catch (e) {
       process.stderr.write(
         `linksec domains export: the fleet's Redis (${rt.config.redis.url}) cannot be read: ${describeError(e)}\n`,
       )
       return EX.TEMPFAIL
     }
-  } else {
+  } else if (typeof flags.server !== 'string') {
     process.stderr.write(
-      'linksec domains export: no [redis] url: declarations learned by linksec serve or Haraka stay in their memory; exporting the static list only\n',
+      'linksec domains export: no [redis] url and no --server: declarations learned by Haraka stay in its memory (--server HOST:PORT reads them from its [http] listen); exporting the static list only\n',
     )
   }
   const policies: Json = {}
@@ -271,15 +323,8 @@ async function exportList(rt: Runtime): Promise<number> {
     const a = age(e.importedAt)
     policies[domain] = { ...j, ...(a !== undefined ? { 'linksec-age-seconds': a } : {}) }
   }
-  for (const [domain, e] of learned) {
-    // The operator's list wins: a learned declaration only adds what the list does not say.
-    if (domain in policies) continue
-    policies[domain] = {
-      ...toJson(e, e.source, undefined),
-      'linksec-learned': new Date(e.learnedAt).toISOString(),
-      'linksec-age-seconds': age(e.learnedAt),
-    }
-  }
+  // The operator's list wins: a learned declaration only adds what the list does not say.
+  for (const [domain, j] of learned) if (!(domain in policies)) policies[domain] = j
   const doc = {
     author: `linksec domains export (${rt.config.main.domain || rt.config.main.authserv_id || 'this server'})`,
     timestamp: new Date(now).toISOString(),

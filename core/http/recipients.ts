@@ -5,10 +5,15 @@
  * recipients_allow` lists the client's network; a token bucket per client
  * address (`recipients_rate` per minute, `recipients_burst` at once) answers
  * 429 with Retry-After beyond it. A bad address is 400 with a sentence.
+ * GET /v1/domains, under the same rules, lists the declarations this
+ * process learned from peers (a Haraka without a fleet Redis holds them in
+ * memory only), for `linksec domains export --server`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import * as net from 'node:net'
 import { parseAddress } from '../keys'
+import { learnedStoreFor } from '../policy'
+import { learnedToJson } from '../policy/policy-list'
 import type { Runtime } from '../runtime'
 import { trustedNetworks } from '../sign/who'
 import { badAddressReason, lookupRecipient, recipientToJson } from '../send/recipient'
@@ -16,6 +21,8 @@ import { createRateLimiter } from './rate-limit'
 import { sendJson, sendText } from './routes'
 
 export const RECIPIENTS_PREFIX = '/v1/recipients/'
+/** What this process learned from peers, in the shared-list shape (`linksec domains export --server`). */
+export const DOMAINS_PATH = '/v1/domains'
 
 const LOOPBACK = trustedNetworks(['127.0.0.0/8', '::1/128'])
 
@@ -67,6 +74,19 @@ export function createRecipientsHandler(rt: Runtime): RecipientsHandler {
         `too many recipient look-ups from ${client}; retry in ${wait} s ([http] recipients_rate)\n`,
         { 'Retry-After': String(wait) },
       )
+    }
+    if (path === DOMAINS_PATH) {
+      const now = rt.now()
+      const policies = Object.fromEntries(
+        learnedStoreFor(rt)
+          .snapshot(now)
+          .map(([domain, d]) => [domain, learnedToJson(d, now)]),
+      )
+      return sendJson(res, 200, {
+        author: 'linksec (learned by this process)',
+        timestamp: new Date(now).toISOString(),
+        policies,
+      })
     }
     let input: string
     try {

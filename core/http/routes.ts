@@ -1,6 +1,6 @@
 /**
  * The paths linksec answers over HTTP: /metrics (Prometheus text format),
- * /healthz, /v1/recipients/<address> and the WKD paths when their handlers
+ * /healthz, /v1/recipients/<address>, /v1/domains and the WKD paths when their handlers
  * are given. Used by the
  * standalone listener (server.ts) and mounted on Haraka's own HTTP server.
  */
@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describeError } from '../errors'
 import type { Runtime } from '../runtime'
 import { healthOf } from './health'
-import { RECIPIENTS_PREFIX, type RecipientsHandler } from './recipients'
+import { DOMAINS_PATH, RECIPIENTS_PREFIX, type RecipientsHandler } from './recipients'
 
 /** Answers a WKD request and returns true, or returns false when the path is not a WKD path. */
 export type WkdHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
@@ -35,7 +35,8 @@ export function createRouter(rt: Runtime, opts: RouteOptions = {}): RequestRoute
     const path = pathOf(req)
     if (path === '/metrics') await serveMetrics(rt, source, res)
     else if (path === '/healthz') serveHealth(rt, res)
-    else if (opts.recipients && path.startsWith(RECIPIENTS_PREFIX)) await opts.recipients(req, res, path)
+    else if (opts.recipients && (path.startsWith(RECIPIENTS_PREFIX) || path === DOMAINS_PATH))
+      await opts.recipients(req, res, path)
     else if (opts.wkdHandler) return opts.wkdHandler(req, res)
     else return false
     return true

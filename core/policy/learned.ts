@@ -86,6 +86,11 @@ export class LearnedStore {
     return this.lru?.size ?? 0
   }
 
+  /** The live declarations this process holds (GET /v1/domains, `linksec domains export --server`). */
+  snapshot(now = this.opts.now()): [string, LearnedDeclaration][] {
+    return [...(this.lru?.entries() ?? [])].filter(([, e]) => e.expiresAt > now)
+  }
+
   /** Drops expired declarations (and expired shared-level misses); returns how many went. */
   sweep(now = this.opts.now()): number {
     this.sweptAt = now

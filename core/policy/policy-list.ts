@@ -300,3 +300,20 @@ export function toJson(e: ListedEntry, source: string | undefined, importedAt: n
     ...(e.expiresAt !== undefined ? { [EXPIRES_FIELD]: new Date(e.expiresAt).toISOString() } : {}),
   }
 }
+
+/** A learned declaration as a list entry: no MX pinning (mode none), its level, when it was learned and when it ends. */
+export function learnedToJson(
+  d: { level: Level; via: string; learnedAt: number; expiresAt: number },
+  now: number,
+  where?: string,
+): Json {
+  return {
+    mode: 'none',
+    mxs: [],
+    level: d.level,
+    [SOURCE_FIELD]: `learned (${d.via === 'banner' ? 'banner' : 'ehlo'})${where ? ` at ${where}` : ''}`,
+    'linksec-learned': new Date(d.learnedAt).toISOString(),
+    [EXPIRES_FIELD]: new Date(d.expiresAt).toISOString(),
+    'linksec-age-seconds': Math.max(0, Math.round((now - d.learnedAt) / 1000)),
+  }
+}

@@ -12,7 +12,11 @@ import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { startHttpService } from '../../core/http/server'
 import { silentLogger } from '../../core/log'
+import { createMetrics } from '../../core/metrics'
+import { policyResolverFor } from '../../core/policy'
+import { createRuntime } from '../../core/runtime'
 import { LearnedStore } from '../../core/policy/learned'
 import { createRedisSharedCache } from '../../core/redis'
 import { startRedis, type TestRedis } from '../helpers/redis'
@@ -211,8 +215,8 @@ describe('linksec domains', () => {
       '--config',
       dir,
     ])
-    assert.notEqual(big.code, 0)
-    assert.match(big.err, /nothing was imported/)
+    assert.equal(big.code, 65, big.err)
+    assert.match(big.err, /huge\.json sent .*more than the 16777216-byte limit \(nothing was imported\)/)
     const missing = await linksec([
       'domains',
       'import',
@@ -261,6 +265,35 @@ describe('linksec domains', () => {
       (JSON.parse(noRedis.out) as typeof doc).policies['learned.test']!['linksec-source'],
       `learned (ehlo) via ${path.join(other, 'from-fleet.json')}`,
     )
+  })
+
+  it('--server reads what a running linksec learned (GET /v1/domains on its HTTP listener); the static list wins', async () => {
+    const rt = createRuntime(world.config(), {
+      log: silentLogger,
+      metrics: createMetrics({ processMetrics: false }),
+    })
+    const resolver = policyResolverFor(rt)
+    resolver.learnDeclaration('peer.test', { level: 4, ttlSeconds: 3600 }, 'ehlo')
+    resolver.learnDeclaration('bank.test', { level: 1, ttlSeconds: 3600 }, 'banner')
+    const web = await startHttpService(rt, { listen: '127.0.0.1:0' })
+    try {
+      const dir = world.configIni()
+      await linksec(['domains', 'import', write(dir, 'list.json', LIST), '--config', dir])
+      const server = `127.0.0.1:${web.port}`
+      const r = await linksec(['domains', 'export', '--server', server, '--config', dir])
+      assert.equal(r.code, 0, r.err)
+      const doc = JSON.parse(r.out) as { policies: Record<string, Record<string, unknown>> }
+      assert.equal(doc.policies['peer.test']!.level, 4)
+      assert.equal(doc.policies['peer.test']!['linksec-source'], `learned (ehlo) at ${server}`)
+      assert.equal(typeof doc.policies['peer.test']!['linksec-age-seconds'], 'number')
+      assert.equal(doc.policies['bank.test']!.level, 4, 'the static entry, not the weaker learned one')
+      const down = await linksec(['domains', 'export', '--server', '127.0.0.1:1', '--config', dir])
+      assert.equal(down.code, 75)
+      assert.match(down.err, /127\.0\.0\.1:1 \(--server\) cannot be read/)
+    } finally {
+      await web.close(0)
+      await rt.engine.close()
+    }
   })
 
   it('usage errors are 64', async () => {

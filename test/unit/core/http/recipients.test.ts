@@ -6,6 +6,10 @@ import { createRecipientsHandler } from '../../../../core/http/recipients'
 import { badAddressReason } from '../../../../core/send/recipient'
 import { adviceFor } from '../../../../core/send/recipient'
 import type { DomainPolicy } from '../../../../core/policy'
+import { learnedStoreFor } from '../../../../core/policy'
+import { silentLogger } from '../../../../core/log'
+import { createMetrics } from '../../../../core/metrics'
+import { createRuntime } from '../../../../core/runtime'
 import { testRuntime } from './helpers'
 
 test('token bucket: burst at once, then one per refill interval, Retry-After in whole seconds', () => {
@@ -56,6 +60,38 @@ test('a client outside loopback and recipients_allow gets 403 naming the key; a 
   const v6 = fakeExchange('::1')
   await h(v6.req, v6.res, '/v1/recipients/nope')
   assert.equal(v6.out.status, 400)
+})
+
+test('GET /v1/domains: what this process learned, live entries only, under the same access rule', async () => {
+  let now = Date.parse('2026-12-04T12:00:00Z')
+  const base = testRuntime().rt
+  const rt = createRuntime(base.config, { log: silentLogger, metrics: createMetrics(), now: () => now })
+  learnedStoreFor(rt).learn('peer.test', { level: 3, ttlSeconds: 60 }, 'ehlo')
+  const h = createRecipientsHandler(rt)
+  const far = fakeExchange('198.51.100.7')
+  await h(far.req, far.res, '/v1/domains')
+  assert.equal(far.out.status, 403)
+  const near = fakeExchange('127.0.0.1')
+  await h(near.req, near.res, '/v1/domains')
+  assert.equal(near.out.status, 200)
+  const doc = JSON.parse(near.out.body) as { policies: Record<string, Record<string, unknown>> }
+  assert.deepEqual(doc.policies['peer.test'], {
+    mode: 'none',
+    mxs: [],
+    level: 3,
+    'linksec-source': 'learned (ehlo)',
+    'linksec-learned': '2026-12-04T12:00:00.000Z',
+    'linksec-expires': '2026-12-04T12:01:00.000Z',
+    'linksec-age-seconds': 0,
+  })
+  now += 61_000
+  const later = fakeExchange('127.0.0.1')
+  await h(later.req, later.res, '/v1/domains')
+  assert.deepEqual(
+    (JSON.parse(later.out.body) as typeof doc).policies,
+    {},
+    'an expired declaration is not listed',
+  )
 })
 
 test('bad address reasons', () => {
