@@ -5,7 +5,8 @@
  * refused with its reason and counted, publishing nothing: a foreign domain,
  * a key without the From address, a forged or replayed confirmation, a
  * confirmation for someone else, an undecryptable message, a flood for one
- * address (per_address) and a full pending store (pending_max).
+ * address (per_address) and a full pending store (pending_max). A confirmed
+ * key for an address that already has one is published as a rotation.
  * The real client (gpg-wks-client through Postfix) is in
  * test/integration/wks-postfix.test.ts.
  */
@@ -203,4 +204,32 @@ test('a flood is bounded: per_address per address, pending_max in all; the refus
   assert.ok(!('reply' in full))
   assert.equal(await count('rate_limited'), 1)
   assert.equal(await count('pending_full'), 1)
+})
+
+test('a confirmed new key for an address that has one is a rotation: both published, the old one retiring', async () => {
+  // carl: one key published by WKS, then a second one confirmed.
+  const first = keys['carl@wks.test']!
+  const second = await gen('carl@wks.test')
+  for (const k of [first, second]) {
+    // The flood test left submissions pending; make room for carl's.
+    fs.rmSync(path.join(dir, 'wks-pending'), { recursive: true, force: true })
+    const req = await requestFields(await receiveWks(rt, submission('carl@wks.test', k), SA), k)
+    const fields = {
+      type: 'confirmation-response',
+      sender: SA,
+      address: 'carl@wks.test',
+      nonce: req.get('nonce')!,
+    }
+    assert.equal((await receiveWks(rt, answer('carl@wks.test', fields), SA)).outcome, 'published')
+  }
+  const stored = (await keyStoreFor(rt).list()).find((k) => k.address === 'carl@wks.test')!
+  assert.deepEqual(
+    stored.ring.keys.map((k) => k.getFingerprint()).sort(),
+    [first.getFingerprint(), second.getFingerprint()].sort(),
+  )
+  const leaves = stored.retiring?.get(first.getFingerprint().toUpperCase())
+  assert.ok(
+    leaves !== undefined && leaves > Date.now() + 6 * 24 * 3600 * 1000,
+    'the old key retires after the overlap',
+  )
 })
