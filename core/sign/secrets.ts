@@ -40,6 +40,8 @@ export function exposure(file: string, st: fs.Stats): string | undefined {
 
 export class SecretStore {
   private entries = new Map<string, Entry>()
+  /** Files refused at the last load (unreadable, readable by others, not a key), by address: why. */
+  private refused = new Map<string, string>()
   private mtimeMs = -2
   private checkedAt = -Infinity
   private loading: Promise<void> | undefined
@@ -73,7 +75,8 @@ export class SecretStore {
   /** Why the key held for `address` cannot sign, or undefined. */
   async problem(address: string): Promise<string | undefined> {
     await this.refresh()
-    return this.entries.get(addressKey(address))?.problem
+    const key = addressKey(address)
+    return this.entries.get(key)?.problem ?? this.refused.get(key)
   }
 
   /** Addresses with a secret key, and whether each can sign now. */
@@ -154,6 +157,7 @@ export class SecretStore {
 
   private async load(mtimeMs: number): Promise<void> {
     const next = new Map<string, Entry>()
+    const refused = new Map<string, string>()
     for (const [name, file] of this.files()) {
       const address = parseAddress(name)
       if (!address) continue
@@ -165,9 +169,11 @@ export class SecretStore {
         next.set(addressKey(address), e)
       } catch (err) {
         this.log?.error('secret key refused', { file, error: describeError(err) })
+        refused.set(addressKey(address), `the secret key file ${file} was refused: ${describeError(err)}`)
       }
     }
     this.entries = next
+    this.refused = refused
     this.mtimeMs = mtimeMs
   }
 

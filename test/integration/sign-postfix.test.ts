@@ -12,10 +12,11 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { toCrlf } from '../../core/mime'
+import { decodeTransfer, headerValue, parseEntity, toCrlf } from '../../core/mime'
 import type { TestDnsServer } from '../helpers/dns-server'
 import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
 import * as W from '../helpers/sign-world'
+import { detachedParts } from '../helpers/verifiers'
 import { isRoot, needTools, which } from '../helpers/tools'
 
 const TOOLS = {
@@ -107,6 +108,28 @@ describe('signing through a real Postfix with SMTP AUTH', () => {
     const msg = await delivered('pf-mixed')
     await W.assertSignedAndVerified(msg, serve!.configDir, scratch, dns!)
     W.assertPartsIntact(msg)
+  })
+
+  it('bare LF line ends, trailing blanks and 8-bit bytes sent raw: signed in CRLF form, verified, the text kept', async (t) => {
+    if (!skipUnlessReady(t)) return
+    const text = 'Gr\xfc\xdfe  \nbare LF line\t\n.dot line\nlast\n'
+    const message = Buffer.from(
+      `From: <${W.ALICE}>\r\nTo: <bob@example.net>\r\nSubject: pf-barelf\r\nMIME-Version: 1.0\r\n` +
+        `Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n` +
+        // On the wire a line starting with "." gets one more (RFC 5321 §4.5.2); swaks adds the final CRLF.
+        `${text.replace(/^\./gm, '..')}.`,
+      'latin1',
+    )
+    const r = await W.submit({ port: pf!.port, from: W.ALICE, login: W.ALICE, message, raw: true })
+    // Postfix takes a bare LF as a line end (smtpd_forbid_bare_newline is off in 3.7), so linksec signs it.
+    assert.match(r.dataReply, /^250 /, r.transcript)
+    const msg = await delivered('pf-barelf')
+    await W.assertSignedAndVerified(msg, serve!.configDir, scratch, dns!)
+    const inner = parseEntity(detachedParts(msg).data)
+    assert.deepEqual(
+      decodeTransfer(inner.body, headerValue(inner.headers, 'content-transfer-encoding')),
+      Buffer.from(text.replace(/\n/g, '\r\n'), 'latin1'),
+    )
   })
 
   it('a login without a secret key gets 451 4.7.0, never an unsigned message', async (t) => {

@@ -153,6 +153,59 @@ describe('signStep failures', () => {
     )
   })
 
+  test('broken MIME that needs re-encoding: 550 5.7.1 when required, unsigned and counted otherwise', async () => {
+    const broken = Buffer.from(
+      'From: alice@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n' +
+        '--x\r\nContent-Type: text/plain\r\n\r\nGr\xfc\xdfe\r\n',
+      'latin1',
+    )
+    const facts = { login: 'alice@example.org' }
+    const before = await count(rt, 'error')
+    const d = await signStep(rt, broken, facts, { signaturePolicy: required })
+    assert.deepEqual([d.outcome, d.verdict.code, d.verdict.enhanced], ['error', 550, '5.7.1'])
+    assert.match(d.verdict.text!, /broken MIME.*requires signed mail/)
+    const o = await signStep(rt, broken, facts, { signaturePolicy: optional })
+    assert.deepEqual([o.outcome, o.verdict.action, o.body], ['error', 'continue', undefined])
+    assert.equal(await count(rt, 'error'), before + 2)
+  })
+
+  test('a key file that cannot be used (not a key, readable by others): 451 4.7.0 naming the file and why', async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-signstep-bad-'))
+    try {
+      const r = createRuntime(
+        parseConfig(
+          { main: { domain: 'example.org' }, sign: { enabled: 'true', secret_dir: 'secret' } },
+          own,
+        ),
+        { log: silentLogger, metrics: createMetrics({ processMetrics: false }) },
+      )
+      const secret = path.join(own, 'secret')
+      fs.mkdirSync(secret, { mode: 0o700 })
+      fs.writeFileSync(path.join(secret, 'dave@example.org.key'), 'not a key', { mode: 0o600 })
+      const facts = { login: 'dave@example.org' }
+      const d = await signStep(r, msg('dave@example.org'), facts, { signaturePolicy: required })
+      assert.deepEqual([d.outcome, d.verdict.code, d.verdict.enhanced], ['no_key', 451, '4.7.0'])
+      assert.match(d.verdict.text!, /secret key file .*dave@example\.org\.key was refused: .*not an OpenPGP secret key/)
+      // A good key made readable by others after start: refused at the next load, with the fix.
+      const { privateKey } = await openpgp.generateKey({
+        type: 'ecc',
+        curve: 'ed25519Legacy',
+        userIDs: [{ email: 'dave@example.org' }],
+        format: 'object',
+      })
+      fs.writeFileSync(path.join(secret, 'dave@example.org.key'), privateKey.write(), { mode: 0o600 })
+      fs.chmodSync(path.join(secret, 'dave@example.org.key'), 0o644)
+      fs.utimesSync(secret, new Date(), new Date(Date.now() + 5000))
+      // The store looks at the directory at most once a second (core/sign/secrets.ts).
+      await new Promise((r) => setTimeout(r, 1100))
+      const e = await signStep(r, msg('dave@example.org'), facts, { signaturePolicy: required })
+      assert.deepEqual([e.outcome, e.verdict.code], ['no_key', 451])
+      assert.match(e.verdict.text!, /readable by other users .*chmod 600/)
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true })
+    }
+  })
+
   test('verified by the verify step: already signed, left alone', async () => {
     const d = await signStep(rt, msg('alice@example.org'), { login: 'alice@example.org', verified: true })
     assert.equal(d.outcome, 'already_signed')
