@@ -185,7 +185,10 @@ describe('signStep failures', () => {
       const facts = { login: 'dave@example.org' }
       const d = await signStep(r, msg('dave@example.org'), facts, { signaturePolicy: required })
       assert.deepEqual([d.outcome, d.verdict.code, d.verdict.enhanced], ['no_key', 451, '4.7.0'])
-      assert.match(d.verdict.text!, /secret key file .*dave@example\.org\.key was refused: .*not an OpenPGP secret key/)
+      assert.match(
+        d.verdict.text!,
+        /secret key file .*dave@example\.org\.key was refused: .*not an OpenPGP secret key/,
+      )
       // A good key made readable by others after start: refused at the next load, with the fix.
       const { privateKey } = await openpgp.generateKey({
         type: 'ecc',
