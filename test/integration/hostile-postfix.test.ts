@@ -1,14 +1,15 @@
 /**
- * The hostile messages of issue 12 through a real Postfix 3.7 (the private
- * instance of shared/peers/postfix-up.sh, `milter_default_action =
- * tempfail`) with `linksec serve` as its milter, not only straight at the
- * milter port: a protected From holding a NUL and other control characters,
- * a signature flood (the small case file, and 5,000 signature packets over a
- * 2 MB part), a From with two angle-addresses, and forged
- * Authentication-Results naming our authserv-id behind a nested comment or
- * with a trailing dot. For each: the SMTP reply Postfix gives (code,
- * enhanced status and linksec's sentence), what reached smtp-sink, and that
- * `linksec serve` is still running and answers /healthz afterwards.
+ * Hostile messages that once took `linksec serve` down or fooled it, sent
+ * through a real Postfix 3.7 (the private instance test/helpers/postfix.ts
+ * starts, `milter_default_action = tempfail`) with `linksec serve` as its
+ * milter, not only straight at the milter port: a protected From holding a
+ * NUL and other control characters, a signature flood (the small case file,
+ * and 5,000 signature packets over a 2 MB part), a From with two
+ * angle-addresses, and forged Authentication-Results naming our authserv-id
+ * behind a nested comment or with a trailing dot. For each: the SMTP reply
+ * Postfix gives (code, enhanced status and linksec's sentence), what reached
+ * smtp-sink, and that `linksec serve` is still running and answers /healthz
+ * afterwards.
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
