@@ -14,7 +14,9 @@
  * as RFC 8460 JSON to the HTTPS endpoint each domain publishes. A second
  * linksec of the fleet, a real Haraka running the plugin, delivers to
  * level4.test too and adds its session to the same Redis: one report holds
- * both instances' outcomes.
+ * both instances' outcomes. Last, the same Postfix pointed at a linksec
+ * with [socketmap] tlsrpt=true defers the mail (it does not know the 3.10
+ * attributes), which is why false is the default.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -24,7 +26,7 @@ import { after, before, describe, it } from 'node:test'
 import { gunzipSync } from 'node:zlib'
 import type { TlsReport } from '../../core/tlsrpt/report'
 import { startEnforcePostfix, type EnforcePostfix } from '../helpers/enforce-postfix'
-import { REPO_ROOT } from '../helpers/postfix'
+import { REPO_ROOT, startLinksecServe } from '../helpers/postfix'
 import { privateHostsSupported } from '../helpers/postfix-hosts'
 import { startHaraka, type HarakaInstance } from '../helpers/haraka'
 import { PINNED_MX_PLUGIN, pinnedMxIni, submit } from '../helpers/receivers'
@@ -253,5 +255,48 @@ describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 24
     const good = by.get('level4.test')!.policies[0]!
     assert.equal(good.policy['policy-type'], 'no-policy-found')
     assert.deepEqual(good['failure-details'], [])
+  })
+
+  it('[socketmap] tlsrpt=true is for Postfix 3.10+: Postfix 3.7 defers on such a reply (why the default is false)', async (t) => {
+    if (!env) {
+      t.skip('peers did not start (see the test above)')
+      return
+    }
+    const { pf, world } = env
+    const serve310 = await startLinksecServe({
+      ini: {
+        resolver: { servers: world.dns.address, timeout_ms: 2000 },
+        net: { ca_file: world.ca.caFile, https_port: world.https.port, allow_private_addresses: true },
+        socketmap: { tlsrpt: true },
+      },
+    })
+    try {
+      pf.postconf([`smtp_tls_policy_maps = socketmap:${serve310.socketmapAddress}:linksec`])
+      await pf.reload()
+      const from = pf.maillog().length
+      const r = await submit({
+        port: pf.port,
+        from: 'alice@sender.test',
+        to: ['dave@tls.test'],
+        data: 'From: alice@sender.test\r\nTo: dave@tls.test\r\nSubject: 3.10 attributes\r\n\r\nhi\r\n',
+      })
+      assert.ok(r.accepted, r.reply)
+      let tail = ''
+      for (const end = Date.now() + 20_000; Date.now() < end; await sleep(250)) {
+        tail = pf.maillog().slice(from)
+        if (/to=<dave@tls\.test>.*status=/.test(tail)) break
+      }
+      // Postfix 3.7 does not know the attributes: the reply is a configuration problem, the mail waits.
+      assert.match(
+        tail,
+        /warning: smtp_tls_policy_maps, next-hop destination "tls\.test": invalid attribute name: "policy_type"/,
+      )
+      assert.match(
+        tail,
+        /to=<dave@tls\.test>, relay=none, .*status=deferred \(client TLS configuration problem\)/,
+      )
+    } finally {
+      await serve310.stop()
+    }
   })
 })
