@@ -11,6 +11,10 @@
  *   linksec keys ca revoke [DOMAIN] [--reason compromised|superseded|retired]
  *       revokes the CA key and publishes the revocation; receivers honouring
  *       ca= then accept none of the domain's keys until a new CA is declared
+ *   linksec keys ca revoke ADDRESS
+ *       withdraws the CA's certification of ADDRESS's published keys (a
+ *       certification revocation, published with them): receivers honouring
+ *       ca= stop accepting them for ADDRESS (a user who left, a lost key)
  */
 import * as openpgp from 'openpgp'
 import type { LinksecConfig } from '../../core/config'
@@ -44,6 +48,7 @@ export async function runCa(
   if (rest.length > 1) return undefined
   if (sub === 'init') return init(deps, domainArg(deps.config, rest[0]), flags)
   if (sub === 'show') return show(deps, domainArg(deps.config, rest[0]))
+  if (sub === 'revoke' && rest[0]?.includes('@')) return withdraw(deps, rest[0])
   if (sub === 'revoke') return revoke(deps, domainArg(deps.config, rest[0]), flags.reason)
   return undefined
 }
@@ -122,6 +127,33 @@ async function revoke(deps: CaDeps, domain: string, reason: string | true | unde
   process.stdout.write(
     `revoked the domain CA of ${domain} (${ca.fingerprint}, ${why}); the revocation is published as ${pub}\n` +
       `remove ca= from _linksec.${domain} now; linksec keys ca init --replace ${domain} makes a new CA\n`,
+  )
+  return 0
+}
+
+async function withdraw(deps: CaDeps, address: string): Promise<number> {
+  const a = parseAddress(address)
+  if (!a)
+    throw new LinksecError('LINKSEC_KEY_ADDRESS', `"${address}" is not a mail address`, { temporary: false })
+  const ca = await deps.cas.get(a.domain)
+  if (!ca)
+    throw new LinksecError('LINKSEC_CA_NONE', `no domain CA for ${a.domain}; nothing to withdraw`, {
+      temporary: false,
+    })
+  const ring = await deps.store.lookup(a.address)
+  if (!ring || ring.keys.length === 0)
+    throw new LinksecError('LINKSEC_KEY_NONE', `no published key for ${a.address} in ${deps.store.dir}`, {
+      temporary: false,
+    })
+  const date = new Date(deps.now)
+  const keys = await Promise.all(
+    ring.keys.map((k) => ca.revokeCertification(k, a.address, 'withdrawn by the domain CA', date)),
+  )
+  const stored = await deps.store.add(Buffer.concat(keys.map((k) => Buffer.from(k.write()))), a.address)
+  const fprs = keys.map((k) => k.getFingerprint().toUpperCase()).join(', ')
+  process.stdout.write(
+    `withdrew the domain CA's certification of ${a.address} (${fprs}); published as ${stored.file}\n` +
+      `receivers honouring ca= refuse these keys for ${a.address} from now on; publish a new key with linksec keys add or keys generate --replace\n`,
   )
   return 0
 }

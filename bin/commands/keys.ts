@@ -34,7 +34,7 @@ export const USAGE =
   'usage: linksec keys add FILE [ADDRESS] [--replace] | list | remove ADDRESS | rotate ADDRESS [--rsa 3072]\n' +
   '                    | generate ADDRESS [--rsa 3072] [--replace] | import-secret FILE [ADDRESS] [--replace]\n' +
   '                    | ca init [DOMAIN] [--name NAME] [--replace] | ca show [DOMAIN]\n' +
-  '                    | ca revoke [DOMAIN] [--reason compromised|superseded|retired]  [--config DIR]\n'
+  '                    | ca revoke [DOMAIN] [--reason compromised|superseded|retired] | ca revoke ADDRESS  [--config DIR]\n'
 
 export const OPTIONS = {
   address: { type: 'string' },

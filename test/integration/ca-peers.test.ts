@@ -164,6 +164,48 @@ describe('a linksec domain CA seen by GnuPG, sq and sq-wot', () => {
     assert.match(inspect.out, new RegExp(`Alleged certifier: ${caFpr}`))
   })
 
+  it("ca revoke ADDRESS: the CA's certification of bob is withdrawn, as GnuPG and sq-wot see it", (t) => {
+    if (!needTools(t, tools)) return
+    assert.ok(caFpr, 'the first test made the CA')
+    const r = linksec('keys', 'ca', 'revoke', 'bob@example.org')
+    assert.equal(r.code, 0, r.err)
+    const bobFile = path.join(conf, 'keys', 'bob@example.org.pgp')
+    assert.equal(gpg('--import', bobFile).code, 0)
+    const sigs = gpg('--check-sigs', '--with-colons', fingerprints.bob!)
+    const rev = sigs.out.split('\n').filter((l) => l.startsWith('rev:') && l.includes(caFpr.slice(-16)))
+    assert.equal(rev.length, 1, sigs.out)
+    assert.equal(rev[0]!.split(':')[1], '!', 'a good revocation by the CA')
+    const ring = path.join(dir, 'ring-withdrawn.pgp')
+    const keys = path.join(conf, 'keys')
+    fs.writeFileSync(
+      ring,
+      Buffer.concat(fs.readdirSync(keys).map((f) => fs.readFileSync(path.join(keys, f)))),
+    )
+    const bob = run('sq-wot', [
+      '--keyring',
+      ring,
+      '--trust-root',
+      caFpr,
+      'lookup',
+      '--email',
+      'bob@example.org',
+    ])
+    assert.notEqual(bob.code, 0, bob.out)
+    const alice = run('sq-wot', [
+      '--keyring',
+      ring,
+      '--trust-root',
+      caFpr,
+      'lookup',
+      '--email',
+      'alice@example.org',
+    ])
+    assert.equal(alice.code, 0, 'alice is still certified')
+    const none = linksec('keys', 'ca', 'revoke', 'nobody@example.org')
+    assert.equal(none.code, 1)
+    assert.match(none.err, /no published key for nobody@example\.org/)
+  })
+
   it('ca revoke: GnuPG sees the published CA key revoked; record drops ca=', (t) => {
     if (!needTools(t, tools)) return
     assert.ok(caFpr, 'the first test made the CA')
