@@ -17,10 +17,13 @@
  * linksec and dkim=pass from B's OpenDKIM: the DKIM signature made after
  * linksec's body replacement verifies, so the milter order is right. The
  * same kind of message sent to B directly, claiming alice's From without
- * A's signature, is refused 550 5.7.x with a sentence. And the same service
+ * A's signature, is refused 550 5.7.x with a sentence. Alice's own
+ * encrypted mail (gpg --sign --encrypt: the signature inside the ciphertext,
+ * which B cannot see) passes at B because A signed outside. And the same service
  * with OpenDKIM before linksec gets dkim=fail at B.
  */
 import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
 import * as os from 'node:os'
@@ -29,9 +32,11 @@ import { after, before, describe, it } from 'node:test'
 import { dkimKeyPair } from '../../bench/lib/dkim-sign'
 import { startOpendkim, startOpendkimSigner, type RunningMilter } from '../../bench/lib/milters'
 import { wkdHash } from '../../core/keys'
+import { toCrlf } from '../../core/mime'
 import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
 import { freePort } from '../helpers/ports'
 import * as W from '../helpers/sign-world'
+import { encryptedPart } from '../helpers/signers'
 import { isRoot, needTools, which } from '../helpers/tools'
 import { startWorld, type World } from '../helpers/world'
 
@@ -180,6 +185,79 @@ describe('A signs, B verifies: two real Postfix servers, linksec and OpenDKIM on
       world!.https.requests.some((q) => q.path.includes('/hu/')),
       'B fetched the key over WKD',
     )
+  })
+
+  it('an encrypted message from alice (gpg --sign --encrypt, signed inside) passes at B: A signed outside', async (t) => {
+    if (!skipUnlessReady(t)) return
+    if (!needTools(t, { gpg: 'gnupg' })) return
+    const home = fs.mkdtempSync(path.join(scratch, 'gnupg-'))
+    const gpg = (args: string[], input?: Buffer) =>
+      execFileSync(
+        'gpg',
+        [
+          '--batch',
+          '--yes',
+          '--quiet',
+          '--no-auto-key-locate',
+          '--pinentry-mode',
+          'loopback',
+          '--passphrase',
+          '',
+          ...args,
+        ],
+        { env: { ...process.env, GNUPGHOME: home }, input, stdio: ['pipe', 'pipe', 'pipe'] },
+      )
+    try {
+      // Alice's own client key (not the one A's linksec holds) and Carol's, to encrypt to.
+      gpg(['--quick-gen-key', `Alice <${W.ALICE}>`, 'ed25519', 'sign', 'never'])
+      gpg(['--quick-gen-key', `Carol <carol@${B_DOMAIN}>`, 'default', 'default', 'never'])
+      const inner = Buffer.from('Content-Type: text/plain\r\n\r\nonly for carol\r\n')
+      const armored = gpg(
+        [
+          '--sign',
+          '--encrypt',
+          '--armor',
+          '--trust-model',
+          'always',
+          '-u',
+          W.ALICE,
+          '-r',
+          `carol@${B_DOMAIN}`,
+        ],
+        inner,
+      ).toString('latin1')
+      const message = toCrlf(
+        Buffer.concat([
+          Buffer.from(
+            `From: <${W.ALICE}>\nTo: <carol@${B_DOMAIN}>\nSubject: rt-encrypted\nMessage-ID: <rt-encrypted@${W.SIGN_DOMAIN}>\nMIME-Version: 1.0\n`,
+          ),
+          encryptedPart(armored),
+        ]),
+      )
+      const r = await W.submit({
+        port: submissionPort,
+        from: W.ALICE,
+        login: W.ALICE,
+        to: `carol@${B_DOMAIN}`,
+        message,
+      })
+      assert.match(r.dataReply, /^250 /, r.transcript)
+      const got = await pfB!.waitForSink(1, 60_000, (m) => m.message.includes('Subject: rt-encrypted'))
+      const m = got.find((x) => x.message.includes('Subject: rt-encrypted'))!
+      const ar = m.headers.filter(([k]) => k.toLowerCase() === 'authentication-results').map(([, v]) => v)
+      assert.ok(
+        ar.some((v) => /^mx\.b\.test;.*x-openpgp=pass/s.test(v)),
+        ar.join(' | '),
+      )
+      assert.match(m.message, /^Content-Type: multipart\/signed;/im)
+      assert.match(m.message, /Content-Type: multipart\/encrypted;/i, 'the ciphertext is inside, untouched')
+      assert.ok(
+        m.message.includes(armored.trim().split('\n')[3]!),
+        'the ciphertext is byte for byte what gpg made',
+      )
+    } finally {
+      spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: home } })
+    }
   })
 
   it('the other order, OpenDKIM before linksec: the DKIM signature fails at B (why the example puts linksec first)', async (t) => {
