@@ -43,6 +43,7 @@ function touchEveryMetric(m: Metrics): void {
   m.signedMessages.inc({ outcome: 'signed' })
   m.wksSubmissions.inc({ outcome: 'confirmation_sent' })
   m.recipientRequests.inc({ status: '200', advice: 'encrypt' })
+  m.keyChanges.inc({ certified: 'false' })
   tlsrptMetrics(m).sessions.inc({ result: 'starttls-not-supported' })
   tlsrptMetrics(m).reports.inc({ method: 'mailto', outcome: 'sent' })
   certificateExpiryGauge(m).set({ file: '/etc/linksec/tls_cert.pem' }, 1_800_000_000)

@@ -75,13 +75,15 @@ describe('linksec send', { skip: S.missingSigners(['gpg']) }, () => {
     bobHome = kit.scratch('bob')
     gpg(bobHome, ['--quick-gen-key', 'Bob <bob@tls.test>', 'future-default', 'default', 'never'])
     const bobKey = gpg(bobHome, ['--export', 'bob@tls.test'])
-    rx = await startReceivers(['tls', 'plain'])
+    rx = await startReceivers(['tls', 'plain', 'level4'])
     world = await startWorld({
       zone: {
         'tls.test': { MX: ['10 mx.tls.test'] },
         'mx.tls.test': { A: ['127.0.0.1'] },
         'plain.test': { MX: ['10 mx.plain.test'] },
         'mx.plain.test': { A: ['127.0.0.1'] },
+        'level4.test': { MX: ['10 mx.level4.test'] },
+        'mx.level4.test': { A: ['127.0.0.1'] },
       },
       hosts: ['openpgpkey.tls.test'],
       routes: {
@@ -189,6 +191,30 @@ describe('linksec send', { skip: S.missingSigners(['gpg']) }, () => {
     )
     assert.equal(r.out, '')
     assert.equal(rx!.plain.got().length, before)
+  })
+
+  it('a tagged message to a TLS server declaring less than the tag: 69, the declaration named, nothing at the sink', async () => {
+    const dir = configFor({ port: rx!.tls.haraka.port })
+    const before = rx!.tls.got().length
+    const r = await send(['--config', dir, 'bob@tls.test'], message('Link-Security-Required: 3\r\n'))
+    assert.equal(r.code, 69, r.out + r.err)
+    assert.equal(r.out, '')
+    assert.match(r.err, /^bob@tls\.test: not sent: mx\.tls\.test \[127\.0\.0\.1\]:\d+: .*level/m)
+    assert.equal(rx!.tls.got().length, before)
+  })
+
+  it('Link-Security-Required: 4 to a level-4 linksec Haraka with a certificate from the trusted test CA: sent', async () => {
+    // Unsigned: the level-4 receiver's linksec has no DNS to fetch alice's key with (it would answer 451 4.7.5).
+    const dir = world.configIni({ ...base, send: { port: rx!.level4.haraka.port } })
+    const tagged = message('Link-Security-Required: 4\r\n').replace('bob@tls.test', 'bob@level4.test')
+    const r = await send(['--config', dir, 'bob@level4.test'], tagged)
+    assert.equal(r.code, 0, r.err)
+    assert.match(
+      r.out,
+      /^bob@level4\.test: sent to mx\.level4\.test \[127\.0\.0\.1\]:\d+ over TLSv1\.[23] \(unsigned\): 250/m,
+    )
+    const got = await arrived(rx!.level4, n)
+    assert.deepEqual(got.rcptTo, ['bob@level4.test'])
   })
 
   it('the relay takes the message when the MX is unreachable', async () => {
