@@ -187,11 +187,13 @@ async function confirmation(
       'no submission waits for this nonce (already confirmed, expired, or never sent)',
     )
   const sa = submissionAddress(rt, domain)
-  const address = (fields.get('address') ?? '').toLowerCase()
+  // Addresses compare case-insensitively here: clients lower-case them (gpg-wks-client's addr-spec).
+  const want = pending.address.toLowerCase()
+  const same = (v: string | undefined) => (v ?? '').toLowerCase() === want
   if (
-    address !== pending.address ||
-    (fields.get('sender') ?? '').toLowerCase() !== sa ||
-    from?.toLowerCase() !== pending.address
+    !same(fields.get('address')) ||
+    (fields.get('sender') ?? '').toLowerCase() !== sa.toLowerCase() ||
+    !same(from)
   )
     return refuse('mismatch', `the confirmation does not match the submission for ${pending.address}`)
   const keys = await readKeyBlob(pending.key)
