@@ -68,3 +68,19 @@ export function readMpi(b: Buffer, p: number): [Buffer, number] {
   if (p + 2 + bytes > b.length) throw new Error('truncated MPI')
   return [b.subarray(p + 2, p + 2 + bytes), p + 2 + bytes]
 }
+
+/**
+ * DER DigestInfo prefixes (RFC 8017 §9.2 note 1) by node:crypto hash name:
+ * with them, RSASSA-PKCS1-v1_5 is checked (core/verify/native.ts) or made
+ * (core/sign/signature.ts) on a digest already computed, instead of
+ * hashing the whole message a second time.
+ */
+export const DIGEST_INFO: Record<string, Buffer> = {
+  sha1: Buffer.from('3021300906052b0e03021a05000414', 'hex'),
+  sha224: Buffer.from('302d300d06096086480165030402040500041c', 'hex'),
+  sha256: Buffer.from('3031300d060960864801650304020105000420', 'hex'),
+  sha384: Buffer.from('3041300d060960864801650304020205000430', 'hex'),
+  sha512: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
+  'sha3-256': Buffer.from('3031300d060960864801650304020805000420', 'hex'),
+  'sha3-512': Buffer.from('3051300d060960864801650304020a05000440', 'hex'),
+}

@@ -9,7 +9,7 @@
 import * as crypto from 'node:crypto'
 import * as openpgp from 'openpgp'
 import { LinksecError } from '../errors'
-import { DIGEST_INFO } from '../verify/native'
+import { DIGEST_INFO } from '../keys/native-key'
 
 /** RFC 9580 §9.1 public-key algorithms this signer handles. */
 const RSA = 1

@@ -11,7 +11,7 @@
  * (KeyObjects from key packets) is `core/keys/native-key.ts`.
  */
 import * as crypto from 'node:crypto'
-import { readMpi, type NativeKey } from '../keys/native-key'
+import { DIGEST_INFO, readMpi, type NativeKey } from '../keys/native-key'
 import type { SignaturePacket } from './packets'
 
 /** RFC 9580 §9.5 hash algorithm IDs -> node:crypto names. */
@@ -112,21 +112,6 @@ function verifyEd25519(sig: SignaturePacket, digest: Buffer, key: crypto.KeyObje
   // On the calling thread: the callback form (libuv's pool) gained Haraka 5-8 % in two runs but
   // cost 20-80 µs more CPU per signature on a 2-vCPU VM (thread wake-ups), bench/README.md.
   return crypto.verify(null, digest, key, raw) ? 'valid' : 'invalid'
-}
-
-/**
- * DER DigestInfo prefixes (RFC 8017 §9.2 note 1) by node:crypto hash name:
- * with them, RSASSA-PKCS1-v1_5 is checked against the digest already
- * computed instead of hashing the whole message a second time.
- */
-export const DIGEST_INFO: Record<string, Buffer> = {
-  sha1: Buffer.from('3021300906052b0e03021a05000414', 'hex'),
-  sha224: Buffer.from('302d300d06096086480165030402040500041c', 'hex'),
-  sha256: Buffer.from('3031300d060960864801650304020105000420', 'hex'),
-  sha384: Buffer.from('3041300d060960864801650304020205000430', 'hex'),
-  sha512: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
-  'sha3-256': Buffer.from('3031300d060960864801650304020805000420', 'hex'),
-  'sha3-512': Buffer.from('3051300d060960864801650304020a05000440', 'hex'),
 }
 
 function verifyRsa(sig: SignaturePacket, name: string, digest: Buffer, key: crypto.KeyObject): NativeOutcome {
