@@ -86,7 +86,7 @@ export function register(this: HarakaPlugin): void {
   registerDuties(this, holder, duties)
   registerMetricsEndpoint(this, () => holder.current()) // /metrics, /healthz, WKD (plugins/metrics.ts)
   // Outbound TLS outcomes are counted here; without Redis only this process can report them (RFC 8460).
-  if (process.env.HARAKA) startDailyReports(() => holder.current())
+  if (process.env.HARAKA) this[STOP_REPORTS] = startDailyReports(() => holder.current())
   holder.current().log.info('linksec plugin registered', {
     duties: duties.map((d) => d.name).join(','),
     level: declaredLevel(holder.current().config),
@@ -94,9 +94,17 @@ export function register(this: HarakaPlugin): void {
 }
 
 const HOLDER = 'linksec_holder'
+const STOP_REPORTS = 'linksec_stop_reports'
 
-/** Haraka calls this at shutdown and before it reloads its plugins: close the engine (Redis included). */
+/**
+ * Haraka calls this at shutdown and before it reloads its plugins: stop the
+ * daily report timer (a reloaded plugin starts its own; the old one would run
+ * on a closed engine) and close the engine (Redis included).
+ */
 export function shutdown(this: HarakaPlugin): void {
+  const stop = this[STOP_REPORTS]
+  if (typeof stop === 'function') (stop as () => void)()
+  delete this[STOP_REPORTS]
   const holder = this[HOLDER]
   if (holder instanceof RuntimeHolder) void holder.close()
 }

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
 import { describe, it } from 'node:test'
 import { RuntimeHolder } from '../../../plugins/config'
 import { messageStep, type MessageStep } from '../../../core/message'
 import { CONT, DENY, DENYSOFT, type HookMethod } from '../../../plugins/haraka'
-import { DUTIES, register, registerDuties } from '../../../plugins/linksec'
+import { DUTIES, register, registerDuties, shutdown } from '../../../plugins/linksec'
 import { reject, CONTINUE } from '../../../core/verdict'
 import { callNext, connectionWith, fakePlugin } from './fakes'
 
@@ -22,6 +25,29 @@ describe('register()', () => {
       assert.ok(hooks.includes(expected), `${expected} in ${hooks.join(', ')}`)
     for (const h of plugin.hooks) assert.equal(typeof plugin[h.method], 'function', h.method)
     assert.ok(DUTIES.length >= 2)
+  })
+})
+
+describe('the daily TLS-report timer in Haraka', () => {
+  it('starts at register() and is stopped at shutdown(), so a reloaded plugin leaves no timer on a closed engine', (t) => {
+    const saved = process.env.HARAKA
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-haraka-timer-'))
+    process.env.HARAKA = dir
+    const cleared = t.mock.method(globalThis, 'clearInterval')
+    try {
+      const plugin = fakePlugin({ tls: { self_signed: 'false' } })
+      register.call(plugin)
+      assert.equal(typeof plugin.linksec_stop_reports, 'function')
+      shutdown.call(plugin)
+      assert.equal(plugin.linksec_stop_reports, undefined)
+      assert.equal(cleared.mock.callCount(), 1, 'the hourly interval cleared')
+      shutdown.call(plugin) // twice (Haraka's reload, then its exit): nothing more to stop
+      assert.equal(cleared.mock.callCount(), 1)
+    } finally {
+      if (saved === undefined) delete process.env.HARAKA
+      else process.env.HARAKA = saved
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
