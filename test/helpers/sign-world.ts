@@ -184,3 +184,65 @@ export function assertPartsIntact(message: Buffer): void {
   )
   assert.deepEqual(decodeTransfer(bin!.body, headerValue(bin!.headers, 'content-transfer-encoding')), BINARY)
 }
+
+/**
+ * One message with real mutt (Debian's, GnuTLS) over SMTP submission:
+ * STARTTLS, AUTH PLAIN as LOGIN with PASSWORD, the server's self-signed
+ * certificate trusted through `certificate_file` (no prompt in batch mode),
+ * no host name check (the certificate names the MTA, mutt connects to
+ * 127.0.0.1) and no lookup of its own name. Resolves with mutt's exit code
+ * and output.
+ */
+export function muttSubmit(o: {
+  port: number
+  login: string
+  certPem: string
+  subject: string
+  to?: string
+  body: string
+  home: string
+}): Promise<{ code: number | null; out: string }> {
+  fs.mkdirSync(path.join(o.home, 'Mail'), { recursive: true })
+  const certFile = path.join(o.home, 'certificates')
+  fs.writeFileSync(certFile, o.certPem)
+  const muttrc = path.join(o.home, 'muttrc')
+  fs.writeFileSync(
+    muttrc,
+    [
+      `set smtp_url="smtp://${o.login.replace('@', '%40')}@127.0.0.1:${o.port}/"`,
+      `set smtp_pass="${PASSWORD}"`,
+      'set smtp_authenticators="plain"',
+      'set ssl_starttls=yes',
+      'set ssl_force_tls=yes',
+      `set certificate_file="${certFile}"`,
+      'set ssl_verify_host=no',
+      `set from="${o.login}"`,
+      'set use_from=yes',
+      'set envelope_from=yes',
+      'set hostname="client.sign.test"',
+      'set copy=no',
+      'set record=""',
+      `set folder="${o.home}/Mail"`,
+      `set spoolfile="${o.home}/Mail/inbox"`,
+      'set charset="utf-8"',
+      'set send_charset="us-ascii:utf-8"',
+      '',
+    ].join('\n'),
+  )
+  return new Promise((resolve, reject) => {
+    const child = spawn('mutt', ['-n', '-F', muttrc, '-s', o.subject, '--', o.to ?? 'bob@example.net'], {
+      env: { ...process.env, HOME: o.home, MAIL: path.join(o.home, 'Mail', 'inbox'), EMAIL: o.login },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()))
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    child.on('error', reject)
+    child.stdin.end(o.body)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, out })
+    })
+  })
+}

@@ -1,6 +1,6 @@
 /**
  * Signing through a real Haraka (node_modules/Haraka) with Haraka's own
- * `auth/flat_file` plugin: a user logs in with swaks (AUTH PLAIN over
+ * `auth/flat_file` plugin: a user logs in with swaks or real mutt (AUTH PLAIN over
  * STARTTLS), linksec signs her transaction at data_post, plugins/body.ts
  * puts the multipart/signed body into the transaction, and Haraka's outbound
  * relays it to a second real Haraka (the next hop pinned by test_mx, no MX
@@ -22,7 +22,7 @@ import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { decodeTransfer, headerValue, parseEntity, toCrlf } from '../../core/mime'
 import type { TestDnsServer } from '../helpers/dns-server'
-import { REPO_ROOT, startHaraka, type HarakaInstance } from '../helpers/haraka'
+import { REPO_ROOT, selfSignedCert, startHaraka, type HarakaInstance } from '../helpers/haraka'
 import * as W from '../helpers/sign-world'
 import { needTools, which } from '../helpers/tools'
 import { detachedParts } from '../helpers/verifiers'
@@ -216,6 +216,23 @@ describe('signing through a real Haraka with auth_flat_file', () => {
     } finally {
       await ex.stop()
     }
+  })
+
+  it('mutt submits with AUTH over STARTTLS: signed on the way out, verified at the next hop', async (t) => {
+    if (!skipUnlessReady(t)) return
+    if (!needTools(t, { mutt: 'mutt' })) return
+    const r = await W.muttSubmit({
+      port: signer!.port,
+      login: W.ALICE,
+      certPem: selfSignedCert().cert,
+      subject: 'hk-mutt',
+      body: 'Sent with mutt, Grüße.\n',
+      home: fs.mkdtempSync(path.join(scratch, 'mutt-')),
+    })
+    assert.equal(r.code, 0, r.out)
+    const msg = await relayed('hk-mutt')
+    assert.match(msg.toString('latin1'), /^Message-ID: <[^>]+@client\.sign\.test>/im)
+    await W.assertSignedAndVerified(msg, configDir(), scratch, dns!)
   })
 
   it('a login without a secret key gets 451 4.7.0 and nothing is relayed', async (t) => {

@@ -4,7 +4,9 @@
  * place for it) and `linksec serve` as its milter. sign.test declares
  * sig=required on the loopback DNS. A user who logs in gets her mail signed
  * on the way out (gpg, sq, rnp and linksec verify it at the sink; 8-bit and
- * binary parts decode to what she sent); a login without a key gets
+ * binary parts decode to what she sent), also when real mutt submits it
+ * (SMTP AUTH over STARTTLS) and when bare LF, trailing blanks and dot lines
+ * are sent raw; a login without a key gets
  * 451 4.7.0; a login using a From it may not use is refused, never sent.
  */
 import assert from 'node:assert/strict'
@@ -130,6 +132,25 @@ describe('signing through a real Postfix with SMTP AUTH', () => {
       decodeTransfer(inner.body, headerValue(inner.headers, 'content-transfer-encoding')),
       Buffer.from(text.replace(/\n/g, '\r\n'), 'latin1'),
     )
+  })
+
+  it('mutt submits with SMTP AUTH over STARTTLS: the message is signed on the way out', async (t) => {
+    if (!skipUnlessReady(t)) return
+    if (!needTools(t, { mutt: 'mutt' })) return
+    const r = await W.muttSubmit({
+      port: pf!.port,
+      login: W.ALICE,
+      certPem: fs.readFileSync(path.join(pf!.conf, 'tls.crt'), 'utf8'),
+      subject: 'pf-mutt',
+      body: 'Sent with mutt, Grüße.\n',
+      home: fs.mkdtempSync(path.join(scratch, 'mutt-')),
+    })
+    assert.equal(r.code, 0, r.out)
+    const msg = await delivered('pf-mutt')
+    // Mutt's own Message-ID (from its hostname), sent with AUTH (ESMTPSA).
+    assert.match(msg.toString('latin1'), /^Message-ID: <[^>]+@client\.sign\.test>/im)
+    assert.match(msg.toString('latin1'), /with ESMTPSA id/)
+    await W.assertSignedAndVerified(msg, serve!.configDir, scratch, dns!)
   })
 
   it('a login without a secret key gets 451 4.7.0, never an unsigned message', async (t) => {
