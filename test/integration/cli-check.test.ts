@@ -18,6 +18,8 @@ before(async () => {
       '_linksec.example.test': { TXT: ['v=LINKSEC1; level=4; ttl=3600; sig=required'] },
       '_mta-sts.example.test': { TXT: ['v=STSv1; id=7;'] },
       'broken.test': { fault: 'servfail' },
+      '_linksec.ca.test': { TXT: [`v=LINKSEC1; level=1; ca=${'AB'.repeat(20)}`], secure: true },
+      '_linksec.ca-unsigned.test': { TXT: [`v=LINKSEC1; level=1; ca=${'CD'.repeat(20)}`] },
     },
     hosts: ['mta-sts.example.test'],
     routes: {
@@ -62,6 +64,26 @@ test('check prints the effective level and each source with its reason', async (
   assert.match(r.out, /^dane\s+none\s+-\s+-\s+-\s+.*not DNSSEC-validated/m)
   assert.match(r.out, /^static\s+none\s+.*not in the static domains list/m)
   assert.match(r.out, /^learned\s+none/m)
+})
+
+test('check names the domain CA that counts, and one that does not (no DNSSEC)', async () => {
+  const signed = await linksec('check', 'ca.test', '--config', dir)
+  assert.equal(signed.code, 0, signed.err)
+  assert.match(
+    signed.out,
+    new RegExp(`^domain CA: ${'AB'.repeat(20)} \\(from a DNSSEC-validated answer\\)`, 'm'),
+  )
+  const unsigned = await linksec('check', 'ca-unsigned.test', '--json', '--config', dir)
+  assert.equal(unsigned.code, 0, unsigned.err)
+  const j = JSON.parse(unsigned.out) as { domain_ca: { kind: string; counted: boolean; fingerprint: string } }
+  assert.deepEqual(j.domain_ca, {
+    kind: 'declared',
+    fingerprint: 'CD'.repeat(20),
+    counted: false,
+    source: 'dns',
+  })
+  const none = await linksec('check', 'example.test', '--config', dir)
+  assert.match(none.out, /^domain CA: none declared$/m)
 })
 
 test('check --json is for scripts', async () => {
