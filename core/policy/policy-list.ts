@@ -214,16 +214,19 @@ export function weakerIn(e: StaticEntry, than: StaticEntry): string | undefined 
   if (MODE_RANK[e.mode] < MODE_RANK[than.mode]) why.push(`mode ${e.mode} < ${than.mode}`)
   if (effectiveLevel(e) < effectiveLevel(than))
     why.push(`level ${effectiveLevel(e)} < ${effectiveLevel(than)}`)
+  // A pinned domain CA (core/keys/ca.ts) is a protection: dropping or replacing it is weaker.
+  if (than.ca && e.ca !== than.ca)
+    why.push(e.ca ? `another domain CA (${e.ca} for ${than.ca})` : `no domain CA pin (${than.ca})`)
   if (than.mode === 'enforce' && than.mxs.length > 0 && e.mxs.length === 0)
     why.push(`no mxs (the certificate name would no longer be checked against ${than.mxs.join(',')})`)
   return why.length ? why.join(', ') : undefined
 }
 
 const describe = (e: StaticEntry) =>
-  `mode ${e.mode}, level ${e.level ?? 'none'}${e.mxs.length ? `, mxs ${e.mxs.join(',')}` : ''}`
+  `mode ${e.mode}, level ${e.level ?? 'none'}${e.mxs.length ? `, mxs ${e.mxs.join(',')}` : ''}${e.ca ? `, ca ${e.ca}` : ''}`
 
 const same = (a: StaticEntry, b: StaticEntry) =>
-  a.mode === b.mode && a.level === b.level && a.mxs.join(',') === b.mxs.join(',')
+  a.mode === b.mode && a.level === b.level && a.mxs.join(',') === b.mxs.join(',') && a.ca === b.ca
 
 export type MergeAction = 'added' | 'updated' | 'unchanged' | 'kept' | 'weakened'
 
@@ -295,6 +298,7 @@ export function toJson(e: ListedEntry, source: string | undefined, importedAt: n
     mode: e.mode,
     mxs: e.mxs,
     ...(e.level !== undefined ? { level: e.level } : {}),
+    ...(e.ca ? { ca: e.ca } : {}),
     ...(source ? { [SOURCE_FIELD]: source } : {}),
     ...(importedAt !== undefined ? { [IMPORTED_FIELD]: new Date(importedAt).toISOString() } : {}),
     ...(e.expiresAt !== undefined ? { [EXPIRES_FIELD]: new Date(e.expiresAt).toISOString() } : {}),

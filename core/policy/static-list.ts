@@ -71,7 +71,7 @@ export function parseStaticEntry(raw: unknown): StaticEntry | string {
   if (raw.ca === undefined) return { mode, mxs, level }
   const ca = typeof raw.ca === 'string' ? raw.ca.replace(/\s+/g, '').toUpperCase() : ''
   if (!/^([0-9A-F]{40}|[0-9A-F]{64})$/.test(ca))
-    return `ca ${JSON.stringify(raw.ca)} is not an OpenPGP fingerprint (40 or 64 hex digits)`
+    return `ca ${quoted(raw.ca)} is not an OpenPGP fingerprint (40 or 64 hex digits)`
   return { mode, mxs, level, ca }
 }
 

@@ -162,6 +162,35 @@ test('merge: never weakens a stricter entry unless asked, and says what it kept'
   assert.equal((w.policies['strict.example'] as { level: number }).level, 3)
 })
 
+test('merge: a pinned domain CA is kept and carried; dropping or replacing it counts as weaker', () => {
+  const A = 'A'.repeat(40)
+  const B = 'B'.repeat(40)
+  const incoming = parsePolicyList(
+    JSON.stringify({
+      policies: {
+        'pinned.example': { level: 3 },
+        'other.example': { level: 3, ca: B },
+        'new.example': { level: 2, ca: A.toLowerCase() },
+      },
+    }),
+    NOW,
+  ).entries
+  const existing = { 'pinned.example': { level: 3, ca: A }, 'other.example': { level: 3, ca: A } }
+  const m = mergeIntoList(existing, {}, incoming, { source: 'l.json', now: NOW, allowWeaker: false })
+  const note = Object.fromEntries(m.notes.map((n) => [n.domain, n]))
+  assert.equal(note['pinned.example']!.action, 'kept')
+  assert.match(note['pinned.example']!.text, /no domain CA pin \(A{40}\)/)
+  assert.equal(note['other.example']!.action, 'kept')
+  assert.match(note['other.example']!.text, /another domain CA/)
+  assert.equal((m.policies['new.example'] as { ca: string }).ca, A, 'the pin is written into the list')
+  assert.deepEqual(existing['pinned.example'], m.policies['pinned.example'])
+  const deep = parsePolicyList(
+    `{"policies": {"d.example": {"ca": ${'['.repeat(50_000)}${']'.repeat(50_000)}}}}`,
+    NOW,
+  )
+  assert.match(deep.problems[0]!.reason, /ca a list is not an OpenPGP fingerprint/)
+})
+
 test('weakerIn: mode, level (enforce counts as 3) and lost mx pinning', () => {
   const e = (mode: 'enforce' | 'testing' | 'none', level?: 0 | 1 | 2 | 3 | 4, mxs: string[] = []) => ({
     mode,
