@@ -19,7 +19,9 @@
  * same kind of message sent to B directly, claiming alice's From without
  * A's signature, is refused 550 5.7.x with a sentence. Alice's own
  * encrypted mail (gpg --sign --encrypt: the signature inside the ciphertext,
- * which B cannot see) passes at B because A signed outside. And the same service
+ * which B cannot see) passes at B because A signed outside. Domain A as a
+ * real Haraka (auth_flat_file, linksec signing, outbound pinned to B) gets
+ * x-openpgp=pass at B too. And the same service
  * with OpenDKIM before linksec gets dkim=fail at B.
  */
 import assert from 'node:assert/strict'
@@ -34,6 +36,7 @@ import { startOpendkim, startOpendkimSigner, type RunningMilter } from '../../be
 import { wkdHash } from '../../core/keys'
 import { toCrlf } from '../../core/mime'
 import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
+import { startHaraka } from '../helpers/haraka'
 import { freePort } from '../helpers/ports'
 import * as W from '../helpers/sign-world'
 import { encryptedPart } from '../helpers/signers'
@@ -257,6 +260,55 @@ describe('A signs, B verifies: two real Postfix servers, linksec and OpenDKIM on
       )
     } finally {
       spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, GNUPGHOME: home } })
+    }
+  })
+
+  it('domain A on Haraka instead (auth_flat_file, linksec signing, outbound to B): B says x-openpgp=pass', async (t) => {
+    if (!skipUnlessReady(t)) return
+    // The same key as A's Postfix side holds, so the key A publishes over WKD is the one it signs with.
+    const h = await startHaraka({
+      plugins: ['tls', 'auth/flat_file', 'linksec', 'test_mx'],
+      testMx: { [B_DOMAIN]: `127.0.0.1:${pfB!.port}` },
+      config: { 'auth_flat_file.ini': `[core]\nmethods=PLAIN\n\n[users]\n${W.ALICE}=${W.PASSWORD}\n` },
+      linksec: {
+        main: { domain: W.SIGN_DOMAIN },
+        resolver: { servers: world!.dns.address },
+        policy: { txt: false, mta_sts: false, dane: false },
+        keys: { methods: 'local' },
+        sign: { enabled: true },
+      },
+    })
+    try {
+      const imported = spawnSync(
+        process.execPath,
+        [
+          path.resolve(__dirname, '..', '..', 'bin', 'linksec.js'),
+          'keys',
+          'import-secret',
+          path.join(serveA!.configDir, 'secret', `${W.ALICE}.key`),
+          '--config',
+          path.join(h.dir, 'config'),
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      )
+      assert.equal(imported.status, 0, imported.stderr)
+      const r = await W.submit({
+        port: h.port,
+        from: W.ALICE,
+        login: W.ALICE,
+        to: `carol@${B_DOMAIN}`,
+        message: W.mixedMessage(W.ALICE, 'rt-haraka'),
+      })
+      assert.match(r.dataReply, /^250 /, r.transcript)
+      const got = await pfB!.waitForSink(1, 60_000, (m) => m.message.includes('Subject: rt-haraka'))
+      const m = got.find((x) => x.message.includes('Subject: rt-haraka'))!
+      const ar = m.headers.filter(([k]) => k.toLowerCase() === 'authentication-results').map(([, v]) => v)
+      assert.ok(
+        ar.some((v) => /^mx\.b\.test;.*x-openpgp=pass/s.test(v)),
+        `${ar.join(' | ')}\n${h.log().slice(-2000)}`,
+      )
+    } finally {
+      await h.stop()
     }
   })
 
