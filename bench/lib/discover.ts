@@ -2,6 +2,8 @@
  * Which benchmarks `npm run bench` runs: the end-to-end figures in a fixed
  * order, then every component benchmark other engineers add as
  * bench/milter*.ts, bench/socketmap*.ts, bench/verify*.ts or bench/sign*.ts.
+ * bench/trace-*.ts are tools for tracing a regression between built trees
+ * (run on their own, with --tree), not part of the run.
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'

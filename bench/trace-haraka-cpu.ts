@@ -11,7 +11,7 @@
  *
  * --cpu-prof writes a V8 CPU profile of each Haraka into DIR (printed).
  *
- *   node dist/bench/haraka-cpu.js [--quick] [--tree /other/checkout]... [--cpu-prof DIR]
+ *   node dist/bench/trace-haraka-cpu.js [--quick] [--tree /other/checkout]... [--cpu-prof DIR]
  */
 import * as fs from 'node:fs'
 import * as os from 'node:os'

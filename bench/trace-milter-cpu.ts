@@ -17,7 +17,7 @@
  * rounds. (Under valgrind's callgrind, instruction counts per message varied
  * by ±25 % from round to round: V8's time-driven work runs 50x slower there.)
  *
- *   node dist/bench/milter-eom.js [--quick] [--tree /other/checkout] [--cpu-prof]
+ *   node dist/bench/trace-milter-cpu.js [--quick] [--tree /other/checkout] [--cpu-prof]
  *        [--reuse] [--workers N] [--no-floor]
  */
 import * as fs from 'node:fs'
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   const rounds = quick ? 4 : 12
   const wi = argv.indexOf('--workers')
   const workers = wi >= 0 ? Number(argv[wi + 1]) : 20
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-milter-eom-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-trace-milter-cpu-'))
   const msg = await writeBenchMessage(dir)
   const parts = messageParts(msg.text)
   const targets: Target[] = []
