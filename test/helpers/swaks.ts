@@ -3,6 +3,9 @@
  * DNS lookup). Returns the transcript; bounded in time.
  */
 import { spawn } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
 
 export interface SwaksResult {
   status: number | null
@@ -20,6 +23,8 @@ export interface SwaksOptions {
   /** Raw header lines (for repeats, e.g. two Authentication-Results). */
   headerLines?: string[]
   quitAfter?: 'CONNECT' | 'EHLO' | 'TLS' | 'MAIL' | 'RCPT'
+  /** The whole message (swaks --data @file) instead of swaks' own. */
+  data?: string | Buffer
   timeoutMs?: number
 }
 
@@ -39,15 +44,25 @@ export function swaks(o: SwaksOptions): Promise<SwaksResult> {
   if (o.quitAfter) args.push('--quit-after', o.quitAfter)
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('--add-header', `${k}: ${v}`)
   for (const line of o.headerLines ?? []) args.push('--add-header', line)
+  const tmp = o.data === undefined ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-swaks-'))
+  if (tmp) {
+    fs.writeFileSync(path.join(tmp, 'message.eml'), o.data!)
+    args.push('--data', `@${path.join(tmp, 'message.eml')}`)
+  }
+  const clean = () => tmp && fs.rmSync(tmp, { recursive: true, force: true })
   return new Promise((resolve, reject) => {
     const child = spawn('swaks', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (b: Buffer) => (out += b.toString()))
     child.stderr.on('data', (b: Buffer) => (out += b.toString()))
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 30_000)
-    child.on('error', reject)
+    child.on('error', (e) => {
+      clean()
+      reject(e)
+    })
     child.on('close', (status) => {
       clearTimeout(timer)
+      clean()
       resolve({ status, out })
     })
   })
@@ -70,4 +85,11 @@ export function serverReplies(out: string): string[] {
     .split('\n')
     .map((l) => /^<(?:-|~|\*\*|~\*)\s+(\d{3}[ -].*)$/.exec(l)?.[1]?.trim())
     .filter((l): l is string => l !== undefined)
+}
+
+/** The server's reply to the lone "." that ends DATA ('' if the transcript has none). */
+export function dataReply(out: string): string {
+  const lines = out.split(/\r?\n/)
+  const dot = lines.findIndex((l) => /^ [-~]> \.$/.test(l))
+  return (dot >= 0 ? /^<\S*\s+(\d{3}[ -].*)$/.exec(lines[dot + 1] ?? '') : null)?.[1] ?? ''
 }

@@ -1,0 +1,128 @@
+/**
+ * The attacker scenario of issue 14, as a world any receiving MTA can be
+ * pointed at (test/integration/ca-attacker.test.ts for Postfix,
+ * ca-attacker-haraka.test.ts for Haraka): example.org and example.net each
+ * run linksec with a domain CA (`linksec keys ca init`, then `keys add` of
+ * alice's GnuPG key, so it is certified) and publish the certified key and
+ * the CA key over WKD on a loopback HTTPS host, with `ca=<fingerprint>` in
+ * `_linksec`: validated for example.org (the loopback DNS server sets AD, as
+ * a validating resolver does), not for example.net.
+ *
+ * The messages are signed up front, so "queued" is alice's mail signed
+ * before the swap. `swap(addr, key)` is the attacker who took the web
+ * server: WKD then serves their key (alice's user ID, not certified).
+ */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { parseAddress, wkdHash } from '../../core/keys'
+import * as S from './signers'
+import { startWorld, type World } from './world'
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'linksec.js')
+
+export const wkdPath = (addr: string): string => {
+  const a = parseAddress(addr)!
+  return `openpgpkey.${a.domain}/.well-known/openpgpkey/${a.domain}/hu/${wkdHash(a.local)}`
+}
+
+/** The sending domain's own linksec: a CA, and alice's key added (certified). Returns the CA fingerprint and keys dir. */
+function senderSide(dir: string, domain: string, alicePub: Buffer): { ca: string; keys: string } {
+  const conf = path.join(dir, `sender-${domain}`)
+  fs.mkdirSync(conf, { recursive: true })
+  fs.writeFileSync(path.join(conf, 'linksec.ini'), `[main]\ndomain=${domain}\n`)
+  const cli = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [BIN, ...args, '--config', conf], { encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    return r.stdout
+  }
+  const ca = /: ([0-9A-F]{40})/.exec(cli('keys', 'ca', 'init'))![1]!
+  const file = path.join(dir, `alice-${domain}.pgp`)
+  fs.writeFileSync(file, alicePub)
+  cli('keys', 'add', file, `alice@${domain}`)
+  return { ca, keys: path.join(conf, 'keys') }
+}
+
+const fingerprint = (key: Buffer): string =>
+  /fpr:+([0-9A-F]{40})/.exec(
+    spawnSync('gpg', ['--with-colons', '--show-keys'], { input: key, encoding: 'utf8' }).stdout,
+  )![1]!
+
+export interface CaAttackScene {
+  world: World
+  /** ca: example.org's CA; alice, alice2: the legitimate keys (org, net); mallory2: the attacker's key for example.net. */
+  fpr: { ca: string; alice: string; alice2: string; mallory2: string }
+  /** legit, queued, attacker (example.org); netLegit, netAttacker (example.net). */
+  mail: Record<'legit' | 'queued' | 'attacker' | 'netLegit' | 'netAttacker', Buffer>
+  /** WKD for alice@DOMAIN serves the attacker's key from now on. */
+  swap(domain: 'example.org' | 'example.net'): void
+  /** [resolver], [net] and [keys] sections for a receiving linksec in this world. */
+  ini: Record<string, Record<string, string | number | boolean>>
+  close(): Promise<void>
+}
+
+export async function startCaAttackScene(): Promise<CaAttackScene> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-ca-attack-'))
+  const kit = new S.SignerKit()
+  try {
+    const alice = kit.gpg({ address: 'alice@example.org', name: 'Alice' })
+    const alice2 = kit.gpg({ address: 'alice@example.net', name: 'Alice' })
+    const mallory = kit.gpg({ address: 'alice@example.org', name: 'Alice' })
+    const mallory2 = kit.gpg({ address: 'alice@example.net', name: 'Alice' })
+    const org = senderSide(dir, 'example.org', alice.publicKey())
+    const net = senderSide(dir, 'example.net', alice2.publicKey())
+    const read = (keys: string, a: string) => fs.readFileSync(path.join(keys, `${a}.pgp`))
+    const world = await startWorld({
+      zone: {
+        // Signed zone, validating resolver: AD set.
+        '_linksec.example.org': { TXT: [`v=LINKSEC1; level=1; ttl=60; ca=${org.ca}`], secure: true },
+        // Not validated: ca= must be reported and ignored.
+        '_linksec.example.net': { TXT: [`v=LINKSEC1; level=1; ttl=60; ca=${net.ca}`], secure: false },
+      },
+      hosts: ['openpgpkey.example.org', 'openpgpkey.example.net'],
+      routes: {
+        [wkdPath('alice@example.org')]: { body: read(org.keys, 'alice@example.org') },
+        [wkdPath('openpgp-ca@example.org')]: { body: read(org.keys, 'openpgp-ca@example.org') },
+        [wkdPath('alice@example.net')]: { body: read(net.keys, 'alice@example.net') },
+        [wkdPath('openpgp-ca@example.net')]: { body: read(net.keys, 'openpgp-ca@example.net') },
+      },
+    })
+    const signed = (who: S.TestSigner, from: string, subject: string) =>
+      S.pgpMimeMessage(who, { from: `Alice <${from}>`, subject }, S.textPart(`${subject}\n`, { qp: true }))
+    const mail = {
+      legit: signed(alice, 'alice@example.org', 'legit'),
+      queued: signed(alice, 'alice@example.org', 'queued before the swap'),
+      attacker: signed(mallory, 'alice@example.org', 'attacker'),
+      netLegit: signed(alice2, 'alice@example.net', 'net legit'),
+      netAttacker: signed(mallory2, 'alice@example.net', 'net attacker'),
+    }
+    const attackerKey = { 'example.org': mallory.publicKey(), 'example.net': mallory2.publicKey() }
+    return {
+      world,
+      fpr: {
+        ca: org.ca,
+        alice: fingerprint(alice.publicKey()),
+        alice2: fingerprint(alice2.publicKey()),
+        mallory2: fingerprint(mallory2.publicKey()),
+      },
+      mail,
+      swap: (domain) => world.https.route(wkdPath(`alice@${domain}`), { body: attackerKey[domain] }),
+      ini: {
+        keys: { methods: 'wkd', positive_ttl: 0 },
+        resolver: { servers: world.dns.address },
+        net: { ca_file: world.ca.caFile, https_port: world.https.port, allow_private_addresses: true },
+      },
+      async close() {
+        await world.close()
+        kit.cleanup()
+        fs.rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  } catch (e) {
+    kit.cleanup()
+    fs.rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The attacker scenario of issue 14 (test/helpers/ca-attack.ts) with the
+ * receiving side a real Haraka running the linksec plugin, installed from
+ * node_modules as an operator does (test/helpers/haraka.ts): keys over WKD
+ * from the loopback HTTPS host, `_linksec` from the loopback DNS server,
+ * Haraka's reverse DNS answered by test_no_dns, no outbound (test_sink), so
+ * no lookup leaves the machine. ca-attacker.test.ts is the same through
+ * real Postfix.
+ *
+ * 1. alice's certified key passes, with policy.ca=.
+ * 2. After the swap on WKD: the attacker's mail is refused at DATA 550 5.7.1
+ *    "key not certified by the domain CA"; alice's mail signed before the
+ *    swap still passes (the key kept from before).
+ * 3. An unvalidated `ca=` is reported and ignored; the swap shows as
+ *    policy.key-change=.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { startCaAttackScene, type CaAttackScene } from '../helpers/ca-attack'
+import { startHaraka, type HarakaInstance } from '../helpers/haraka'
+import { dataReply, swaks } from '../helpers/swaks'
+import { needTools, which } from '../helpers/tools'
+
+const tools = { swaks: 'swaks', gpg: 'gnupg' }
+
+describe('a key swapped on the sender domain WKD, with ca= declared, through a real Haraka', () => {
+  let scene: CaAttackScene | undefined
+  let mx: HarakaInstance | undefined
+
+  before(async () => {
+    if (!Object.keys(tools).every((t) => which(t))) return
+    scene = await startCaAttackScene()
+    mx = await startHaraka({
+      plugins: ['tls', 'linksec', 'test_sink'],
+      linksec: { log: { level: 'info' }, ...scene.ini },
+    })
+  })
+  after(async () => {
+    await mx?.stop()
+    await scene?.close()
+  })
+
+  const ready = (t: Parameters<typeof needTools>[0]) => {
+    if (!needTools(t, tools)) return false
+    assert.ok(mx && scene, 'peers did not start')
+    return true
+  }
+
+  const send = async (from: string, data: Buffer) => {
+    const r = await swaks({ port: mx!.port, from, to: 'bob@receiver.test', data, timeoutMs: 60_000 })
+    return { reply: dataReply(r.out), transcript: `${r.out}\n--- Haraka ---\n${mx!.log().slice(-3000)}` }
+  }
+
+  /** The x-openpgp Authentication-Results of the queued message with this Subject (unfolded). */
+  const delivered = async (subject: string) => {
+    // test_sink writes the message before Haraka answers 250, so it is there by now.
+    const m = (await mx!.waitForQueued(1, 30_000)).find((x) => x.raw.includes(`\r\nSubject: ${subject}\r\n`))
+    assert.ok(m, `${subject} was not queued`)
+    const head = m.raw.slice(0, m.raw.indexOf('\r\n\r\n')).replace(/\r\n[ \t]+/g, ' ')
+    return head.split('\r\n').filter((l) => /^authentication-results:/i.test(l) && l.includes('x-openpgp'))
+  }
+
+  it("alice's certified key passes, with policy.ca=", async (t) => {
+    if (!ready(t)) return
+    const r = await send('alice@example.org', scene!.mail.legit)
+    assert.match(r.reply, /^250 /, r.transcript)
+    const [ar] = await delivered('legit')
+    assert.match(
+      ar ?? '',
+      new RegExp(
+        `x-openpgp=pass header\\.from=alice@example\\.org body\\.openpgp-fingerprint=${scene!.fpr.alice} policy\\.ca=${scene!.fpr.ca}`,
+      ),
+    )
+  })
+
+  it("after the swap: the attacker's mail is refused 550 5.7.1, alice's queued mail still passes", async (t) => {
+    if (!ready(t)) return
+    scene!.swap('example.org')
+    const bad = await send('alice@example.org', scene!.mail.attacker)
+    assert.match(
+      bad.reply,
+      /^550 5\.7\.1 .*alice@example\.org.*key not certified by the domain CA/,
+      bad.transcript,
+    )
+    assert.ok(
+      !mx!.queued().some((m) => m.raw.includes('\r\nSubject: attacker\r\n')),
+      'the attacker was queued',
+    )
+    const queued = await send('alice@example.org', scene!.mail.queued)
+    assert.match(queued.reply, /^250 /, queued.transcript)
+    const [ar] = await delivered('queued before the swap')
+    assert.match(
+      ar ?? '',
+      new RegExp(
+        `x-openpgp=pass .*body\\.openpgp-fingerprint=${scene!.fpr.alice} policy\\.ca=${scene!.fpr.ca}`,
+      ),
+    )
+    assert.match(ar ?? '', /\(key from kept\)/)
+  })
+
+  it('an unvalidated ca= is reported and ignored; the swap shows as policy.key-change=', async (t) => {
+    if (!ready(t)) return
+    const first = await send('alice@example.net', scene!.mail.netLegit)
+    assert.match(first.reply, /^250 /, first.transcript)
+    const [ar1] = await delivered('net legit')
+    assert.match(
+      ar1 ?? '',
+      /\(ca=[0-9A-F]{40} ignored: the _linksec\.example\.net answer was not DNSSEC-validated\)/,
+    )
+    assert.doesNotMatch(ar1 ?? '', /policy\.ca=/)
+    scene!.swap('example.net')
+    const swapped = await send('alice@example.net', scene!.mail.netAttacker)
+    assert.match(swapped.reply, /^250 /, swapped.transcript)
+    const [ar2] = await delivered('net attacker')
+    assert.match(
+      ar2 ?? '',
+      new RegExp(
+        `body\\.openpgp-fingerprint=${scene!.fpr.mallory2} policy\\.key-change=${scene!.fpr.alice2}`,
+      ),
+    )
+    await mx!.waitForLog(/sender key changed/)
+  })
+})
