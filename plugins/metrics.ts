@@ -1,6 +1,8 @@
 /**
- * /metrics, /healthz and WKD for the Haraka adapter, from the same registry
- * the plugin counts into (docs/architecture.md §7). Where it listens:
+ * linksec's HTTP paths for the Haraka adapter — /metrics, /healthz, WKD,
+ * /v1/recipients/<address> and /v1/domains, one table (core/http/routes.ts)
+ * with the same access rule and rate limit as `linksec serve` — counted into
+ * the plugin's registry (docs/architecture.md §7). Where it listens:
  *
  * - One process (smtp.ini `nodes=` empty): on Haraka's own HTTP server when it
  *   runs one (http.ini `listen=` and the `express` package installed; mounted
@@ -112,8 +114,9 @@ function onInitHttp(plugin: HarakaPlugin, rt: Runtime, server: HarakaServer): vo
   clearTimeout(s.fallback)
   server.http.app.use(expressMiddleware(rt, createRouter(rt, { wkdHandler: loadWkdHandler(rt) })))
   s.mounted = true
-  rt.log.info("linksec /metrics and /healthz mounted on Haraka's HTTP server", {
+  rt.log.info("linksec HTTP paths mounted on Haraka's HTTP server", {
     listen: server.http.cfg?.listen,
+    recipients_api: rt.config.http.recipients_api,
   })
 }
 

@@ -18,7 +18,7 @@ import type { Runtime } from '../runtime'
 import { trustedNetworks } from '../sign/who'
 import { badAddressReason, lookupRecipient, recipientToJson } from '../send/recipient'
 import { createRateLimiter } from './rate-limit'
-import { sendJson, sendText } from './routes'
+import { sendJson, sendText } from './respond'
 
 export const RECIPIENTS_PREFIX = '/v1/recipients/'
 /** What this process learned from peers, in the shared-list shape (`linksec domains export --server`). */

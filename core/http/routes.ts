@@ -1,14 +1,25 @@
 /**
- * The paths linksec answers over HTTP: /metrics (Prometheus text format),
- * /healthz, /v1/recipients/<address>, /v1/domains and the WKD paths when their handlers
- * are given. Used by the
- * standalone listener (server.ts) and mounted on Haraka's own HTTP server.
+ * The one table of paths linksec answers over HTTP: /metrics (Prometheus
+ * text format), /healthz, /v1/recipients/<address> and /v1/domains
+ * (core/http/recipients.ts: loopback by default, rate-limited, on when
+ * `[http] recipients_api` is) and the WKD paths when their handler is given.
+ * Every listener routes through it: `linksec serve` and the Haraka plugin's
+ * own `[http] listen` (server.ts), and Haraka's own web server (http.ini,
+ * express) where plugins/metrics.ts mounts it — so each answers the same.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describeError } from '../errors'
 import type { Runtime } from '../runtime'
 import { healthOf } from './health'
-import { DOMAINS_PATH, RECIPIENTS_PREFIX, type RecipientsHandler } from './recipients'
+import {
+  createRecipientsHandler,
+  DOMAINS_PATH,
+  RECIPIENTS_PREFIX,
+  type RecipientsHandler,
+} from './recipients'
+import { send, sendJson, sendText } from './respond'
+
+export { sendJson, sendText } from './respond'
 
 /** Answers a WKD request and returns true, or returns false when the path is not a WKD path. */
 export type WkdHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
@@ -21,8 +32,12 @@ export interface MetricsSource {
 
 export interface RouteOptions {
   wkdHandler?: WkdHandler
-  /** GET /v1/recipients/<address> (core/http/recipients.ts); absent = 404. */
-  recipients?: RecipientsHandler
+  /**
+   * GET /v1/recipients/<address> and /v1/domains (core/http/recipients.ts).
+   * Default: a handler of its own (its own rate-limit buckets) when
+   * `[http] recipients_api` is on; null = none (404).
+   */
+  recipients?: RecipientsHandler | null
   /** Default: the runtime's registry. */
   metrics?: MetricsSource
 }
@@ -31,16 +46,23 @@ export type RequestRouter = (req: IncomingMessage, res: ServerResponse) => Promi
 
 export function createRouter(rt: Runtime, opts: RouteOptions = {}): RequestRouter {
   const source = opts.metrics ?? rt.metrics.registry
+  const recipients = recipientsFor(rt, opts)
   return async (req, res) => {
     const path = pathOf(req)
     if (path === '/metrics') await serveMetrics(rt, source, res)
     else if (path === '/healthz') serveHealth(rt, res)
-    else if (opts.recipients && (path.startsWith(RECIPIENTS_PREFIX) || path === DOMAINS_PATH))
-      await opts.recipients(req, res, path)
+    else if (recipients && (path.startsWith(RECIPIENTS_PREFIX) || path === DOMAINS_PATH))
+      await recipients(req, res, path)
     else if (opts.wkdHandler) return opts.wkdHandler(req, res)
     else return false
     return true
   }
+}
+
+/** The recipients handler a router with these options uses, if any. */
+export function recipientsFor(rt: Runtime, opts: RouteOptions): RecipientsHandler | undefined {
+  if (opts.recipients !== undefined) return opts.recipients ?? undefined
+  return rt.config.http.recipients_api ? createRecipientsHandler(rt) : undefined
 }
 
 /** The path without query string; "" when the target is not origin-form. */
@@ -66,27 +88,4 @@ function serveHealth(rt: Runtime, res: ServerResponse): void {
   const report = healthOf(rt).report()
   const status = report.status === 'ok' ? 200 : 503
   sendJson(res, status, report)
-}
-
-export function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(value, null, 2) + '\n')
-}
-
-export function sendText(
-  res: ServerResponse,
-  status: number,
-  text: string,
-  headers: Record<string, string> = {},
-): void {
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v)
-  send(res, status, 'text/plain; charset=utf-8', text)
-}
-
-function send(res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.statusCode = status
-  res.setHeader('Content-Type', contentType)
-  res.setHeader('Content-Length', Buffer.byteLength(body))
-  res.setHeader('Cache-Control', 'no-store')
-  // Node leaves the body out of HEAD responses itself.
-  res.end(body)
 }

@@ -19,9 +19,8 @@ import { healthOf } from './health'
 import { listenOn } from '../net/listen'
 import { settleWithin } from '../net/deadline'
 import { formatHostPort, parseHostPort } from './listen'
-import { createRouter, sendText, type RouteOptions, type WkdHandler } from './routes'
+import { createRouter, recipientsFor, sendText, type RouteOptions, type WkdHandler } from './routes'
 import { loadWkdHandler } from './wkd-loader'
-import { createRecipientsHandler } from './recipients'
 
 export type { WkdHandler, MetricsSource } from './routes'
 
@@ -52,9 +51,8 @@ export interface HttpService extends Service {
 export async function startHttpService(rt: Runtime, opts: HttpServiceOptions = {}): Promise<HttpService> {
   const limits = { ...HTTP_LIMITS, ...opts.limits }
   const wkdHandler = opts.wkdHandler === undefined ? loadWkdHandler(rt) : (opts.wkdHandler ?? undefined)
-  const recipients =
-    opts.recipients ?? (rt.config.http.recipients_api ? createRecipientsHandler(rt) : undefined)
-  const server = createServer(rt, { ...opts, wkdHandler, recipients }, limits)
+  const recipients = recipientsFor(rt, { recipients: opts.recipients })
+  const server = createServer(rt, { ...opts, wkdHandler, recipients: recipients ?? null }, limits)
   const wanted = parseHostPort(opts.listen ?? rt.config.http.listen)
   await listenOn(server, { kind: 'inet', ...wanted }, { service: 'http', key: '[http] listen' })
   const port = (server.address() as AddressInfo).port

@@ -3,7 +3,10 @@
  * loopback DNS + HTTPS world: a domain with `_linksec` level 3 and a WKD
  * key, one with MTA-STS only, one that publishes nothing — each matching
  * `linksec check --json` for its domain — then hostile input (no @, too
- * long, unicode, controls, bad percent-encoding) and the rate limit.
+ * long, unicode, controls, bad percent-encoding) and the rate limit. Then
+ * a real Haraka whose own web server is on (http.ini + express): the same
+ * routes (core/http/routes.ts) answer there with the same JSON as
+ * `linksec serve`, the same rate limit, and /v1/domains.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -11,6 +14,9 @@ import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseAddress, wkdHash } from '../../core/keys'
 import { request, type Reply } from '../unit/core/http/helpers'
+import { startHaraka, type HarakaInstance } from '../helpers/haraka'
+import { freePort, waitForPort } from '../helpers/ports'
+import { needTools } from '../helpers/tools'
 import { startLinksecServe, type ServeInstance } from '../helpers/postfix'
 import * as S from '../helpers/signers'
 import { startWorld, type World } from '../helpers/world'
@@ -192,5 +198,50 @@ describe('GET /v1/recipients/<address> on linksec serve', { skip: S.missingSigne
     const m = (await ask('/metrics', p)).body
     assert.match(m, /^linksec_recipient_requests_total\{status="200",advice="notice"\} 2$/m)
     assert.match(m, /^linksec_recipient_requests_total\{status="429",advice="none"\} 2$/m)
+  })
+
+  it("Haraka's own web server (http.ini) answers the recipient API as linksec serve does, rate-limited", async (t) => {
+    if (!needTools(t, { openssl: 'openssl' })) return
+    const webPort = await freePort()
+    let h: HarakaInstance | undefined
+    try {
+      h = await startHaraka({
+        linksec: { ...ini, http: { recipients_burst: 3, recipients_rate: 1 } },
+        config: { 'http.ini': `[main]\nlisten=127.0.0.1:${webPort}\n` },
+      })
+      await waitForPort(webPort)
+      await h.waitForLog(/linksec HTTP paths mounted on Haraka's HTTP server/)
+      const first = await ask('/v1/recipients/alice@l3.test', webPort)
+      assert.equal(first.status, 200, first.body)
+      assert.match(String(first.headers['content-type']), /^application\/json/)
+      assert.equal(json(first).key.source, 'wkd_advanced')
+      assert.equal(json(first).key.fingerprint, alice.fingerprint)
+      // Asked twice each, both answers come from each process's cache (the first
+      // serve answer may be too, from the tests above); each process fetched the
+      // records itself, so only their expiry instants differ.
+      await ask('/v1/recipients/alice@l3.test')
+      const fromHaraka = await ask('/v1/recipients/alice@l3.test', webPort)
+      const fromServe = await ask('/v1/recipients/alice@l3.test')
+      const timeless = (r: Reply) => {
+        const j = json(r)
+        for (const row of j.policy.sources) delete row.expiresAt
+        return j
+      }
+      assert.ok(json(fromHaraka).policy.sources.some((row) => typeof row.expiresAt === 'string'))
+      assert.deepEqual(timeless(fromHaraka), timeless(fromServe))
+      const domains = await ask('/v1/domains', webPort)
+      assert.equal(domains.status, 200, domains.body)
+      assert.equal(typeof (JSON.parse(domains.body) as { policies: unknown }).policies, 'object')
+      const fourth = await ask('/v1/recipients/dave@none.test', webPort)
+      assert.equal(fourth.status, 429, fourth.body)
+      assert.ok(Number(fourth.headers['retry-after']) >= 1)
+      // Haraka's own paths are left alone: an unknown path is Haraka's 404, not ours.
+      const other = await ask('/not-linksec', webPort)
+      assert.equal(other.status, 404)
+      assert.doesNotMatch(other.body, /try \/metrics/)
+      assert.doesNotMatch(h.log(), /linksec metrics listener started/)
+    } finally {
+      await h?.stop()
+    }
   })
 })
