@@ -25,6 +25,12 @@ export interface SessionFacts {
   certVerified: boolean
   certError?: string
   tlsError?: string
+  /**
+   * The chain verified but the peer's name was never checked (Postfix's
+   * "Trusted" at a level below verify): under a policy that needs the name
+   * (MTA-STS, RFC 8461 §4.1) the session's result is unknown, so not counted.
+   */
+  nameUnchecked?: boolean
 }
 
 export interface SessionOutcome {
@@ -52,7 +58,8 @@ export function certificateResult(err: string | undefined): ResultType {
 
 /**
  * The session's result: success when TLS was negotiated and, under a policy
- * that authenticates the peer (MTA-STS, DANE), its certificate verified;
+ * that authenticates the peer (MTA-STS, DANE — in `mode: testing` too,
+ * RFC 8461 §5, though nothing is enforced there), its certificate verified;
  * undefined when the session ended before anything about TLS was known.
  */
 export function sessionResult(
@@ -61,6 +68,7 @@ export function sessionResult(
 ): SessionOutcome['result'] | undefined {
   if (f.tls) {
     if (policyType === 'no-policy-found' || f.certVerified) return 'success'
+    if (f.nameUnchecked && !f.certError) return undefined
     return certificateResult(f.certError)
   }
   if (f.tlsError) return 'validation-failure'

@@ -1,9 +1,12 @@
 /**
  * The RFC 8460 §4.4 policy a delivery to a domain was made under, from what
  * linksec believes of the domain (core/policy): `sts` when an MTA-STS policy
- * decided the TLS mode — or was announced (TXT) but could not be fetched or
- * used, with that failure (RFC 8460 §4.3.2) — `tlsa` for DANE, else
- * `no-policy-found`. TLS reports
+ * decided the TLS mode, or is in `mode: testing` (RFC 8461 §5: a testing
+ * policy is still the domain's policy; it is reported, with its failures,
+ * but never enforced — core/policy/mta-sts-source.ts gives it no TLS mode),
+ * or was announced (TXT) but could not be fetched or used, with that
+ * failure (RFC 8460 §4.3.2) — `tlsa` for DANE, else `no-policy-found`.
+ * TLS reports
  * group their counts by it, and Postfix 3.10+ receives it as socketmap reply
  * attributes (milter/socketmap/tls-policy.ts).
  */
@@ -31,7 +34,7 @@ export function reportPolicyOf(p: DomainPolicy): ReportPolicy {
   const sts = p.sources.find(
     (s) => s.source === 'mta_sts' && (s.outcome === 'found' || s.outcome === 'stale'),
   )
-  if (p.decidedBy !== 'mta_sts' || !sts?.policyStrings) {
+  if ((p.decidedBy !== 'mta_sts' && !(p.decidedBy !== 'dane' && isTesting(sts))) || !sts?.policyStrings) {
     const failed = p.sources.find((s) => s.source === 'mta_sts' && s.outcome === 'none' && s.stsFailure)
     if (failed && p.decidedBy !== 'dane') return { ...base, policyType: 'sts', failure: failed.stsFailure }
     return { ...base, policyType: 'no-policy-found' }
@@ -44,4 +47,9 @@ export function reportPolicyOf(p: DomainPolicy): ReportPolicy {
     mxHostPatterns: sts.mxPatterns ?? [],
     ttlSeconds: maxAge === undefined ? undefined : Number(maxAge),
   }
+}
+
+/** An MTA-STS policy in `mode: testing` (RFC 8461 §5): reported under `sts`, never enforced. */
+export function isTesting(sts: { policyStrings?: string[] } | undefined): boolean {
+  return sts?.policyStrings?.includes('mode: testing') ?? false
 }

@@ -48,6 +48,12 @@ const MAX_PENDING = 1024
 
 type TlsLevel = 'Anonymous' | 'Untrusted' | 'Trusted' | 'Verified'
 
+/** What a TLS level below Trusted says of the certificate, when no verification line said more. */
+const LEVEL_ERROR: Partial<Record<TlsLevel, string>> = {
+  Untrusted: 'certificate not trusted (Postfix: Untrusted TLS connection)',
+  Anonymous: 'no certificate (Postfix: Anonymous TLS connection)',
+}
+
 interface Pending {
   level: TlsLevel
   relay: string
@@ -173,13 +179,17 @@ export class PostfixLogParser {
       return once({ ...base, tls: true, offersStartTls: true, certVerified: false, certError })
     }
     // Any other outcome after TLS came up: the session had TLS (a later SMTP error is not a TLS failure).
+    // Below level verify (e.g. an MTA-STS policy in mode testing, which the socketmap does not
+    // enforce) Postfix checks no name: Trusted = the chain verified, the name unknown; Untrusted =
+    // the chain did not verify; Anonymous = no certificate (postconf(5) smtp_tls_security_level).
     if (open)
       return once({
         ...base,
         tls: true,
         offersStartTls: true,
         certVerified: open.level === 'Verified',
-        certError: open.certError,
+        certError: open.certError ?? LEVEL_ERROR[open.level],
+        nameUnchecked: open.level === 'Trusted',
       })
     return []
   }

@@ -23,7 +23,7 @@
  * Postfix before 3.10 rejects unknown attributes, so they are off by default.
  */
 import type { DomainPolicy } from '../../core/policy'
-import { reportPolicyOf } from '../../core/tlsrpt/policy'
+import { isTesting, reportPolicyOf } from '../../core/tlsrpt/policy'
 import { NetstringError } from './netstring'
 
 export type SocketmapReply =
@@ -98,6 +98,9 @@ export function tlsrptAttributes(p: DomainPolicy): string {
   const r = reportPolicyOf(p)
   // A policy that could not be fetched has no strings to hand over: Postfix gets none of it.
   if (r.policyType !== 'sts' || r.failure) return ''
+  // A testing-mode policy is linksec's to report (core/tlsrpt), not Postfix's to act on: the
+  // reply stays what it was without [socketmap] tlsrpt (docs/operators.md, TLS reports).
+  if (isTesting(r)) return ''
   const attrs = [
     attribute('policy_type', 'sts'),
     attribute('policy_domain', r.policyDomain),

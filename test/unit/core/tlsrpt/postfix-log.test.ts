@@ -102,6 +102,32 @@ describe('Postfix 3.7 log lines -> TLS sessions (RFC 8460 result types)', () => 
     assert.equal(got[0]!.certVerified, false)
   })
 
+  it('below level verify (an MTA-STS policy in mode testing, not enforced): Untrusted and Anonymous are sts failures, Trusted is not counted under sts', () => {
+    const lines = `
+Dec  4 10:00:00 mx postfix/smtp[81]: Untrusted TLS connection established to mx1.testing.test[192.0.2.8]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+Dec  4 10:00:01 mx postfix/smtp[81]: 1A2B3C4D5E: to=<a@testing.test>, relay=mx1.testing.test[192.0.2.8]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok)
+Dec  4 10:00:02 mx postfix/smtp[82]: Anonymous TLS connection established to mx2.testing.test[192.0.2.9]:25: TLSv1.2 with cipher ADH-AES256-GCM-SHA384 (256/256 bits)
+Dec  4 10:00:03 mx postfix/smtp[82]: 2B3C4D5E6F: to=<b@testing.test>, relay=mx2.testing.test[192.0.2.9]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok)
+Dec  4 10:00:04 mx postfix/smtp[83]: Trusted TLS connection established to mx3.testing.test[192.0.2.10]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+Dec  4 10:00:05 mx postfix/smtp[83]: 3C4D5E6F7A: to=<c@testing.test>, relay=mx3.testing.test[192.0.2.10]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok)`
+    const got = feedAll(lines)
+    assert.equal(got.length, 3, 'each delivered: three sessions seen')
+    assert.deepEqual(
+      got.map((s) => [s.mxHost, sessionResult(s, 'sts')]),
+      [
+        ['mx1.testing.test', 'certificate-not-trusted'],
+        ['mx2.testing.test', 'validation-failure'],
+        // The chain verified, the name was not checked: under sts the result is unknown, never guessed.
+        ['mx3.testing.test', undefined],
+      ],
+    )
+    // Without a policy all three are encrypted sessions: successes, as before.
+    assert.deepEqual(
+      got.map((s) => sessionResult(s, 'no-policy-found')),
+      ['success', 'success', 'success'],
+    )
+  })
+
   it('Verified, a named transport (syslog_name with a slash), several recipients and a cached connection: one session', () => {
     const lines = `
 Dec  4 10:00:00 mx postfix/linksec-secure/smtp[77]: Verified TLS connection established to mx.example.net[192.0.2.7]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)

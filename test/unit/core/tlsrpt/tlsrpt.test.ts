@@ -10,6 +10,8 @@ import { buildReport, gzipReport } from '../../../../core/tlsrpt/report'
 import { parseTlsrptRecord } from '../../../../core/tlsrpt/rua'
 import { tlsrptAttributes } from '../../../../milter/socketmap/tls-policy'
 import { createMemoryStore, reportDay } from '../../../../core/tlsrpt/store'
+import { policyReply } from '../../../../milter/socketmap/tls-policy'
+import { assertRfc8460Report } from '../../../helpers/tlsrpt-report'
 
 const sts = combine('sts.test', [
   {
@@ -75,6 +77,99 @@ describe('RFC 8460 result types from what the session showed', () => {
     // A cached policy kept over a failed refresh (stale) is still the policy: no failure.
     const kept = combine('sts.test', [{ ...sts.sources[0]!, outcome: 'stale' }])
     assert.equal(reportPolicyOf(kept).failure, undefined)
+  })
+})
+
+/** An MTA-STS policy in mode testing, as core/policy/mta-sts-source.ts answers it: found, no level, no TLS mode. */
+const testingStrings = ['version: STSv1', 'mode: testing', 'mx: *.testing.test', 'max_age: 604800']
+const testing = combine('testing.test', [
+  {
+    source: 'mta_sts',
+    outcome: 'found',
+    reason: 'not enforced (mode testing)',
+    mxPatterns: ['*.testing.test'],
+    policyStrings: testingStrings,
+  },
+  { source: 'txt', outcome: 'none', reason: 'no record' },
+])
+
+describe('an MTA-STS policy in mode testing (RFC 8461 §5, RFC 8460 §4.3/§4.4)', () => {
+  it('is reported as policy-type sts with its policy strings and mx patterns', () => {
+    assert.deepEqual(reportPolicyOf(testing), {
+      policyType: 'sts',
+      policyDomain: 'testing.test',
+      policyStrings: testingStrings,
+      mxHostPatterns: ['*.testing.test'],
+      ttlSeconds: 604800,
+    })
+    // Under DANE the session ran under the TLSA policy (RFC 8461 §2): tlsa, not the testing policy.
+    const dane = combine('testing.test', [
+      { source: 'dane', outcome: 'found', reason: 'TLSA', level: 2, tlsMode: 'dane-only' },
+      testing.sources[0]!,
+    ])
+    assert.equal(reportPolicyOf(dane).policyType, 'tlsa')
+    // mode none is no policy (RFC 8461 §5).
+    const off = combine('off.test', [
+      { ...testing.sources[0]!, policyStrings: ['version: STSv1', 'mode: none', 'max_age: 86400'] },
+    ])
+    assert.equal(reportPolicyOf(off).policyType, 'no-policy-found')
+  })
+
+  it('is never enforced: no TLS mode, the socketmap reply is unchanged, with or without tlsrpt attributes', () => {
+    assert.equal(testing.tlsMode, 'none')
+    assert.deepEqual(policyReply(testing), { status: 'NOTFOUND' })
+    assert.deepEqual(policyReply(testing, { tlsrpt: true }), { status: 'NOTFOUND' })
+    // With a linksec level making it encrypt, Postfix still gets no sts attributes to act on.
+    const encrypt = combine('testing.test', [
+      testing.sources[0]!,
+      { source: 'txt', outcome: 'found', reason: 'level 2', level: 2, tlsMode: 'encrypt' },
+    ])
+    assert.equal(reportPolicyOf(encrypt).policyType, 'sts')
+    assert.equal(tlsrptAttributes(encrypt), '')
+    assert.deepEqual(policyReply(encrypt, { tlsrpt: true }), { status: 'OK', data: 'encrypt' })
+  })
+
+  it('failures under it are sts failures in the report; a delivery over a verified certificate is the success', async () => {
+    const store = createMemoryStore()
+    const at = Date.parse('2026-12-03T08:00:00Z')
+    const policy = reportPolicyOf(testing)
+    const seen = [
+      { ...base }, // EHLO without STARTTLS
+      { ...base, offersStartTls: true, tls: true, certError: 'self-signed certificate' },
+      { ...base, offersStartTls: true, tls: true, certError: 'certificate has expired' },
+      { ...base, offersStartTls: true, tls: true, certVerified: true },
+    ]
+    const results = seen.map((f) => sessionResult(f, policy.policyType))
+    assert.deepEqual(results, [
+      'starttls-not-supported',
+      'certificate-not-trusted',
+      'certificate-expired',
+      'success',
+    ])
+    for (const result of results)
+      await store.record({ policy, result: result!, receivingMxHostname: 'mx1.testing.test', at })
+    const report = buildReport({
+      organization: 'example.org',
+      contact: 'mailto:tls@example.org',
+      day: reportDay(at),
+      domain: 'testing.test',
+      days: await store.counts(reportDay(at), 'testing.test'),
+    })
+    assertRfc8460Report(report, 'testing.test')
+    assert.equal(report.policies.length, 1)
+    const [p] = report.policies
+    assert.deepEqual(p!.policy, {
+      'policy-type': 'sts',
+      'policy-string': testingStrings,
+      'policy-domain': 'testing.test',
+      'mx-host': ['*.testing.test'],
+    })
+    assert.deepEqual(p!.summary, { 'total-successful-session-count': 1, 'total-failure-session-count': 3 })
+    assert.deepEqual(p!['failure-details'].map((f) => f['result-type']).sort(), [
+      'certificate-expired',
+      'certificate-not-trusted',
+      'starttls-not-supported',
+    ])
   })
 })
 
