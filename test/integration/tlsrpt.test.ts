@@ -1,7 +1,8 @@
 /**
  * TLS reports (RFC 8460) end to end with real peers on loopback: a Haraka
  * running linksec relays untagged mail to three real receivers — no STARTTLS
- * (plain.test), a self-signed certificate under an enforced MTA-STS policy
+ * under an MTA-STS policy in mode testing (plain.test: delivered anyway,
+ * RFC 8461 §5, and reported under policy-type sts), a self-signed certificate under an enforced MTA-STS policy
  * (tls.test), a certificate from the test CA (level4.test) — and counts each
  * session in Redis. A second linksec instance adds to the same counts.
  * `linksec tlsrpt send` then reads the day's counts, finds each domain's
@@ -107,14 +108,18 @@ describe('TLS reports from Haraka outbound, delivered by mail and HTTPS', { time
     world = await startWorld({
       zone: {
         '_mta-sts.tls.test': { TXT: ['v=STSv1; id=1;'] },
+        '_mta-sts.plain.test': { TXT: ['v=STSv1; id=1;'] },
         '_smtp._tls.plain.test': { TXT: [RUA] },
         '_smtp._tls.tls.test': { TXT: [RUA] },
         '_smtp._tls.level4.test': { TXT: [RUA] },
       },
-      hosts: ['mta-sts.tls.test', 'reports.test'],
+      hosts: ['mta-sts.tls.test', 'mta-sts.plain.test', 'reports.test'],
       routes: {
         'mta-sts.tls.test/.well-known/mta-sts.txt': {
           body: 'version: STSv1\nmode: enforce\nmx: mx.tls.test\nmax_age: 86400\n',
+        },
+        'mta-sts.plain.test/.well-known/mta-sts.txt': {
+          body: 'version: STSv1\nmode: testing\nmx: mx.plain.test\nmax_age: 604800\n',
         },
         'reports.test/tlsrpt': (req, res) => {
           const chunks: Buffer[] = []
@@ -170,6 +175,7 @@ describe('TLS reports from Haraka outbound, delivered by mail and HTTPS', { time
       })
       assert.ok(r.accepted, r.reply)
     }
+    // mode testing enforces nothing: the mail goes in clear to the receiver without STARTTLS.
     await receivers!.plain.haraka.waitForQueued(1, 60_000)
     await receivers!.level4.haraka.waitForQueued(1, 60_000)
     // The refused tls.test hop: its DSN reaches the senders' domain.
@@ -202,7 +208,7 @@ describe('TLS reports from Haraka outbound, delivered by mail and HTTPS', { time
     const shown = await run(process.execPath, [BIN, 'tlsrpt', 'show', '--date', 'today', '--config', conf])
     assert.match(
       shown.out,
-      /plain\.test no-policy-found: 0 ok, 1 failed \[starttls-not-supported mx\.plain\.test x1\]/,
+      /plain\.test sts: 0 ok, 1 failed \[starttls-not-supported mx\.plain\.test x1\]/,
       shown.out + shown.err,
     )
     assert.match(shown.out, /tls\.test sts: 0 ok, \d+ failed \[certificate-not-trusted mx\.tls\.test/)
@@ -250,6 +256,13 @@ describe('TLS reports from Haraka outbound, delivered by mail and HTTPS', { time
         'total-failure-session-count': 1,
       })
       assert.equal(plain['failure-details'][0]!['result-type'], 'starttls-not-supported')
+      // The testing policy is the policy (RFC 8460 §4.4), not no-policy-found.
+      assert.deepEqual(plain.policy, {
+        'policy-type': 'sts',
+        'policy-string': ['version: STSv1', 'mode: testing', 'mx: mx.plain.test', 'max_age: 604800'],
+        'policy-domain': 'plain.test',
+        'mx-host': ['mx.plain.test'],
+      })
       const sts = by.get('tls.test')!.policies[0]!
       assert.equal(sts.policy['policy-type'], 'sts')
       assert.deepEqual(sts.policy['policy-string'], [
