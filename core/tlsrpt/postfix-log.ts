@@ -20,6 +20,11 @@
  * the verification error, core/tlsrpt/outcome.ts), "Cannot start TLS:
  * handshake failure" (validation-failure).
  *
+ * Under an MTA-STS policy in `mode: testing` (reported, not enforced: the
+ * socketmap gives Postfix a level below verify, which checks no name),
+ * `Untrusted` and `Anonymous` sessions are certificate failures and a
+ * `Trusted` one is not counted: its name was never checked (RFC 8461 §4.1).
+ *
  * Never counted: a plaintext delivery at level `may` (Postfix does not log
  * whether STARTTLS was offered, so linksec cannot tell "not offered" from
  * "not tried"), and anything that does not parse in full — the log is text
