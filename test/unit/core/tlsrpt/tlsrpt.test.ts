@@ -147,7 +147,7 @@ describe('an MTA-STS policy in mode testing (RFC 8461 §5, RFC 8460 §4.3/§4.4)
       'success',
     ])
     for (const result of results)
-      await store.record({ policy, result: result!, receivingMxHostname: 'mx1.testing.test', at })
+      await store.record({ policy, result, receivingMxHostname: 'mx1.testing.test', at })
     const report = buildReport({
       organization: 'example.org',
       contact: 'mailto:tls@example.org',
