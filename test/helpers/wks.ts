@@ -6,12 +6,20 @@
  * with --fake-submission-addr (client(): it encrypts to the submission key
  * from that keyring and asks dirmngr nothing), or finding the policy and the
  * keys over WKD as on the Internet (runWithTestResolver: dirmngr sees only a
- * test DNS server and the test CA). No lookup leaves the machine.
+ * test DNS server and the test CA; startWkdWorld puts that DNS server on
+ * port 53 and an HTTPS WKD host on port 443 in front of linksec's HTTP
+ * listener, for wks-postfix and wks-haraka alike). No lookup leaves the
+ * machine.
  */
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
+import * as http from 'node:http'
+import * as https from 'node:https'
 import * as path from 'node:path'
+import { startDnsServer, type TestDnsServer } from './dns-server'
+import { loopbackBlock } from './postfix-hosts'
+import { testCa } from './test-ca'
 
 export const WKS_CLIENT = '/usr/lib/gnupg/gpg-wks-client'
 export const LINKSEC_BIN = path.resolve(__dirname, '..', '..', 'bin', 'linksec.js')
@@ -133,4 +141,73 @@ export async function runWithTestResolver(
   const status = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
   clearTimeout(timer)
   return { status, out: Buffer.concat(out), err }
+}
+
+/** GET from linksec's HTTP listener on loopback with this Host. */
+export function get(port: number, p: string, host: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p, headers: { host } }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }))
+      })
+      .on('error', reject)
+  })
+}
+
+/** DNS on port 53 and WKD (HTTPS, port 443, proxied to linksec with its Host) on loopback addresses of this test's own. */
+export interface WkdWorld {
+  dns: TestDnsServer
+  seen: string[]
+  run(
+    cmd: string,
+    args: string[],
+    home: string,
+    input?: string | Buffer,
+  ): ReturnType<typeof runWithTestResolver>
+  close(): Promise<void>
+}
+
+export async function startWkdWorld(scratch: string, domain: string, httpPort: number): Promise<WkdWorld> {
+  const at = loopbackBlock()
+  const [dnsHost, webHost] = [at(1), at(2)]
+  const dns = await startDnsServer(
+    { [`openpgpkey.${domain}`]: { A: [webHost] }, [domain]: { A: [webHost] } },
+    { host: dnsHost, port: 53 },
+  )
+  const leaf = await testCa().leaf([`openpgpkey.${domain}`, domain])
+  const seen: string[] = []
+  const web = https.createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
+    seen.push(`${req.headers.host} ${req.url}`)
+    // The operator's web server in front of linksec (docs/operators.md): proxied with its Host.
+    const up = http.request(
+      {
+        host: '127.0.0.1',
+        port: httpPort,
+        path: req.url,
+        method: req.method,
+        headers: { host: req.headers.host },
+      },
+      (r) => {
+        res.writeHead(r.statusCode!, r.headers)
+        r.pipe(res)
+      },
+    )
+    up.on('error', () => res.destroy())
+    up.end()
+  })
+  await new Promise<void>((r) => web.listen(443, webHost, r))
+  const dir = path.join(scratch, 'wkd-world')
+  fs.mkdirSync(dir)
+  return {
+    dns,
+    seen,
+    run: (cmd, args, home, input) =>
+      runWithTestResolver(dir, dnsHost, testCa().caFile, cmd, args, { GNUPGHOME: home }, input),
+    async close() {
+      await new Promise<void>((r) => web.close(() => r()))
+      await dns.close()
+    },
+  }
 }

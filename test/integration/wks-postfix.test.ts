@@ -20,8 +20,6 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import * as http from 'node:http'
-import * as https from 'node:https'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -36,82 +34,21 @@ import {
   type SinkMessage,
 } from '../helpers/postfix'
 import { freePort } from '../helpers/ports'
-import { loopbackBlock } from '../helpers/postfix-hosts'
-import { testCa } from '../helpers/test-ca'
 import { isRoot, needTools } from '../helpers/tools'
-import { linksec, run, runWithTestResolver, WKS_CLIENT, wksUser, type WksUser } from '../helpers/wks'
+import {
+  get,
+  linksec,
+  run,
+  startWkdWorld,
+  WKS_CLIENT,
+  wksUser,
+  type WkdWorld,
+  type WksUser,
+} from '../helpers/wks'
 
 const DOMAIN = 'wks.test'
 const SA = `key-submission@${DOMAIN}`
 const ANN = `ann@${DOMAIN}`
-function get(port: number, p: string, host: string): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: p, headers: { host } }, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }))
-      })
-      .on('error', reject)
-  })
-}
-
-/** DNS on port 53 and WKD (HTTPS, port 443, proxied to linksec with its Host) on loopback addresses of this test's own. */
-interface WkdWorld {
-  dns: TestDnsServer
-  seen: string[]
-  run(
-    cmd: string,
-    args: string[],
-    home: string,
-    input?: string | Buffer,
-  ): ReturnType<typeof runWithTestResolver>
-  close(): Promise<void>
-}
-
-async function startWkdWorld(scratch: string, httpPort: number): Promise<WkdWorld> {
-  const at = loopbackBlock()
-  const [dnsHost, webHost] = [at(1), at(2)]
-  const dns = await startDnsServer(
-    { [`openpgpkey.${DOMAIN}`]: { A: [webHost] }, [DOMAIN]: { A: [webHost] } },
-    { host: dnsHost, port: 53 },
-  )
-  const leaf = await testCa().leaf([`openpgpkey.${DOMAIN}`, DOMAIN])
-  const seen: string[] = []
-  const web = https.createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
-    seen.push(`${req.headers.host} ${req.url}`)
-    // The operator's web server in front of linksec (docs/operators.md): proxied with its Host.
-    const up = http.request(
-      {
-        host: '127.0.0.1',
-        port: httpPort,
-        path: req.url,
-        method: req.method,
-        headers: { host: req.headers.host },
-      },
-      (r) => {
-        res.writeHead(r.statusCode!, r.headers)
-        r.pipe(res)
-      },
-    )
-    up.on('error', () => res.destroy())
-    up.end()
-  })
-  await new Promise<void>((r) => web.listen(443, webHost, r))
-  const dir = path.join(scratch, 'wkd-world')
-  fs.mkdirSync(dir)
-  return {
-    dns,
-    seen,
-    run: (cmd, args, home, input) =>
-      runWithTestResolver(dir, dnsHost, testCa().caFile, cmd, args, { GNUPGHOME: home }, input),
-    async close() {
-      await new Promise<void>((r) => web.close(() => r()))
-      await dns.close()
-    },
-  }
-}
-
 describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
   let serve: ServeInstance | undefined
   let pf: PostfixInstance | undefined
@@ -147,7 +84,7 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
     linksec(serve.configDir, 'wks', 'init', DOMAIN)
     // No submission key in ann's keyring: gpg-wks-client finds the policy and the key over WKD.
     ann = wksUser(scratch, ANN, undefined, SA)
-    world = await startWkdWorld(scratch, httpPort)
+    world = await startWkdWorld(scratch, DOMAIN, httpPort)
   })
 
   after(async () => {
