@@ -10,6 +10,7 @@ import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
 import type { HarakaTransaction } from '../../../plugins/haraka'
 import { replaceBody } from '../../../plugins/body'
+import { readMessage } from '../../../plugins/message'
 
 interface Stream {
   get_data(cb: (b: Buffer) => void): void
@@ -69,5 +70,26 @@ describe('replaceBody on a real Haraka transaction', () => {
     ;(txn.header as unknown as { add(n: string, v: string): void }).add('X-Added', 'yes')
     await replaceBody(txn, Buffer.from('new\r\n'))
     assert.match((await data(txn)).toString(), /^X-Added: yes\r\n[\s\S]*\r\n\r\nnew\r\n$/)
+  })
+})
+
+describe('readMessage on a real Haraka transaction', () => {
+  it('is what get_data() gives, byte for byte: header lines with dots, folds, a bare LF, UTF-8, an added header, dot-stuffed body lines', async () => {
+    const head =
+      'From: <alice@sign.test>\r\nSubject: Gr\u00fc\u00dfe\r\n folded\r\n\t..dots\r\nX-Bare: a\nX-Dot: .x\r\n\r\n'
+    const body = '..one\r\n...two\r\nplain\r\n\r\nlast'
+    const txn = await received(Buffer.from(head + body).toString('latin1'))
+    txn.add_leading_header('Received', 'from x by y')
+    assert.ok(txn.header.header_list.length > 0)
+    assert.deepEqual(await readMessage(txn), await data(txn))
+    // A replaced body (the sign step's) is read the same way.
+    await replaceBody(txn, Buffer.from('.a\r\nb\r\n'))
+    assert.deepEqual(await readMessage(txn), await data(txn))
+  })
+
+  it('a message without a header section is read whole', async () => {
+    const txn = await received('\r\n..body\r\n')
+    assert.equal(txn.header.header_list.length, 0)
+    assert.deepEqual(await readMessage(txn), await data(txn))
   })
 })
