@@ -64,9 +64,7 @@ export function readMessage(txn: HarakaTransaction): Promise<Buffer> {
   for (const line of list) head += line.replace(/\r?\n/g, '\r\n')
   head += '\r\n'
   return new Promise((resolve) =>
-    stream.get_data({ skip_headers: true }, (body) =>
-      resolve(Buffer.concat([Buffer.from(head), body])),
-    ),
+    stream.get_data({ skip_headers: true }, (body) => resolve(Buffer.concat([Buffer.from(head), body]))),
   )
 }
 
