@@ -9,8 +9,11 @@
  * a validating resolver does), not for example.net.
  *
  * The messages are signed up front, so "queued" is alice's mail signed
- * before the swap. `swap(addr, key)` is the attacker who took the web
+ * before the swap. `swap(domain)` is the attacker who took the web
  * server: WKD then serves their key (alice's user ID, not certified).
+ * `rotate(domain)` is the operator's `linksec keys rotate alice@DOMAIN` on
+ * the sending side: WKD then serves the key file it leaves, the old key and
+ * the new (CA-certified) one, for [keys] rotation_overlap.
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -29,7 +32,11 @@ export const wkdPath = (addr: string): string => {
 }
 
 /** The sending domain's own linksec: a CA, and alice's key added (certified). Returns the CA fingerprint and keys dir. */
-function senderSide(dir: string, domain: string, alicePub: Buffer): { ca: string; keys: string } {
+function senderSide(
+  dir: string,
+  domain: string,
+  alicePub: Buffer,
+): { ca: string; keys: string; cli: (...args: string[]) => string } {
   const conf = path.join(dir, `sender-${domain}`)
   fs.mkdirSync(conf, { recursive: true })
   fs.writeFileSync(path.join(conf, 'linksec.ini'), `[main]\ndomain=${domain}\n`)
@@ -42,7 +49,7 @@ function senderSide(dir: string, domain: string, alicePub: Buffer): { ca: string
   const file = path.join(dir, `alice-${domain}.pgp`)
   fs.writeFileSync(file, alicePub)
   cli('keys', 'add', file, `alice@${domain}`)
-  return { ca, keys: path.join(conf, 'keys') }
+  return { ca, keys: path.join(conf, 'keys'), cli }
 }
 
 const fingerprint = (key: Buffer): string =>
@@ -54,10 +61,12 @@ export interface CaAttackScene {
   world: World
   /** ca: example.org's CA; alice, alice2: the legitimate keys (org, net); mallory2: the attacker's key for example.net. */
   fpr: { ca: string; alice: string; alice2: string; mallory2: string }
-  /** legit, queued, attacker (example.org); netLegit, netAttacker (example.net). */
-  mail: Record<'legit' | 'queued' | 'attacker' | 'netLegit' | 'netAttacker', Buffer>
+  /** legit, queued, attacker, beforeRotation (example.org); netLegit, netAttacker (example.net). */
+  mail: Record<'legit' | 'queued' | 'attacker' | 'beforeRotation' | 'netLegit' | 'netAttacker', Buffer>
   /** WKD for alice@DOMAIN serves the attacker's key from now on. */
   swap(domain: 'example.org' | 'example.net'): void
+  /** `linksec keys rotate alice@DOMAIN` at the sender; WKD serves the resulting file. Returns the file. */
+  rotate(domain: 'example.org' | 'example.net'): Buffer
   /** [resolver], [net] and [keys] sections for a receiving linksec in this world. */
   ini: Record<string, Record<string, string | number | boolean>>
   close(): Promise<void>
@@ -95,6 +104,7 @@ export async function startCaAttackScene(): Promise<CaAttackScene> {
       legit: signed(alice, 'alice@example.org', 'legit'),
       queued: signed(alice, 'alice@example.org', 'queued before the swap'),
       attacker: signed(mallory, 'alice@example.org', 'attacker'),
+      beforeRotation: signed(alice, 'alice@example.org', 'signed before the rotation'),
       netLegit: signed(alice2, 'alice@example.net', 'net legit'),
       netAttacker: signed(mallory2, 'alice@example.net', 'net attacker'),
     }
@@ -109,6 +119,13 @@ export async function startCaAttackScene(): Promise<CaAttackScene> {
       },
       mail,
       swap: (domain) => world.https.route(wkdPath(`alice@${domain}`), { body: attackerKey[domain] }),
+      rotate: (domain) => {
+        const side = { 'example.org': org, 'example.net': net }[domain]
+        side.cli('keys', 'rotate', `alice@${domain}`)
+        const body = read(side.keys, `alice@${domain}`)
+        world.https.route(wkdPath(`alice@${domain}`), { body })
+        return body
+      },
       ini: {
         keys: { methods: 'wkd', positive_ttl: 0 },
         resolver: { servers: world.dns.address },

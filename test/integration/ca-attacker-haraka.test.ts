@@ -13,8 +13,12 @@
  *    swap still passes (the key kept from before).
  * 3. An unvalidated `ca=` is reported and ignored; the swap shows as
  *    policy.key-change=.
+ * 4. The sending operator runs `linksec keys rotate`: WKD serves the old and
+ *    the new key, and alice's mail signed with the old key before the
+ *    rotation (still queued, say) passes during [keys] rotation_overlap.
  */
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
 import { startCaAttackScene, type CaAttackScene } from '../helpers/ca-attack'
 import { startHaraka, type HarakaInstance } from '../helpers/haraka'
@@ -119,5 +123,30 @@ describe('a key swapped on the sender domain WKD, with ca= declared, through a r
       ),
     )
     await mx!.waitForLog(/sender key changed/)
+  })
+
+  it('after `linksec keys rotate` at the sender, mail signed with the old key passes during the overlap', async (t) => {
+    if (!ready(t)) return
+    // The operator answers the swap by rotating: WKD serves the old key and the new one, both certified.
+    const published = scene!.rotate('example.org')
+    const shown = spawnSync('gpg', ['--with-colons', '--show-keys'], { input: published, encoding: 'utf8' })
+    // Primary keys only: each pub line's first fpr line.
+    const fprs = [...shown.stdout.matchAll(/^pub:.*\n(?:(?!pub:).*\n)*?fpr:+([0-9A-F]{40}):/gm)].map(
+      (m) => m[1],
+    )
+    assert.equal(fprs.length, 2, shown.stdout)
+    assert.ok(fprs.includes(scene!.fpr.alice), 'the old key is not published during the overlap')
+    const r = await send('alice@example.org', scene!.mail.beforeRotation)
+    assert.match(r.reply, /^250 /, r.transcript)
+    const [ar] = await delivered('signed before the rotation')
+    assert.match(
+      ar ?? '',
+      new RegExp(
+        `x-openpgp=pass .*body\\.openpgp-fingerprint=${scene!.fpr.alice} policy\\.ca=${scene!.fpr.ca}`,
+      ),
+    )
+    // From the WKD publication of the overlap, not from what the receiver remembered.
+    assert.match(ar ?? '', /\(key from wkd/)
+    assert.doesNotMatch(ar ?? '', /policy\.key-change=/)
   })
 })
