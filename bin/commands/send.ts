@@ -15,7 +15,17 @@
  *
  * Flags: -t (recipients from To/Cc/Bcc), -f ADDR / -r ADDR (envelope sender),
  * -i / -oi (a lone "." does not end the message: stdin is always read to
- * its end), -F NAME (ignored), --encrypt, --config DIR.
+ * its end), -F NAME (ignored), --encrypt, --requiretls, --config DIR.
+ *
+ * --requiretls asks for REQUIRETLS (RFC 8689 §4.1, the originator's
+ * choice): the message then needs, per recipient hop, a verified
+ * certificate and either REQUIRETLS offered after STARTTLS (then MAIL FROM
+ * carries it) or a declared link-security level of 3 or more, the rule every
+ * linksec relay applies to REQUIRETLS mail (core/enforce/hop.ts,
+ * docs/architecture.md §6.3); a hop with neither is refused (69), a TLS or
+ * certificate failure 75, and nothing is sent to it. A `Link-Security-Required`
+ * tag alone does not add REQUIRETLS: its rule is the hop's declared level,
+ * as linksec relays it.
  */
 import * as fs from 'node:fs'
 import * as net from 'node:net'
@@ -41,19 +51,21 @@ export const RAW_ARGS = true
 export const OPTIONS = {}
 
 export const USAGE =
-  'usage: linksec send [-t] [-i] [-f sender] [--encrypt] [--config DIR] [--] [recipient…] < message\n'
+  'usage: linksec send [-t] [-i] [-f sender] [--encrypt] [--requiretls] [--config DIR] [--] [recipient…] < message\n'
 
 export interface SendArgs {
   extract: boolean
   sender?: string
   encrypt: boolean
+  /** Ask for REQUIRETLS (RFC 8689). */
+  requireTls: boolean
   config?: string
   recipients: string[]
 }
 
 /** sendmail's flags; a flag it does not know is a usage error naming it. */
 export function parseSendArgs(argv: readonly string[]): SendArgs | { error: string } {
-  const out: SendArgs = { extract: false, encrypt: false, recipients: [] }
+  const out: SendArgs = { extract: false, encrypt: false, requireTls: false, recipients: [] }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     const value = (flag: string): string | undefined =>
@@ -64,6 +76,7 @@ export function parseSendArgs(argv: readonly string[]): SendArgs | { error: stri
     } else if (a === '-t') out.extract = true
     else if (a === '-i' || a === '-oi') continue
     else if (a === '--encrypt') out.encrypt = true
+    else if (a === '--requiretls') out.requireTls = true
     else if (a === '--config' || a.startsWith('--config=')) {
       out.config = a.startsWith('--config=') ? a.slice(9) : argv[++i]
       if (!out.config) return { error: '--config needs a directory' }
@@ -178,7 +191,7 @@ export async function sendMessage(
   const hostname = cfg.main.authserv_id || os.hostname()
   const broken = unparsable(input)
   if (broken) return { exit: EX.DATAERR, error: `not sent to anyone: ${broken}` }
-  const msg = prepareMessage(input, { now: new Date(rt.now()), hostname })
+  const msg = prepareMessage(input, { now: new Date(rt.now()), hostname, requireTls: a.requireTls })
   const wanted = [...new Set([...a.recipients, ...(a.extract ? msg.headerRecipients : [])])]
   if (wanted.length === 0) return { exit: EX.USAGE, error: 'no recipients: name them or use -t' }
   const sender = a.sender ? parseAddress(a.sender) : msg.from

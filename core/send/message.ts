@@ -81,7 +81,10 @@ export function unparsable(input: Buffer): string | undefined {
   return undefined
 }
 
-export function prepareMessage(input: Buffer, opts: { now: Date; hostname: string }): Outgoing {
+export function prepareMessage(
+  input: Buffer,
+  opts: { now: Date; hostname: string; /** `--requiretls` (RFC 8689 §4.1). */ requireTls?: boolean },
+): Outgoing {
   const { head, body } = splitEntity(toCrlf(input))
   const all = rawFields(head)
   const headerRecipients = addressesIn(all, ['to', 'cc', 'bcc'])
@@ -94,7 +97,7 @@ export function prepareMessage(input: Buffer, opts: { now: Date; hostname: strin
     fields.push(`Message-ID: <${crypto.randomBytes(12).toString('hex')}@${opts.hostname}>\r\n`)
   const froms = all.filter((f) => f.key === 'from')
   const requirement = messageRequirement({
-    requiretlsParam: false,
+    requiretlsParam: opts.requireTls === true,
     requirementHeaders: all.filter((f) => f.key === REQUIREMENT_HEADER.toLowerCase()).map(fieldValue),
     tlsRequiredHeaders: all.filter((f) => f.key === TLS_REQUIRED_HEADER.toLowerCase()).map(fieldValue),
   })

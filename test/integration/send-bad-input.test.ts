@@ -256,6 +256,29 @@ describe('linksec send: bad input and bad servers', () => {
     )
   })
 
+  it('--requiretls to a server that cannot offer REQUIRETLS (no STARTTLS): 69, the hop named, no MAIL FROM sent', async () => {
+    const before = picky.sessions.length
+    const r = await send(
+      ['-f', 'a@sender.test', '--requiretls', '--config', cfg(picky.port), 'ok@rcpt.test'],
+      MESSAGE,
+    )
+    assert.equal(r.code, 69, r.out + r.err)
+    assert.match(
+      r.err,
+      /^ok@rcpt\.test: not sent: mx\.rcpt\.test \[127\.0\.0\.1\]:\d+: this message \(REQUIRETLS\) was not sent: the receiving server .* does not offer STARTTLS/m,
+    )
+    assert.equal(r.out, '')
+    const tried = picky.sessions.slice(before)
+    assert.ok(tried.length >= 1)
+    for (const s of tried) {
+      assert.ok(!s.commands.some((c) => /^(MAIL|RCPT|DATA)\b/i.test(c)), s.commands.join(' | '))
+      assert.equal(s.dataBytes, 0)
+    }
+    // Without the flag the same message goes out in plain text (it is untagged).
+    const plain = await send(['-f', 'a@sender.test', '--config', cfg(picky.port), 'ok@rcpt.test'], MESSAGE)
+    assert.equal(plain.code, 0, plain.err)
+  })
+
   it('addresses without a domain: 67 each, named; the good one is still sent', async () => {
     const r = await send(
       ['-f', 'a@sender.test', '--config', cfg(picky.port), 'bob', 'carol@', '@rcpt.test', 'ok@rcpt.test'],

@@ -76,6 +76,7 @@ describe('linksec send to receivers that run linksec', { skip: S.missingSigners(
   let senderDir: string
   let bobHome: string
   let haraka: HarakaInstance | undefined
+  let rtlsHaraka: HarakaInstance | undefined
   let serve: ServeInstance | undefined
   let pf: PostfixInstance | undefined
   let plainPf: PostfixInstance | undefined
@@ -106,6 +107,8 @@ describe('linksec send to receivers that run linksec', { skip: S.missingSigners(
         'postfix.test': { MX: ['10 mx.postfix.test'] },
         'mx.postfix.test': { A: ['127.0.0.1'] },
         'plain-postfix.test': { MX: ['10 mx.plain-postfix.test'] },
+        'rtls.test': { MX: ['10 mx.rtls.test'] },
+        'mx.rtls.test': { A: ['127.0.0.1'] },
         'mx.plain-postfix.test': { A: ['127.0.0.1'] },
       },
       hosts: ['openpgpkey.sender.test', 'openpgpkey.postfix.test'],
@@ -125,6 +128,14 @@ describe('linksec send to receivers that run linksec', { skip: S.missingSigners(
       net: { ca_file: world.ca.caFile, https_port: world.https.port, allow_private_addresses: true },
     }
     haraka = await startHaraka({ plugins: ['tls', 'linksec', 'test_sink'], linksec: receiverIni })
+    // A certificate from the world's CA, so a REQUIRETLS sender can verify it (RFC 8689 §4.2.1).
+    const leaf = await world.ca.leaf(['mx.rtls.test'])
+    rtlsHaraka = await startHaraka({
+      plugins: ['tls', 'linksec', 'test_sink'],
+      linksec: receiverIni,
+      tlsKeyPem: leaf.key,
+      tlsCertPem: leaf.cert,
+    })
     if (postfixOk()) {
       serve = await startLinksecServe({ ini: receiverIni })
       pf = await startPostfix({ milter: serve.milterAddress, milterDefaultAction: 'tempfail' })
@@ -132,7 +143,7 @@ describe('linksec send to receivers that run linksec', { skip: S.missingSigners(
     }
   })
   after(async () => {
-    await Promise.allSettled([haraka?.stop(), pf?.stop(), plainPf?.stop()])
+    await Promise.allSettled([haraka?.stop(), rtlsHaraka?.stop(), pf?.stop(), plainPf?.stop()])
     await serve?.stop()
     await world?.close()
     kit?.cleanup()
@@ -181,6 +192,24 @@ describe('linksec send to receivers that run linksec', { skip: S.missingSigners(
       ),
       arFields(got.raw).join('\n'),
     )
+  })
+
+  it('--requiretls to Haraka with linksec (REQUIRETLS offered after STARTTLS): MAIL FROM carries REQUIRETLS, delivered', async () => {
+    const before = rtlsHaraka!.queued().length
+    const r = await send(
+      ['-i', '--requiretls', '--config', senderFor(rtlsHaraka!.port), 'bob@rtls.test'],
+      message('bob@rtls.test'),
+    )
+    assert.equal(r.code, 0, r.err)
+    assert.match(
+      r.out,
+      /^bob@rtls\.test: sent to mx\.rtls\.test \[127\.0\.0\.1\]:\d+ over TLSv1\.[23] with REQUIRETLS \(signed\): 250/m,
+    )
+    const q = await rtlsHaraka!.waitForQueued(before + 1)
+    const got = q.find((m) => m.raw.includes(`<p${n}@sender.test>`))!
+    assert.deepEqual(got.rcptTo, ['bob@rtls.test'])
+    // The receiving linksec accepted the MAIL parameter (plugins/declare.ts notes it).
+    assert.equal((got.notes.linksec as { requiretls?: boolean } | undefined)?.requiretls, true)
   })
 
   it('Postfix with linksec serve as milter: delivered to its MX; the milter writes x-openpgp=pass', async (t) => {

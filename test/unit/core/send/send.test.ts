@@ -9,6 +9,7 @@ test('sendmail flags: -t -i -oi -f/-fADDR -r -F, recipients after --; an unknown
   assert.deepEqual(parseSendArgs(['-t', '-i', '-oi', '-fa@x.test', '--', '-b@x.test']), {
     extract: true,
     encrypt: false,
+    requireTls: false,
     recipients: ['-b@x.test'],
     sender: 'a@x.test',
   })
@@ -31,6 +32,19 @@ test('prepareMessage: Bcc removed and counted as a recipient with -t, Date and M
   assert.match(text, /^Message-ID: <[0-9a-f]+@h\.test>\r$/m)
   assert.equal(m.from?.address, 'a@x.test')
   assert.equal(m.requirement.level, 3)
+})
+
+test('--requiretls: the message requires REQUIRETLS (level 3, verified certificate); TLS-Required: No is then ignored', () => {
+  assert.equal((parseSendArgs(['--requiretls', 'b@y.test']) as { requireTls: boolean }).requireTls, true)
+  const input = Buffer.from('From: a@x.test\nTo: b@y.test\nTLS-Required: No\n\nhi\n')
+  const asked = prepareMessage(input, { now: new Date(0), hostname: 'h.test', requireTls: true })
+  assert.equal(asked.requirement.source, 'requiretls')
+  assert.equal(asked.requirement.level, 3)
+  assert.equal(asked.requirement.verifiedCertificate, true)
+  assert.equal(asked.requirement.tlsOptional, false)
+  const plain = prepareMessage(input, { now: new Date(0), hostname: 'h.test' })
+  assert.equal(plain.requirement.source, 'none')
+  assert.equal(plain.requirement.tlsOptional, true)
 })
 
 function fakeDns(
