@@ -282,6 +282,29 @@ describe('linksec send to receivers that run linksec', { skip: S.missingSigners(
     assert.equal(plainPf!.queued(), 0)
   })
 
+  it('--requiretls (an untagged message) to Postfix: without STARTTLS 69, with its self-signed certificate 75; nothing at either sink', async (t) => {
+    if (!needPostfix(t)) return
+    const plainBefore = plainPf!.sinkMessages().length
+    const tlsBefore = pf!.sinkMessages().length
+    const plain = await send(
+      ['--requiretls', '--config', senderFor(plainPf!.port), 'bob@plain-postfix.test'],
+      message('bob@plain-postfix.test'),
+    )
+    assert.equal(plain.code, 69, plain.out + plain.err)
+    assert.match(plain.err, /^bob@plain-postfix\.test: not sent: .*\(REQUIRETLS\) was not sent: .*STARTTLS/m)
+    // Postfix 3.7 offers no REQUIRETLS; its certificate is checked first and does not verify.
+    const tls = await send(
+      ['--requiretls', '--config', senderFor(pf!.port), 'bob@postfix.test'],
+      message('bob@postfix.test'),
+    )
+    assert.equal(tls.code, 75, tls.out + tls.err)
+    assert.match(tls.err, /^bob@postfix\.test: not sent: .*\(REQUIRETLS\) was not sent: the certificate of /m)
+    assert.equal(plain.out + tls.out, '')
+    await new Promise((ok) => setTimeout(ok, 500))
+    assert.equal(plainPf!.sinkMessages().length, plainBefore)
+    assert.equal(pf!.sinkMessages().length, tlsBefore)
+  })
+
   it('mutt with sendmail="linksec send": the message arrives signed at Haraka, x-openpgp=pass, and gpg verifies it', async (t) => {
     if (!needTools(t, { mutt: 'mutt' })) return
     const home = kit.scratch('mutt-home')
