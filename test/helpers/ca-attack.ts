@@ -20,6 +20,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { it, type TestContext } from 'node:test'
 import { parseAddress, wkdHash } from '../../core/keys'
 import * as S from './signers'
 import { startWorld, type World } from './world'
@@ -142,4 +143,78 @@ export async function startCaAttackScene(): Promise<CaAttackScene> {
     fs.rmSync(dir, { recursive: true, force: true })
     throw e
   }
+}
+
+/** What a receiving MTA's test gives the shared cases below. */
+export interface CaAttackReceiver {
+  scene: CaAttackScene
+  /** Sends a whole message; the reply to DATA and a transcript for failure messages. */
+  send: (from: string, data: Buffer) => Promise<{ reply: string; transcript: string }>
+  /** The x-openpgp Authentication-Results values (unfolded) of the delivered message with this Subject. */
+  delivered: (subject: string) => Promise<string[]>
+  /** Whether a message with this Subject reached the mailbox (checked after a refusal). */
+  wasDelivered: (subject: string) => boolean
+  /** Resolves once linksec has logged the "sender key changed" line. */
+  keyChangeLogged: () => Promise<void>
+}
+
+/** The A-R of a pass by alice's certified key with the CA's property (`extra` between the verdict and the fingerprint). */
+export const caPass = (scene: CaAttackScene, extra = 'header\\.from=alice@example\\.org '): RegExp =>
+  new RegExp(
+    `x-openpgp=pass ${extra}body\\.openpgp-fingerprint=${scene.fpr.alice} policy\\.ca=${scene.fpr.ca}`,
+  )
+
+/**
+ * Cases 1–3 of the scenario, the same through every MTA: called inside the
+ * MTA test's describe(); `ready` skips or fails as that test's tools decide.
+ */
+export function caAttackCases(ready: (t: TestContext) => boolean, receiver: () => CaAttackReceiver): void {
+  it("alice's certified key passes, with policy.ca=", async (t) => {
+    if (!ready(t)) return
+    const { scene, send, delivered } = receiver()
+    const r = await send('alice@example.org', scene.mail.legit)
+    assert.match(r.reply, /^250 /, r.transcript)
+    const [ar] = await delivered('legit')
+    assert.match(ar ?? '', caPass(scene))
+  })
+
+  it("after the swap: the attacker's mail is refused 550 5.7.1, alice's queued mail still passes", async (t) => {
+    if (!ready(t)) return
+    const { scene, send, delivered, wasDelivered } = receiver()
+    scene.swap('example.org')
+    const bad = await send('alice@example.org', scene.mail.attacker)
+    assert.match(
+      bad.reply,
+      /^550 5\.7\.1 .*alice@example\.org.*key not certified by the domain CA/,
+      bad.transcript,
+    )
+    assert.ok(!wasDelivered('attacker'), 'the attacker was delivered')
+    const queued = await send('alice@example.org', scene.mail.queued)
+    assert.match(queued.reply, /^250 /, queued.transcript)
+    const [ar] = await delivered('queued before the swap')
+    assert.match(ar ?? '', caPass(scene, '.*'))
+    assert.match(ar ?? '', /\(key from kept\)/)
+  })
+
+  it('an unvalidated ca= is reported and ignored; the swap shows as policy.key-change=', async (t) => {
+    if (!ready(t)) return
+    const { scene, send, delivered, keyChangeLogged } = receiver()
+    const first = await send('alice@example.net', scene.mail.netLegit)
+    assert.match(first.reply, /^250 /, first.transcript)
+    const [ar1] = await delivered('net legit')
+    assert.match(
+      ar1 ?? '',
+      /\(ca=[0-9A-F]{40} ignored: the _linksec\.example\.net answer was not DNSSEC-validated\)/,
+    )
+    assert.doesNotMatch(ar1 ?? '', /policy\.ca=/)
+    scene.swap('example.net')
+    const swapped = await send('alice@example.net', scene.mail.netAttacker)
+    assert.match(swapped.reply, /^250 /, swapped.transcript)
+    const [ar2] = await delivered('net attacker')
+    assert.match(
+      ar2 ?? '',
+      new RegExp(`body\\.openpgp-fingerprint=${scene.fpr.mallory2} policy\\.key-change=${scene.fpr.alice2}`),
+    )
+    await keyChangeLogged()
+  })
 }
