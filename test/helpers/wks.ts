@@ -19,6 +19,7 @@ import * as https from 'node:https'
 import * as path from 'node:path'
 import { startDnsServer, type TestDnsServer } from './dns-server'
 import { loopbackBlock } from './postfix-hosts'
+import { wkdHash } from '../../core/keys'
 import { testCa } from './test-ca'
 
 export const WKS_CLIENT = '/usr/lib/gnupg/gpg-wks-client'
@@ -209,5 +210,38 @@ export async function startWkdWorld(scratch: string, domain: string, httpPort: n
       await new Promise<void>((r) => web.close(() => r()))
       await dns.close()
     },
+  }
+}
+
+/**
+ * `gpg --locate-keys --auto-key-locate clear,wkd` in a fresh GNUPGHOME under
+ * `scratch`, through the world's test DNS and HTTPS WKD: it must find the key
+ * with `fingerprint` for `local@domain`, asked for at the advanced-method URL.
+ */
+export async function assertLocatedOverWkd(
+  world: WkdWorld,
+  scratch: string,
+  address: { local: string; domain: string; fingerprint: string },
+): Promise<void> {
+  const { local, domain, fingerprint } = address
+  const home = path.join(scratch, 'locate')
+  fs.mkdirSync(home, { mode: 0o700 })
+  try {
+    const r = await world.run(
+      'gpg',
+      ['--batch', '--with-colons', '--locate-keys', '--auto-key-locate', 'clear,wkd', `${local}@${domain}`],
+      home,
+    )
+    assert.equal(r.status, 0, r.err)
+    assert.match(r.out.toString(), new RegExp(`^fpr:+${fingerprint}:`, 'm'))
+    assert.ok(world.dns.queries.some((q) => q.name === `openpgpkey.${domain}`))
+    assert.ok(
+      world.seen.some((l) =>
+        l.startsWith(`openpgpkey.${domain} /.well-known/openpgpkey/${domain}/hu/${wkdHash(local)}`),
+      ),
+      world.seen.join('\n'),
+    )
+  } finally {
+    run('gpgconf', ['--kill', 'all'], { GNUPGHOME: home })
   }
 }

@@ -27,7 +27,15 @@ import { startHaraka, type HarakaInstance } from '../helpers/haraka'
 import { freePort } from '../helpers/ports'
 import { swaks } from '../helpers/postfix'
 import { isRoot, needTools } from '../helpers/tools'
-import { linksec, run, startWkdWorld, WKS_CLIENT, wksUser, type WkdWorld, type WksUser } from '../helpers/wks'
+import {
+  linksec,
+  startWkdWorld,
+  WKS_CLIENT,
+  wksUser,
+  assertLocatedOverWkd,
+  type WkdWorld,
+  type WksUser,
+} from '../helpers/wks'
 
 const DOMAIN = 'wks.test'
 const SA = `key-submission@${DOMAIN}`
@@ -128,24 +136,10 @@ describe('Web Key Service through a real Haraka with gpg-wks-client', () => {
 
   it('gpg --locate-keys --auto-key-locate clear,wkd finds the published key over the test DNS and HTTPS WKD', async (t) => {
     if (!world || !fs.existsSync(path.join(keysDir, `${ANN}.pgp`))) return t.skip('needs the first step')
-    const home = path.join(scratch, 'locate')
-    fs.mkdirSync(home, { mode: 0o700 })
-    try {
-      const r = await world.run(
-        'gpg',
-        ['--batch', '--with-colons', '--locate-keys', '--auto-key-locate', 'clear,wkd', ANN],
-        home,
-      )
-      assert.equal(r.status, 0, r.err)
-      assert.match(r.out.toString(), new RegExp(`^fpr:+${ann!.fingerprint}:`, 'm'))
-      assert.ok(
-        world.seen.some((l) =>
-          l.startsWith(`openpgpkey.${DOMAIN} /.well-known/openpgpkey/${DOMAIN}/hu/${wkdHash('ann')}`),
-        ),
-        world.seen.join('\n'),
-      )
-    } finally {
-      run('gpgconf', ['--kill', 'all'], { GNUPGHOME: home })
-    }
+    await assertLocatedOverWkd(world, scratch, {
+      local: 'ann',
+      domain: DOMAIN,
+      fingerprint: ann!.fingerprint,
+    })
   })
 })

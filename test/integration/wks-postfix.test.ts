@@ -42,6 +42,7 @@ import {
   startWkdWorld,
   WKS_CLIENT,
   wksUser,
+  assertLocatedOverWkd,
   type WkdWorld,
   type WksUser,
 } from '../helpers/wks'
@@ -173,25 +174,10 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
 
   it('gpg --locate-keys --auto-key-locate clear,wkd finds the published key over the test DNS and HTTPS WKD', async (t) => {
     if (!serve || !response || !world) return t.skip('needs the previous steps')
-    const home = path.join(scratch, 'locate')
-    fs.mkdirSync(home, { mode: 0o700 })
-    try {
-      const r = await world.run(
-        'gpg',
-        ['--batch', '--with-colons', '--locate-keys', '--auto-key-locate', 'clear,wkd', ANN],
-        home,
-      )
-      assert.equal(r.status, 0, r.err)
-      assert.match(r.out.toString(), new RegExp(`^fpr:+${ann!.fingerprint}:`, 'm'))
-      assert.ok(world.dns.queries.some((q) => q.name === `openpgpkey.${DOMAIN}`))
-      assert.ok(
-        world.seen.some((l) =>
-          l.startsWith(`openpgpkey.${DOMAIN} /.well-known/openpgpkey/${DOMAIN}/hu/${wkdHash('ann')}`),
-        ),
-        world.seen.join('\n'),
-      )
-    } finally {
-      run('gpgconf', ['--kill', 'all'], { GNUPGHOME: home })
-    }
+    await assertLocatedOverWkd(world, scratch, {
+      local: 'ann',
+      domain: DOMAIN,
+      fingerprint: ann!.fingerprint,
+    })
   })
 })
