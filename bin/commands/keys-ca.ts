@@ -145,7 +145,17 @@ async function withdraw(deps: CaDeps, address: string): Promise<number> {
     throw new LinksecError('LINKSEC_KEY_NONE', `no published key for ${a.address} in ${deps.store.dir}`, {
       temporary: false,
     })
-  const date = new Date(deps.now)
+  // A withdrawal must postdate the certification it withdraws (whole
+  // seconds, DomainCa.withdrawalTime); wait for that second rather than
+  // publish a signature dated in the future.
+  const date = new Date(
+    Math.max(
+      deps.now,
+      ...ring.keys.map((k) => ca.withdrawalTime(k, a.address, new Date(deps.now)).getTime()),
+    ),
+  )
+  const wait = date.getTime() - Date.now()
+  if (wait > 0 && wait <= 1000) await new Promise((resolve) => setTimeout(resolve, wait))
   const keys = await Promise.all(
     ring.keys.map((k) => ca.revokeCertification(k, a.address, 'withdrawn by the domain CA', date)),
   )

@@ -287,6 +287,26 @@ export class DomainCa {
   }
 
   /**
+   * When a withdrawal of this CA's certifications of `address` on `key` may
+   * be dated: `date`, or one second after the newest of those certifications
+   * if that is later. OpenPGP times are whole seconds, and a revocation in
+   * the same second as the certification it withdraws is ambiguous: sq-wot
+   * (Sequoia) then still authenticates the binding.
+   */
+  withdrawalTime(key: openpgp.Key, address: string, date: Date): Date {
+    const want = addressKey(address)
+    const caKeyId = this.key.getKeyID()
+    let newest = -Infinity
+    for (const user of key.users) {
+      if (!user.userID || userIdAddress(user) !== want) continue
+      for (const sig of user.otherCertifications)
+        if (sig.created && sig.issuerKeyID.equals(caKeyId)) newest = Math.max(newest, sig.created.getTime())
+    }
+    const after = Math.floor(newest / 1000) * 1000 + 1000
+    return date.getTime() >= after ? date : new Date(after)
+  }
+
+  /**
    * `key` with this CA's certifications of `address` revoked (a certification
    * revocation, 0x30, RFC 9580 §5.2.1.14): receivers that honour `ca=` stop
    * accepting the key for that address.
@@ -299,6 +319,7 @@ export class DomainCa {
   ): Promise<K> {
     const copy = cloneKey(key)
     const want = addressKey(address)
+    date = this.withdrawalTime(key, address, date)
     let done = false
     for (const user of copy.users) {
       if (!user.userID || userIdAddress(user) !== want) continue

@@ -113,6 +113,19 @@ test('a revoked certification, and every certification of a revoked CA, stop cou
   const soon = new Date(Date.now() + 2000)
   assert.equal((await checkCertification(parsed, 'carol@example.org', ca.publicKey(), soon)).valid, false)
 
+  // Certified and withdrawn in the same second: the withdrawal is dated one
+  // second later, or sq-wot would still authenticate the binding.
+  const at = new Date(Math.floor(Date.now() / 1000) * 1000 + 400)
+  const certifiedAt = await ca.certify(await userKey('erin@example.org'), at)
+  const late = await ca.revokeCertification(certifiedAt, 'erin@example.org', 'test', at)
+  const created = (u: openpgp.User) => u.revocationSignatures.map((s) => s.created!.getTime())
+  assert.deepEqual(created(late.users[0]!), [Math.floor(at.getTime() / 1000) * 1000 + 1000])
+  const later = new Date(at.getTime() + 5000)
+  assert.deepEqual(
+    created((await ca.revokeCertification(certifiedAt, 'erin@example.org', 'test', later)).users[0]!),
+    [Math.floor(later.getTime() / 1000) * 1000],
+  )
+
   const revoked = await store.revoke('example.org', 'compromised')
   const r = await checkCertification(key, 'carol@example.org', revoked.publicKey(), new Date())
   assert.deepEqual(r, {
