@@ -35,6 +35,8 @@ export const CA_LOCAL_PART = 'openpgp-ca'
 export const CA_NOTATION = 'openpgp-ca@notations.sequoia-pgp.org'
 /** The subdirectory of `[sign] secret_dir` holding CA secrets. */
 export const CA_SUBDIR = 'ca'
+/** How far ahead of the clock a CA's signature may be dated and still count. */
+const CLOCK_SKEW_MS = 60_000
 const SUFFIX = '.key'
 const REVOKED_SUFFIX = '.revoked'
 const CERTIFICATION_TYPES: ReadonlySet<number> = new Set([
@@ -193,8 +195,12 @@ export async function checkCertification(
           false,
           openpgp.config,
         )
-        if (sig.created && sig.created.getTime() > date.getTime() + 60_000) continue
-        if (await user.isRevoked(sig, ca.keyPacket, date).catch(() => false)) continue
+        // Clock skew: a certification, and a withdrawal of it, dated up to a
+        // minute ahead counts (a withdrawal is dated after the certification
+        // it withdraws, so may be a second ahead: DomainCa.withdrawalTime).
+        const skewed = new Date(date.getTime() + CLOCK_SKEW_MS)
+        if (sig.created && sig.created.getTime() > skewed.getTime()) continue
+        if (await user.isRevoked(sig, ca.keyPacket, skewed).catch(() => false)) continue
         return { valid: true, created: sig.created ?? date }
       } catch {
         // A bad or expired certification counts as none; the next may hold.
