@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import fc from 'fast-check'
 import {
   decodeQuotedPrintable,
   decodeTransfer,
@@ -20,6 +21,62 @@ test('Content-Type: type lower-cased, quoted parameters, comments, default text/
   assert.equal(ct.params.boundary, 'a;b"c')
   assert.equal(ct.params.micalg, 'pgp-sha256')
   assert.deepEqual(parseContentType(undefined), { type: 'text/plain', params: {} })
+})
+
+/** The plain reading of RFC 2045 §5.1 parameters, a character at a time: the oracle for splitParams. */
+function referenceParams(value: string): string[] {
+  const out: string[] = []
+  let cur = ''
+  let quoted = false
+  let depth = 0
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!
+    if (quoted) {
+      cur += c
+      if (c === '\\' && i + 1 < value.length) cur += value.charAt(++i)
+      else if (c === '"') quoted = false
+    } else if (depth > 0) {
+      if (c === '(') depth++
+      else if (c === ')') depth--
+    } else if (c === '"') {
+      quoted = true
+      cur += c
+    } else if (c === '(') depth++
+    else if (c === ';') {
+      out.push(cur)
+      cur = ''
+    } else cur += c
+  }
+  out.push(cur)
+  return out
+}
+
+test('property: Content-Type parameters split as the character-at-a-time reading does (quotes, escapes, nested comments)', () => {
+  const ct = (tokens: string[]) => {
+    const want: Record<string, string> = {}
+    const parts = referenceParams(tokens.join(''))
+    for (const t of parts.slice(1)) {
+      const eq = t.indexOf('=')
+      if (eq <= 0) continue
+      const name = t.slice(0, eq).trim().toLowerCase()
+      let v = t.slice(eq + 1).trim()
+      if (v.startsWith('"'))
+        v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined).replace(/\\(.)/g, '$1')
+      if (!(name in want)) want[name] = v
+    }
+    return { type: (parts[0] ?? '').trim().toLowerCase() || 'text/plain', params: want }
+  }
+  fc.assert(
+    fc.property(
+      fc.array(fc.constantFrom('a', 'B', '=', ';', ' ', '"', '\\', '(', ')', 'x=1', 'text/plain'), {
+        maxLength: 30,
+      }),
+      (tokens) => {
+        assert.deepEqual(parseContentType(tokens.join('')), ct(tokens))
+      },
+    ),
+    { numRuns: 2000 },
+  )
 })
 
 test('entity: folded headers unfolded, body starts after the blank line', () => {
