@@ -40,6 +40,24 @@ export function decisionLogLevel(action: VerdictAction): LogLevel {
   return LOG_LEVEL[action] ?? 'info'
 }
 
+/**
+ * A message that goes on (continue, accept), carried no requirement, was
+ * not signed here (a `sign` field other than not_ours) and was not a Web
+ * Key Service message: most inbound mail. Under `[log] decisions = notable` (the default) its line is at
+ * debug, as OpenDKIM logs no routine result unless asked (LogResults): in
+ * Haraka every log line runs its log hooks and a synchronous write, ~30 µs
+ * a message (bench/README.md, stop 21). Every message is still counted.
+ */
+export function isRoutine(d: Decision, action: VerdictAction): boolean {
+  const sign = d.extra?.sign
+  return (
+    (action === 'continue' || action === 'accept') &&
+    d.level === undefined &&
+    (sign === undefined || sign === 'not_ours') &&
+    d.extra?.wks === undefined
+  )
+}
+
 /** Logs "decision" with the fields operators search by, and counts linksec_messages_total. */
 export function logDecision(rt: Runtime, d: Decision): void {
   const v = typeof d.verdict === 'string' ? undefined : d.verdict
@@ -49,7 +67,9 @@ export function logDecision(rt: Runtime, d: Decision): void {
   } catch {
     // A metric failure must never change a mail decision.
   }
-  rt.log[decisionLogLevel(action)]('decision', decisionFields(d, action, v))
+  const level =
+    rt.config.log.decisions === 'notable' && isRoutine(d, action) ? 'debug' : decisionLogLevel(action)
+  rt.log[level]('decision', decisionFields(d, action, v))
 }
 
 /** The fields of the decision line, undefined ones left out. */

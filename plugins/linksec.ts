@@ -17,7 +17,7 @@ import { outboundSupport, runningHarakaVersion } from './haraka-version'
 import type { HarakaPlugin, HookMethod } from './haraka'
 import { outboundDuty } from './outbound'
 import { RuntimeHolder } from './config'
-import { dataPostHandler, queueHandler } from './message'
+import { dataHandler, dataPostHandler, queueHandler } from './message'
 import { MESSAGE_STEPS, type MessageStep } from '../core/message'
 import { registerMetricsEndpoint } from './metrics'
 import { ensureHarakaCertificate } from './tls'
@@ -31,6 +31,8 @@ function coreHooks(steps: readonly MessageStep[]): Duty {
   return {
     name: 'linksec',
     hooks: {
+      // First at DATA, so the body lines are kept from the first one (plugins/message.ts captureBody).
+      data: { handler: dataHandler, priority: -100 },
       data_post: { handler: dataPostHandler(steps) },
       // First in line (-100), before any queue plugin reads the message stream.
       queue: { handler: queueHandler, priority: -100 },

@@ -99,6 +99,12 @@ export const SCHEMA = {
   log: {
     level: oneOf('info', ['debug', 'info', 'warn', 'error']),
     format: oneOf('json', ['json', 'text']),
+    /**
+     * Which per-message decision lines are logged at info: `notable` (every
+     * refusal, tempfail, quarantine, discard and every tagged message; a
+     * routine untagged message that goes on is logged at debug) or `all`.
+     */
+    decisions: oneOf('notable', ['notable', 'all']),
   },
   declare: {
     /** EHLO `LINKSEC <N> ttl=<s>` (Haraka). */

@@ -4,13 +4,17 @@ import { logDecision } from '../../../core/decision-log'
 import { createLogger } from '../../../core/log'
 import { createMetrics } from '../../../core/metrics'
 import { createRuntime, type Runtime } from '../../../core/runtime'
-import { defaultConfig } from '../../../core/config'
+import { defaultConfig, parseConfig } from '../../../core/config'
 import { internalError, reject } from '../../../core/verdict'
 
-function runtimeWithLines(level: 'info' | 'warn' = 'info'): { rt: Runtime; lines: string[] } {
+function runtimeWithLines(
+  level: 'debug' | 'info' | 'warn' = 'info',
+  decisions?: 'notable' | 'all',
+): { rt: Runtime; lines: string[] } {
   const lines: string[] = []
   const log = createLogger({ level, write: (l) => lines.push(l) })
-  const rt = createRuntime(defaultConfig('/tmp'), { log, metrics: createMetrics({ processMetrics: false }) })
+  const config = decisions ? parseConfig({ log: { decisions } }, '/tmp') : defaultConfig('/tmp')
+  const rt = createRuntime(config, { log, metrics: createMetrics({ processMetrics: false }) })
   return { rt, lines }
 }
 
@@ -38,8 +42,27 @@ test('a reject is one JSON line with every field and one count', async () => {
   assert.equal(await count(rt, 'milter', 'reject'), 1)
 })
 
+test('a routine message (goes on, untagged) is logged at debug by default, at info under decisions=all; a tagged one at info', async () => {
+  const quiet = runtimeWithLines('debug')
+  logDecision(quiet.rt, { adapter: 'milter', verdict: 'continue' })
+  logDecision(quiet.rt, { adapter: 'milter', verdict: 'continue', level: 2 })
+  logDecision(quiet.rt, { adapter: 'milter', verdict: 'accept', level: 'requiretls' })
+  assert.deepEqual(
+    quiet.lines.map((l) => [JSON.parse(l).level, JSON.parse(l).link_level]),
+    [
+      ['debug', undefined],
+      ['info', 2],
+      ['info', 'requiretls'],
+    ],
+  )
+  assert.equal(await count(quiet.rt, 'milter', 'continue'), 2, 'counted either way')
+  const all = runtimeWithLines('info', 'all')
+  logDecision(all.rt, { adapter: 'milter', verdict: 'continue' })
+  assert.equal(JSON.parse(all.lines[0]!).level, 'info')
+})
+
 test('an action string works and missing fields are left out', async () => {
-  const { rt, lines } = runtimeWithLines()
+  const { rt, lines } = runtimeWithLines('info', 'all')
   logDecision(rt, { adapter: 'haraka', verdict: 'accept', reason: 'untagged' })
   logDecision(rt, { adapter: 'haraka', verdict: 'accept', reason: 'untagged' })
   const rec = JSON.parse(lines[0]!)

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
 import type { HarakaTransaction } from '../../../plugins/haraka'
 import { replaceBody } from '../../../plugins/body'
-import { readMessage } from '../../../plugins/message'
+import { captureBody, readMessage } from '../../../plugins/message'
 
 interface Stream {
   get_data(cb: (b: Buffer) => void): void
@@ -25,8 +25,9 @@ type Txn = HarakaTransaction & {
 const haraka = require('Haraka/transaction') as { createTransaction: (id: string, cfg: object) => Txn }
 
 /** A transaction filled as Haraka's DATA handler fills it: wire lines (dot-stuffed, CRLF). */
-async function received(wire: string): Promise<Txn> {
+async function received(wire: string, opts: { capture?: boolean } = {}): Promise<Txn> {
   const txn = haraka.createTransaction('body-test', {})
+  if (opts.capture) captureBody(txn)
   for (const line of wire.split(/(?<=\n)/)) txn.add_data(Buffer.from(line, 'latin1'))
   await new Promise<void>((resolve) => txn.end_data(resolve))
   return txn
@@ -85,6 +86,35 @@ describe('readMessage on a real Haraka transaction', () => {
     // A replaced body (the sign step's) is read the same way.
     await replaceBody(txn, Buffer.from('.a\r\nb\r\n'))
     assert.deepEqual(await readMessage(txn), await data(txn))
+  })
+
+  it('with the body kept since DATA (captureBody): the same bytes as get_data(), read once', async () => {
+    const cases = [
+      'From: <a@sign.test>\r\nX-Dot: .x\r\n\r\n..one\r\n...two\r\n.\r\nplain\r\n\r\nlast',
+      // The header section ends at a bare LF line too (the stream's HeaderSkipper rule).
+      'From: <a@sign.test>\r\n\n..body\r\n\r\nmore\n',
+      // No blank line at all: Haraka's end_data splits the lines itself.
+      'From: <a@sign.test>\r\nnot a header line\r\n..dots\r\n',
+      // 8-bit bytes, bare LFs and a body line of only dots.
+      'Subject: x\r\n\r\nGr\xfc\xdfe\n...\r\n..\r\nend',
+    ]
+    for (const wire of cases) {
+      const kept = await received(wire, { capture: true })
+      const plain = await received(wire)
+      const want = await readMessage(plain)
+      assert.deepEqual(await readMessage(kept), want, JSON.stringify(wire))
+      assert.deepEqual(await readMessage(kept), want, 'a second read goes through the stream, same bytes')
+      assert.deepEqual(want, await data(plain))
+    }
+  })
+
+  it('a kept body gives way to the stream: a replaced body, a body over 1 MiB', async () => {
+    const txn = await received(`${HEAD}old\r\n`, { capture: true })
+    await replaceBody(txn, Buffer.from('.a\r\nb\r\n'))
+    assert.equal((await readMessage(txn)).toString(), `${HEAD}.a\r\nb\r\n`)
+    const big = `${'x'.repeat(998)}\r\n`.repeat(1100)
+    const large = await received(`${HEAD}${big}`, { capture: true })
+    assert.equal((await readMessage(large)).toString(), `${HEAD}${big}`)
   })
 
   it('a message without a header section is read whole', async () => {
