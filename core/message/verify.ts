@@ -16,10 +16,12 @@ export const verifyStep = messageStep(
   async (msg, rt) => {
     if (!rt.config.verify.enabled)
       return { verdict: { action: 'continue', reason: 'verify_disabled' }, headers: [] }
-    const { authUser: login, relaying } = msg.submitter
-    const submitter = { login, relaying, clientAddress: msg.client.address }
-    if (signsOutgoing(rt, { ...submitter, from: msg.headerValues('from') }))
-      return { verdict: { action: 'continue', reason: 'verify_outgoing' }, headers: [] }
+    if (rt.config.sign.enabled) {
+      const { authUser: login, relaying } = msg.submitter
+      const from = msg.headerValues('from')
+      if (signsOutgoing(rt, { login, relaying, clientAddress: msg.client.address, from }))
+        return { verdict: { action: 'continue', reason: 'verify_outgoing' }, headers: [] }
+    }
     const d = await verifyMessage(rt, await msg.message(), { truncated: msg.bodyTruncated })
     return { verdict: d.verdict, headers: d.headers }
   },
