@@ -33,3 +33,16 @@ export function needTools(t: TestContext, tools: Record<string, string>): boolea
 export function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0
 }
+
+/**
+ * Returns true when running as root (starting Postfix, network and mount
+ * namespaces, ports below 1024). Otherwise fails the test in CI (CI=true:
+ * .ci/run runs as root, so a test that skips there tests nothing) or skips
+ * it locally, saying why.
+ */
+export function needRoot(t: TestContext, why: string): boolean {
+  if (isRoot()) return true
+  if (process.env.CI) throw new Error(`${why}; CI must run the tests as root`)
+  t.skip(why)
+  return false
+}

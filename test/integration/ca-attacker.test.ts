@@ -17,7 +17,7 @@ import { after, before, describe } from 'node:test'
 import { caAttackCases, startCaAttackScene, type CaAttackScene } from '../helpers/ca-attack'
 import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
 import { dataReply, swaks } from '../helpers/swaks'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 
 const AUTHSERV = 'mx.receiver.test'
 const tools = { postfix: 'postfix', 'smtp-sink': 'postfix', swaks: 'swaks', gpg: 'gnupg' }
@@ -52,10 +52,7 @@ describe('a key swapped on the sender domain WKD, with ca= declared, through rea
 
   const ready = (t: Parameters<typeof needTools>[0]) => {
     if (!needTools(t, tools)) return false
-    if (!isRoot()) {
-      t.skip('postfix-up.sh needs root')
-      return false
-    }
+    if (!needRoot(t, 'postfix-up.sh needs root')) return false
     assert.ok(pf && serve && scene, 'peers did not start')
     return true
   }

@@ -28,7 +28,7 @@ import { AUTHSERV, queueListing, startEnforcePostfix, type EnforcePostfix } from
 import type { QueuedMessage } from '../helpers/haraka'
 import { privateHostsSupported } from '../helpers/postfix-hosts'
 import { submit, type ReceiverKind } from '../helpers/receivers'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 import { taggedMessage } from '../helpers/tagged-message'
 
 type Target = Exclude<ReceiverKind, 'dsn'>
@@ -98,10 +98,7 @@ describe('Postfix no-downgrade table with the shipped example configuration', { 
   const ready = (t: Parameters<typeof needTools>[0]): boolean => {
     if (!needTools(t, { postfix: 'postfix', postconf: 'postfix', openssl: 'openssl', unshare: 'util-linux' }))
       return false
-    if (!isRoot()) {
-      t.skip('postfix start needs root')
-      return false
-    }
+    if (!needRoot(t, 'postfix start needs root')) return false
     // Postfix must resolve the test domains itself (FILTER with an empty next hop): a private /etc/hosts.
     if (!privateHostsSupported()) {
       if (process.env.CI) throw new Error('unshare --mount with a bind mount is not permitted here')

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync, copyFileSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { freePort, waitForPort } from '../helpers/ports'
-import { isRoot, needTools } from '../helpers/tools'
+import { needTools, needRoot } from '../helpers/tools'
 import { installPostfixExample, mainCfSettings } from './examples-helpers'
 
 const ROOT = path.resolve(__dirname, '../../..')
@@ -43,7 +43,7 @@ test('the main.cf fragment has the settings the design fixes', () => {
 
 test('a private Postfix accepts the example lines: postconf, postfix check, reload', async (t) => {
   if (!needTools(t, { postfix: 'postfix', postconf: 'postfix' })) return
-  if (!isRoot()) return t.skip('postfix start needs root')
+  if (!needRoot(t, 'postfix start needs root')) return
   const pf = await startPostfix()
   try {
     const settings = installPostfixExample(pf.conf)
@@ -68,7 +68,7 @@ test('a private Postfix accepts the example lines: postconf, postfix check, relo
 
 test('the signing submission service (submission.master.cf) loads: postfix check, reload, it listens', async (t) => {
   if (!needTools(t, { postfix: 'postfix', postconf: 'postfix' })) return
-  if (!isRoot()) return t.skip('postfix start needs root')
+  if (!needRoot(t, 'postfix start needs root')) return
   const text = readFileSync(path.join(EXAMPLE, 'submission.master.cf'), 'utf8')
   // linksec (8891) before OpenDKIM (8892): test/integration/sign-roundtrip.test.ts shows why.
   assert.match(text, /^ {2}-o smtpd_milters=inet:127\.0\.0\.1:8891,inet:127\.0\.0\.1:8892$/m)

@@ -17,7 +17,7 @@ import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import * as openpgp from 'openpgp'
 import { dearmor } from '../../core/verify/packets'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 import {
   REPO_ROOT,
   startLinksecServe,
@@ -87,10 +87,7 @@ describe('hostile messages through real Postfix with linksec serve as its milter
 
   const skipUnlessReady = (t: Parameters<typeof needTools>[0]): boolean => {
     if (!needTools(t, TOOLS)) return false
-    if (!isRoot()) {
-      t.skip('postfix-up.sh needs root (postfix start is reserved for root)')
-      return false
-    }
+    if (!needRoot(t, 'postfix-up.sh needs root (postfix start is reserved for root)')) return false
     assert.ok(ready, 'peers did not start')
     return true
   }

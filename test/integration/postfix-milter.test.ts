@@ -12,7 +12,7 @@ import * as net from 'node:net'
 import * as path from 'node:path'
 import * as tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 import {
   startLinksecServe,
   startPostfix,
@@ -53,10 +53,7 @@ describe('Postfix with linksec serve as its milter', () => {
 
   const skipUnlessReady = (t: Parameters<typeof needTools>[0]): boolean => {
     if (!needTools(t, TOOLS)) return false
-    if (!isRoot()) {
-      t.skip('postfix-up.sh needs root (postfix start is reserved for root)')
-      return false
-    }
+    if (!needRoot(t, 'postfix-up.sh needs root (postfix start is reserved for root)')) return false
     assert.ok(ready, 'peers did not start')
     return true
   }
@@ -169,7 +166,7 @@ describe('Postfix with linksec serve as its milter', () => {
 describe('Postfix with linksec serve on a unix socket', () => {
   it('relays a message through unix:PATH', async (t) => {
     if (!needTools(t, TOOLS)) return
-    if (!isRoot()) return t.skip('postfix-up.sh needs root (postfix start is reserved for root)')
+    if (!needRoot(t, 'postfix-up.sh needs root (postfix start is reserved for root)')) return
     // Postfix's smtpd runs as user postfix: the directory must be traversable.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linksec-sock-'))
     fs.chmodSync(dir, 0o755)

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { freePort, waitForPort } from '../helpers/ports'
 import { swaks } from '../helpers/swaks'
-import { isRoot, needTools } from '../helpers/tools'
+import { needTools, needRoot } from '../helpers/tools'
 import { startWorld, type World } from '../helpers/world'
 import { installPostfixExample } from './examples-helpers'
 
@@ -139,7 +139,7 @@ async function waitForValue(p: Ports, query: string, want: number): Promise<numb
 test('Prometheus scrapes linksec serve and PromQL counts the messages sent through Postfix', async (t) => {
   const tools = { postfix: 'postfix', swaks: 'swaks', prometheus: 'prometheus', promtool: 'prometheus' }
   if (!needTools(t, tools)) return
-  if (!isRoot()) return t.skip('postfix start needs root')
+  if (!needRoot(t, 'postfix start needs root')) return
   const p = await ports()
   const cleanup: (() => unknown)[] = []
   let world: World | undefined

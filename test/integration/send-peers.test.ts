@@ -20,7 +20,7 @@ import { parseAddress, wkdHash } from '../../core/keys'
 import { startHaraka, type HarakaInstance } from '../helpers/haraka'
 import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
 import * as S from '../helpers/signers'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 import { verifyWith } from '../helpers/verifiers'
 import { startWorld, type World } from '../helpers/world'
 
@@ -164,10 +164,7 @@ describe('linksec send to receivers that run linksec', { skip: S.missingSigners(
   const alicePublic = () => fs.readFileSync(path.join(senderDir, 'keys', `${ALICE}.pgp`))
   const needPostfix = (t: TestContext) => {
     if (!needTools(t, { postfix: 'postfix', 'smtp-sink': 'postfix' })) return false
-    if (!isRoot()) {
-      t.skip('postfix-up.sh needs root')
-      return false
-    }
+    if (!needRoot(t, 'postfix-up.sh needs root')) return false
     assert.ok(pf && plainPf && serve, 'Postfix or linksec serve did not start')
     return true
   }

@@ -19,7 +19,7 @@ import type { TestDnsServer } from '../helpers/dns-server'
 import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
 import * as W from '../helpers/sign-world'
 import { detachedParts } from '../helpers/verifiers'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 
 const TOOLS = {
   postfix: 'postfix',
@@ -71,10 +71,7 @@ describe('signing through a real Postfix with SMTP AUTH', () => {
 
   const skipUnlessReady = (t: Parameters<typeof needTools>[0]): boolean => {
     if (!needTools(t, TOOLS)) return false
-    if (!isRoot()) {
-      t.skip('postfix start is reserved for root')
-      return false
-    }
+    if (!needRoot(t, 'postfix start is reserved for root')) return false
     assert.ok(ready, 'peers did not start')
     return true
   }

@@ -40,7 +40,7 @@ import { startHaraka } from '../helpers/haraka'
 import { freePort } from '../helpers/ports'
 import * as W from '../helpers/sign-world'
 import { encryptedPart } from '../helpers/signers'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 import { startWorld, type World } from '../helpers/world'
 
 const TOOLS = { postfix: 'postfix', swaks: 'swaks', saslpasswd2: 'sasl2-bin', opendkim: 'opendkim' }
@@ -154,10 +154,7 @@ describe('A signs, B verifies: two real Postfix servers, linksec and OpenDKIM on
 
   const skipUnlessReady = (t: Parameters<typeof needTools>[0]): boolean => {
     if (!needTools(t, TOOLS)) return false
-    if (!isRoot()) {
-      t.skip('postfix start is reserved for root')
-      return false
-    }
+    if (!needRoot(t, 'postfix start is reserved for root')) return false
     assert.ok(ready, 'peers did not start')
     return true
   }

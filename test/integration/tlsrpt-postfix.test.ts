@@ -32,7 +32,7 @@ import { startHaraka, type HarakaInstance } from '../helpers/haraka'
 import { PINNED_MX_PLUGIN, pinnedMxIni, submit } from '../helpers/receivers'
 import { assertRfc8460Report } from '../helpers/tlsrpt-report'
 import { startRedis, type TestRedis } from '../helpers/redis'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 
 const BIN = path.join(REPO_ROOT, 'dist', 'bin', 'linksec.js')
 const RUA = 'v=TLSRPTv1; rua=https://reports.test/tlsrpt'
@@ -130,10 +130,7 @@ describe('TLS reports from a real Postfix 3.7, read from its log', { timeout: 24
       unshare: 'util-linux',
     }
     if (!needTools(t, tools)) return
-    if (!isRoot()) {
-      t.skip('postfix start needs root')
-      return
-    }
+    if (!needRoot(t, 'postfix start needs root')) return
     if (!privateHostsSupported()) {
       if (process.env.CI) throw new Error('unshare --mount with a bind mount is not permitted here')
       t.skip('needs a private mount namespace (unshare --mount, CAP_SYS_ADMIN)')

@@ -22,7 +22,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { startLinksecServe, startPostfix, type PostfixInstance, type ServeInstance } from '../helpers/postfix'
 import * as S from '../helpers/signers'
-import { isRoot, needTools, which } from '../helpers/tools'
+import { isRoot, needTools, which, needRoot } from '../helpers/tools'
 
 const AUTHSERV = 'mx.linksec.test'
 const FROM = 'alice@example.org'
@@ -130,10 +130,7 @@ describe('signed mail through Postfix with linksec serve as milter', () => {
 
   const ready = (t: Parameters<typeof needTools>[0]) => {
     if (!needTools(t, tools)) return false
-    if (!isRoot()) {
-      t.skip('postfix-up.sh needs root')
-      return false
-    }
+    if (!needRoot(t, 'postfix-up.sh needs root')) return false
     assert.ok(pf && serve, 'peers did not start')
     return true
   }
@@ -250,7 +247,7 @@ describe('quarantine through Postfix: SMFIR_QUARANTINE puts the forged copy on h
 
   it('accepts the forged copy, holds it, and the held message carries our fail and not the forged pass', async (t) => {
     if (!needTools(t, tools)) return
-    if (!isRoot()) return t.skip('postfix-up.sh needs root')
+    if (!needRoot(t, 'postfix-up.sh needs root')) return
     assert.ok(pf && serve, 'peers did not start')
     const before = pf.sinkMessages().length
     const r = await send(pf.port, f!.forgedWithAr)

@@ -26,7 +26,7 @@ import { wkdHash } from '../../core/keys'
 import { startHaraka, type HarakaInstance } from '../helpers/haraka'
 import { freePort } from '../helpers/ports'
 import { swaks } from '../helpers/postfix'
-import { isRoot, needTools } from '../helpers/tools'
+import { isRoot, needRoot, needTools } from '../helpers/tools'
 import {
   linksec,
   startWkdWorld,
@@ -88,7 +88,8 @@ describe('Web Key Service through a real Haraka with gpg-wks-client', () => {
 
   it('submission -> confirmation request in the mailbox -> answer -> key published; the submission never queued', async (t) => {
     if (!needTools(t, { swaks: 'swaks', gpg: 'gnupg', [WKS_CLIENT]: 'gpg-wks-client' })) return
-    if (!mx || !mailbox || !world) return t.skip('needs root')
+    if (!needRoot(t, 'unshare --mount and ports 53/443 for the WKD world need root')) return
+    assert.ok(mx && mailbox && world, 'the Haraka WKS world did not start')
     const sub = await world.run(WKS_CLIENT, ['--create', ann!.fingerprint, ANN], ann!.home)
     assert.equal(sub.status, 0, sub.err)
     // It read the submission address from the policy file and fetched the submission key over WKD.
@@ -117,7 +118,8 @@ describe('Web Key Service through a real Haraka with gpg-wks-client', () => {
   })
 
   it('a submission for a foreign domain is refused 550 5.7.1 with the reason; nothing published', async (t) => {
-    if (!mx || !ann) return t.skip('needs root and gpg-wks-client')
+    if (!needRoot(t, 'unshare --mount and ports 53/443 for the WKD world need root')) return
+    assert.ok(mx && ann, 'the first step did not submit a key')
     // Eve's client is told the submission key (her domain has no WKD in this world).
     const eve = wksUser(scratch, 'eve@elsewhere.test', path.join(keysDir, `${SA}.pgp`), SA)
     try {

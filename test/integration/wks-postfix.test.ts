@@ -34,7 +34,7 @@ import {
   type SinkMessage,
 } from '../helpers/postfix'
 import { freePort } from '../helpers/ports'
-import { isRoot, needTools } from '../helpers/tools'
+import { isRoot, needRoot, needTools } from '../helpers/tools'
 import {
   get,
   linksec,
@@ -100,7 +100,8 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
   it('the policy file names the submission address; WKD serves the submission key', async (t) => {
     if (!needTools(t, { postfix: 'postfix', swaks: 'swaks', gpg: 'gnupg', [WKS_CLIENT]: 'gpg-wks-client' }))
       return
-    if (!serve) return t.skip('needs root')
+    if (!needRoot(t, 'unshare --mount and ports 53/443 for the WKD world need root')) return
+    assert.ok(serve, 'linksec serve did not start')
     const policy = await get(httpPort, `/.well-known/openpgpkey/${DOMAIN}/policy`, `openpgpkey.${DOMAIN}`)
     assert.equal(policy.status, 200)
     assert.match(policy.body.toString(), new RegExp(`^submission-address: ${SA}$`, 'm'))
@@ -111,7 +112,8 @@ describe('Web Key Service through a real Postfix with gpg-wks-client', () => {
   })
 
   it('gpg-wks-client --create -> Postfix -> confirmation request at the sink, the submission not delivered', async (t) => {
-    if (!serve || !pf) return t.skip('needs root, postfix and gpg-wks-client')
+    if (!needRoot(t, 'unshare --mount and ports 53/443 for the WKD world need root')) return
+    assert.ok(serve && pf, 'linksec serve or Postfix did not start')
     const sub = await world!.run(WKS_CLIENT, ['--create', ann!.fingerprint, ANN], ann!.home)
     assert.equal(sub.status, 0, sub.err)
     assert.match(sub.out.toString(), /^Wks-Draft-Version: 3$/m)
