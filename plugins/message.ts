@@ -44,19 +44,17 @@ interface MessageStream {
 type WithStream = HarakaTransaction & { message_stream?: MessageStream }
 
 /**
- * The body of one transaction as get_data() would give it, copied into one
- * buffer as its lines reach the message stream, so that data_post reads it
- * without a pass through the stream's transform pipeline (bench/README.md,
- * stop 21: 19 of ~150 µs per message). One growing buffer, not the line
- * Buffers themselves: those would outlive a few garbage collections each
- * (a message's lines arrive over many event-loop turns) and cost more than
- * the copy. `buf` is undefined once the copy cannot stand for the stream:
- * more than MAX_CAPTURED_BYTES, a line that is not exactly one line.
+ * The body lines of one transaction as its message stream stored them (SMTP
+ * wire form: dot-stuffed, each line with its own line end), kept as they
+ * arrive so that data_post reads them without a pass through the stream's
+ * transform pipeline (bench/README.md, stop 21: 19 of ~150 µs per message).
+ * `lines` is undefined once the capture cannot stand for the stream: more
+ * than MAX_CAPTURED_BYTES, a line that is not exactly one line.
  */
 interface BodyCapture {
   stream: MessageStream
-  buf: Buffer | undefined
-  length: number
+  lines: Buffer[] | undefined
+  bytes: number
   inBody: boolean
 }
 
@@ -69,23 +67,6 @@ const CR = 0x0d
 const LF = 0x0a
 const DOT = 0x2e
 
-/** Appends one stored line, unstuffed as the stream's reader unstuffs it (a leading ".." loses one dot). */
-function keepLine(cap: BodyCapture, buf: Buffer, line: Buffer): void {
-  const from = line.length >= 2 && line[0] === DOT && line[1] === DOT ? 1 : 0
-  const need = cap.length + line.length - from
-  if (need > MAX_CAPTURED_BYTES) {
-    cap.buf = undefined
-    return
-  }
-  let into = buf
-  if (need > buf.length) {
-    into = Buffer.allocUnsafe(Math.min(MAX_CAPTURED_BYTES, Math.max(need, buf.length * 2)))
-    buf.copy(into, 0, 0, cap.length)
-    cap.buf = into
-  }
-  cap.length += line.copy(into, cap.length, from)
-}
-
 /**
  * At the DATA command, before any line: every line Haraka hands the
  * transaction's message stream (Transaction.add_data, and end_data for a
@@ -97,16 +78,19 @@ function keepLine(cap: BodyCapture, buf: Buffer, line: Buffer): void {
 export function captureBody(txn: HarakaTransaction): void {
   const stream = (txn as WithStream).message_stream
   if (!stream || typeof stream.add_line !== 'function') return
-  const cap: BodyCapture = { stream, buf: Buffer.allocUnsafe(4096), length: 0, inBody: false }
+  const cap: BodyCapture = { stream, lines: [], bytes: 0, inBody: false }
   const addLine = stream.add_line
   stream.add_line = function (this: MessageStream, line: Buffer | string) {
-    const buf = cap.buf
-    if (buf) {
-      const l = typeof line === 'string' ? Buffer.from(line) : line
-      const lf = l.indexOf(LF)
-      if (lf !== -1 && lf !== l.length - 1) cap.buf = undefined
-      else if (cap.inBody) keepLine(cap, buf, l)
-      else if ((l.length === 2 && l[0] === CR && l[1] === LF) || (l.length === 1 && l[0] === LF))
+    const lines = cap.lines
+    if (lines) {
+      const buf = typeof line === 'string' ? Buffer.from(line) : line
+      const lf = buf.indexOf(LF)
+      if (lf !== -1 && lf !== buf.length - 1) cap.lines = undefined
+      else if (cap.inBody) {
+        cap.bytes += buf.length
+        if (cap.bytes > MAX_CAPTURED_BYTES) cap.lines = undefined
+        else lines.push(buf)
+      } else if ((buf.length === 2 && buf[0] === CR && buf[1] === LF) || (buf.length === 1 && buf[0] === LF))
         cap.inBody = true
     }
     return addLine.call(this, line)
@@ -114,13 +98,19 @@ export function captureBody(txn: HarakaTransaction): void {
   captures.set(txn, cap)
 }
 
-/** The kept body, or undefined (then the stream is read). Read once: the copy is let go. */
+/** The captured body, unstuffed as get_data() unstuffs (a leading ".." loses one dot), or undefined. */
 function capturedBody(txn: HarakaTransaction, stream: MessageStream): Buffer | undefined {
   const cap = captures.get(txn)
-  captures.delete(txn)
   // Another stream (a replaced body) or no end of headers seen: the stream decides.
-  if (!cap?.buf || cap.stream !== stream || !cap.inBody) return undefined
-  return cap.buf.subarray(0, cap.length)
+  if (!cap?.lines || cap.stream !== stream || !cap.inBody) return undefined
+  const lines = cap.lines
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!
+    if (l.length >= 2 && l[0] === DOT && l[1] === DOT) lines[i] = l.subarray(1)
+  }
+  cap.lines = undefined // read once: the lines are not needed twice
+  captures.delete(txn)
+  return Buffer.concat(lines)
 }
 
 /**
