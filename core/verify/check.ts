@@ -76,7 +76,7 @@ export async function checkSignatures(
 ): Promise<SignatureCheck> {
   if (sigs.length > MAX_SIGNATURES) return tooMany()
   const index = freshSigners(ring, nowMs) ?? (await signersOf(ring, nowMs))
-  const hashes = new SignedDataHashes(data)
+  const hashes = new SignedDataHashes(data, sigs.length)
   let best: SignatureCheck | undefined
   for (const [i, sig] of sigs.entries()) {
     if (i > 0) await pause(opts)

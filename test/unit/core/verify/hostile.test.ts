@@ -110,6 +110,18 @@ test('the signed data is hashed once per algorithm for all signatures, with the 
   assert.equal(hashes.passes, 1)
 })
 
+test('one signature over a small part is hashed in one call, to the same digest as the shared state', async () => {
+  for (const data of [textPart('one\n'), textPart(`${'x'.repeat(70)}\n`.repeat(2000))]) {
+    const sig = readSignatures(await binarySig(data))[0]!
+    const one = new SignedDataHashes(data, 1)
+    const shared = new SignedDataHashes(data)
+    assert.deepEqual(one.digest(sig), shared.digest(sig))
+    assert.equal(one.passes, 1)
+    const native = nativeKeyFromPacket((await key.getSigningKey()).keyPacket.write())!
+    assert.equal(verifyNative(sig, data, native), 'valid')
+  }
+})
+
 test('the deadline and the abort signal stop a run of signature checks (temperror, never a pass)', async () => {
   const inner = textPart('late\n')
   const sigs = readSignatures(Buffer.concat([await foreignSig(), await binarySig(inner)]))
