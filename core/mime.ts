@@ -98,7 +98,9 @@ export function headerValues(headers: readonly HeaderField[], name: string): str
 
 /** The single value of a header, or undefined when absent. */
 export function headerValue(headers: readonly HeaderField[], name: string): string | undefined {
-  return headerValues(headers, name)[0]
+  const key = name.toLowerCase()
+  for (const h of headers) if (h.key === key) return h.value
+  return undefined
 }
 
 /** RFC 2045 Content-Type with its parameters; quoted strings and comments handled. */
@@ -112,8 +114,10 @@ export function parseContentType(value: string | undefined): ContentType {
     if (eq <= 0) continue
     const name = t.slice(0, eq).trim().toLowerCase()
     let v = t.slice(eq + 1).trim()
-    if (v.startsWith('"'))
-      v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined).replace(/\\(.)/g, '$1')
+    if (v.startsWith('"')) {
+      v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined)
+      if (v.includes('\\')) v = v.replace(/\\(.)/g, '$1')
+    }
     if (!(name in params)) params[name] = v
   }
   return { type: type || 'text/plain', params }
