@@ -58,8 +58,12 @@ interface BodyCapture {
   inBody: boolean
 }
 
-/** Larger bodies are read through the stream at data_post, as before (and not held twice). */
-const MAX_CAPTURED_BYTES = 1 << 20
+/**
+ * Larger bodies are read through the stream at data_post, as before. The
+ * kept lines hold the socket reads they were cut from, next to the stream's
+ * own copy: the cap bounds that second copy per session in DATA.
+ */
+const MAX_CAPTURED_BYTES = 256 * 1024
 
 const captures = new WeakMap<HarakaTransaction, BodyCapture>()
 

@@ -108,7 +108,7 @@ describe('readMessage on a real Haraka transaction', () => {
     }
   })
 
-  it('a kept body gives way to the stream: a replaced body, a body over 1 MiB', async () => {
+  it('a kept body gives way to the stream: a replaced body, a body over 256 KiB', async () => {
     const txn = await received(`${HEAD}old\r\n`, { capture: true })
     await replaceBody(txn, Buffer.from('.a\r\nb\r\n'))
     assert.equal((await readMessage(txn)).toString(), `${HEAD}.a\r\nb\r\n`)
