@@ -67,13 +67,14 @@ export class MilterConnection implements ContainmentOwner {
     private readonly onClose: (c: MilterConnection) => void,
     private readonly ctx: ConnectionContext,
   ) {
-    this.decoder = new CommandDecoder(rt.config.milter.max_frame_bytes)
+    this.decoder = new CommandDecoder(rt.config.milter.max_frame_bytes, { reuse: true })
     this.session = new MilterSession(handler, {
       id,
       log: rt.log,
       onInternalError: (stage) => rt.metrics.internalErrors.inc({ adapter: 'milter', stage }),
       limits: ctx.limits,
       onMessageEnd: () => this.watchSession(),
+      isTransient: (chunk) => this.decoder.isTransient(chunk),
     })
     this.watchSession()
     this.negotiationTimer = setTimeout(
@@ -219,6 +220,7 @@ export class MilterConnection implements ContainmentOwner {
 
   private onData(chunk: Buffer): void {
     try {
+      this.ownQueued()
       const commands = this.decoder.push(chunk)
       this.queue.push(...commands)
       this.watchFrame(commands.length)
@@ -226,6 +228,18 @@ export class MilterConnection implements ContainmentOwner {
       return this.fail(e)
     }
     if (!this.pumping) void this.pump()
+  }
+
+  /**
+   * A body chunk still queued may lie in the decoder's reused buffer, which
+   * the next push overwrites: it gets bytes of its own first. (Reading is
+   * paused while commands wait on a handler, so the queue is nearly always
+   * empty here.)
+   */
+  private ownQueued(): void {
+    for (const [i, cmd] of this.queue.entries())
+      if ((cmd.type === 'body' || cmd.type === 'endOfMessage') && this.decoder.isTransient(cmd.chunk))
+        this.queue[i] = { ...cmd, chunk: Buffer.from(cmd.chunk) }
   }
 
   /** Never rejects: whatever goes wrong ends in a reply, or in closing this connection. */

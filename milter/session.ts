@@ -84,6 +84,12 @@ export interface SessionOptions {
   limits?: SessionLimits
   /** A message reached its end (answered or refused): the connection's deadline restarts. */
   onMessageEnd?: () => void
+  /**
+   * Whether a body chunk lies in a buffer the decoder reuses (valid only
+   * until its next read, milter/wire/decode.ts): such a chunk is copied
+   * before it is kept.
+   */
+  isTransient?: (chunk: Buffer) => boolean
 }
 
 /** A bound passed: the reply its message (or connection) gets. */
@@ -252,11 +258,14 @@ export class MilterSession implements SessionFacts {
   /**
    * A chunk kept is one the pool accounts for truly: a small view of a
    * larger read (a short frame that arrived with others) is copied, so
-   * what is held is its own bytes, not the whole read behind it.
+   * what is held is its own bytes, not the whole read behind it; so is a
+   * chunk in the decoder's reused buffer, which the next read overwrites.
+   * A chunk not kept (refused, or past the body cap) is never copied.
    */
   private keepBody(tx: Transaction, chunk: Buffer): void {
     if (!this.hold(chunk.length)) return
-    tx.body.push(chunk.buffer.byteLength > 2 * chunk.length ? Buffer.from(chunk) : chunk)
+    const copy = chunk.buffer.byteLength > 2 * chunk.length || this.opts.isTransient?.(chunk) === true
+    tx.body.push(copy ? Buffer.from(chunk) : chunk)
   }
 
   private keepHeader(name: string, value: string): void {

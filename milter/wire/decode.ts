@@ -9,38 +9,81 @@ import { MilterProtocolError } from './errors'
 import { PayloadReader } from './reader'
 import type { ConnectCommand, Frame, MacroPairs, MilterCommand, MilterResponse, SymbolList } from './types'
 
+/**
+ * Largest frame assembled in the reused buffer of a `reuse` decoder: one
+ * Postfix body frame (SMFIR body chunks are at most 65,535 bytes, plus the
+ * command byte) with room to spare. A larger frame gets a buffer of its own.
+ */
+const REUSED_FRAME_BYTES = 65_540 + 60
+
+export interface FrameDecoderOptions {
+  /**
+   * Frames that span socket reads are assembled in one buffer the decoder
+   * keeps and reuses, instead of a new buffer per frame: such a frame (and
+   * a body chunk decoded from it) is then valid only until the next push().
+   * The caller copies what it keeps (isTransient tells which), and copies
+   * any such frame it still queues before pushing again. Off by default:
+   * the test client keeps what it decodes.
+   */
+  reuse?: boolean
+}
+
 export class FrameDecoder {
   /** The 4-byte length field of a frame that began in an earlier chunk. */
   private readonly head = Buffer.alloc(LENGTH_BYTES)
   private headFill = 0
   /** Its length once known (command byte + data). */
   private length = 0
-  /** Pieces of that frame's command byte and data, as views of the chunks they came in. */
-  private parts: Buffer[] = []
+  /** That frame's command byte and data so far, copied as they arrive. */
+  private pending?: Buffer
   private partBytes = 0
+  /**
+   * The buffers reused for frames that span reads (reuse mode), dropped when
+   * nothing is pending. Two: one push can complete a frame in one (the
+   * caller has yet to read it) and begin the next frame in the other.
+   */
+  private reused: Buffer[] = []
+  /** The reused buffer holding a frame this push completed. */
+  private busy?: Buffer
   private failed = false
+  private readonly reuse: boolean
 
   /** @param maxFrameBytes largest accepted length field (command byte + data). */
-  constructor(private readonly maxFrameBytes: number) {}
+  constructor(
+    private readonly maxFrameBytes: number,
+    opts: FrameDecoderOptions = {},
+  ) {
+    this.reuse = opts.reuse ?? false
+  }
 
   /** Bytes received but not yet part of a whole frame. */
   get pendingBytes(): number {
     return this.headFill + this.partBytes
   }
 
+  /** Whether `b` lies in the buffer this decoder reuses (valid only until the next push). */
+  isTransient(b: Buffer): boolean {
+    return this.reused.some((r) => r.buffer === b.buffer)
+  }
+
   /**
    * Feeds one chunk; returns every frame it completes, in order. A frame
-   * that lies inside one chunk is a view of that chunk (no copy); a frame
-   * that spans chunks is copied once, into a buffer of exactly its size, so
-   * a body chunk the session keeps holds its own bytes and nothing of its
-   * neighbours. (Postfix's body frames are 65,540 bytes and a socket read
-   * at most 65,536: every one spans two reads. Joining the unread tail to
-   * each new read instead made every kept 64 KB body chunk hold a buffer
-   * of up to twice that: bench/memory.ts, big bodies.)
+   * that lies inside one chunk is a view of that chunk (no copy). A frame
+   * that spans chunks is copied piece by piece as it arrives into a buffer
+   * of exactly its size, so a body chunk the session keeps holds its own
+   * bytes and nothing of its neighbours (Postfix's body frames are 65,540
+   * bytes and a socket read at most 65,536: every one spans two reads;
+   * joining the unread tail to each new read instead made every kept 64 KB
+   * body chunk hold a buffer of up to twice that: bench/memory.ts, big
+   * bodies). In reuse mode that buffer is the decoder's own, reused frame
+   * after frame, and only what the session keeps is copied, once: under
+   * 40 concurrent 10 MB bodies a new 64 KB buffer per frame was ~400 MB of
+   * garbage in a few seconds (bench/README.md, stop 21).
    */
   push(chunk: Buffer): Frame[] {
     if (this.failed) throw new MilterProtocolError('malformed_frame', 'decoder used after a protocol error')
     const frames: Frame[] = []
+    this.busy = undefined
     try {
       let at = this.pendingBytes ? this.continuePending(chunk, frames) : 0
       while (chunk.length - at >= LENGTH_BYTES) {
@@ -51,6 +94,9 @@ export class FrameDecoder {
         at = start + length
       }
       if (at < chunk.length) this.continuePending(chunk.subarray(at), frames)
+      // An idle connection keeps no buffer (1,000 open sessions would hold 64 KB each); a
+      // frame still in one stays valid, since nothing writes to a dropped buffer again.
+      if (this.pendingBytes === 0) this.reused = []
     } catch (e) {
       this.failed = true
       throw e
@@ -69,28 +115,32 @@ export class FrameDecoder {
       if (this.headFill < LENGTH_BYTES) return at
       // Checked before any of the frame's data is kept.
       this.length = this.checkedLength(this.head.readUInt32BE(0))
+      this.pending = this.frameBuffer(this.length)
     }
     const n = Math.min(this.length - this.partBytes, chunk.length - at)
-    if (n > 0) this.keepPart(chunk.subarray(at, at + n))
+    if (n > 0) chunk.copy(this.pending!, this.partBytes, at, at + n)
+    this.partBytes += n
     at += n
     if (this.partBytes === this.length) {
-      const frame = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.length)
-      // A single piece is a view of a larger read: copy it so the frame owns exactly its bytes.
-      const own = this.parts.length === 1 ? Buffer.from(frame) : frame
-      frames.push({ code: own[0]!, payload: own.subarray(1) })
+      const own = this.pending!
+      if (this.isTransient(own)) this.busy = own
+      frames.push({ code: own[0]!, payload: own.subarray(1, this.length) })
       this.headFill = 0
       this.length = 0
-      this.parts = []
+      this.pending = undefined
       this.partBytes = 0
     }
     return at
   }
 
-  /** A peer dripping a few bytes per read must not leave thousands of tiny pieces: join them now and then. */
-  private keepPart(piece: Buffer): void {
-    this.parts.push(piece)
-    this.partBytes += piece.length
-    if (this.parts.length >= 64) this.parts = [Buffer.concat(this.parts, this.partBytes)]
+  /** Where a spanning frame of `length` bytes is assembled. */
+  private frameBuffer(length: number): Buffer {
+    if (!this.reuse || length > REUSED_FRAME_BYTES) return Buffer.allocUnsafeSlow(length)
+    const free = this.reused.find((r) => r !== this.busy)
+    if (free) return free
+    const fresh = Buffer.allocUnsafeSlow(REUSED_FRAME_BYTES)
+    this.reused.push(fresh)
+    return fresh
   }
 
   private checkedLength(length: number): number {
@@ -241,8 +291,14 @@ class TypedDecoder<T> {
   constructor(
     maxFrameBytes: number,
     private readonly interpret: (frame: Frame) => T,
+    opts?: FrameDecoderOptions,
   ) {
-    this.frames = new FrameDecoder(maxFrameBytes)
+    this.frames = new FrameDecoder(maxFrameBytes, opts)
+  }
+
+  /** See FrameDecoderOptions.reuse. */
+  isTransient(b: Buffer): boolean {
+    return this.frames.isTransient(b)
   }
 
   push(chunk: Buffer): T[] {
@@ -256,8 +312,8 @@ class TypedDecoder<T> {
 
 /** Typed commands out: what the milter side reads. */
 export class CommandDecoder extends TypedDecoder<MilterCommand> {
-  constructor(maxFrameBytes: number) {
-    super(maxFrameBytes, decodeCommand)
+  constructor(maxFrameBytes: number, opts?: FrameDecoderOptions) {
+    super(maxFrameBytes, decodeCommand, opts)
   }
 }
 

@@ -163,6 +163,53 @@ describe('milter codec properties', () => {
     )
   })
 
+  it('with a reused receive buffer, any split yields the same commands, and what the caller copies stays intact', () => {
+    // Body frames as large as Postfix sends (64 KB) so they span reads, between small ones.
+    const big = fc
+      .integer({ min: 1, max: 65_535 })
+      .chain((n) => fc.integer({ min: 0, max: 255 }).map((b) => Buffer.alloc(n, b)))
+      .map((chunk): MilterCommand => ({ type: 'body', chunk }))
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(command, big), { maxLength: 8 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (cmds, cuts) => {
+          const stream = Buffer.concat(cmds.map(encodeCommand))
+          const d = new CommandDecoder(MAX, { reuse: true })
+          const got: MilterCommand[] = []
+          for (const part of split(stream, cuts)) {
+            // As the connection does: a chunk in the reused buffer is copied before the next push.
+            for (const c of d.push(part))
+              got.push('chunk' in c && d.isTransient(c.chunk) ? { ...c, chunk: Buffer.from(c.chunk) } : c)
+          }
+          assert.deepEqual(got, cmds)
+          assert.equal(d.pendingBytes, 0)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('a 64 KB body frame split at every byte position decodes the same, reused buffer or not', () => {
+    const frames = [0x41, 0x42, 0x43].map((b) =>
+      encodeCommand({ type: 'body', chunk: Buffer.alloc(65_535, b) }),
+    )
+    const stream = Buffer.concat(frames)
+    const want = Buffer.concat([0x41, 0x42, 0x43].map((b) => Buffer.alloc(65_535, b)))
+    for (let cut = 1; cut < frames[0]!.length; cut++) {
+      for (const reuse of [false, true]) {
+        const d = new CommandDecoder(MAX, { reuse })
+        const kept: Buffer[] = []
+        // Reads of `cut` bytes at most, as a socket delivers them.
+        for (let at = 0; at < stream.length; at += cut)
+          for (const c of d.push(stream.subarray(at, at + cut)))
+            if (c.type === 'body') kept.push(d.isTransient(c.chunk) ? Buffer.from(c.chunk) : c.chunk)
+        assert.ok(Buffer.concat(kept).equals(want), `cut ${cut}, reuse ${reuse}`)
+      }
+      if (cut > 64) cut += 997 // every small position, then a spread of larger ones (a bounded run)
+    }
+  })
+
   it('any split of the byte stream yields the same responses', () => {
     fc.assert(
       fc.property(
