@@ -16,6 +16,7 @@ import {
 } from '../core/message'
 import type { Runtime } from '../core/runtime'
 import { internalError, type HeaderEdit } from '../core/verdict'
+import { releaseNow } from './release'
 import { messageFacts } from './message'
 import type { HandlerNeeds } from './negotiate'
 import { INTERNAL_ERROR_REPLY, verdictResponse } from './reply'
@@ -99,13 +100,24 @@ async function endOfMessage(
   facts: SessionFacts,
   deadlineMs: number,
 ): Promise<EndOfMessageReply> {
+  let raw: Buffer | undefined
   try {
-    const r = await runMessage(rt, messageFacts(facts, facts.transaction!), MILTER_PROFILE, {
-      steps,
-      deadlineMs,
-    })
+    const r = await runMessage(
+      rt,
+      messageFacts(facts, facts.transaction!, (b) => (raw = b)),
+      MILTER_PROFILE,
+      {
+        steps,
+        deadlineMs,
+      },
+    )
     logDecision(rt, { ...r.decision, extra: { session: facts.id, ...r.decision.extra } })
-    return milterReply(r)
+    const reply = milterReply(r)
+    // A large message's joined bytes are freed now (milter/release.ts): not
+    // when a step may still be reading them (the deadline passed) or when the
+    // new body the reply carries is a view of them.
+    if (raw && r.verdict.reason !== 'internal_error' && r.body?.buffer !== raw.buffer) releaseNow(raw)
+    return reply
   } catch (e) {
     rt.log.error('milter end of message failed; answering 451', {
       session: facts.id,

@@ -19,6 +19,7 @@ import type { Runtime } from '../core/runtime'
 import { tempfail } from '../core/verdict'
 import type { SessionLimits } from './limits'
 import { verdictResponse } from './reply'
+import { isSharedRead, readIntoShared } from './read-buffer'
 import { MilterSession, type MilterHandler } from './session'
 import { CommandDecoder } from './wire/decode'
 import { encodeResponse } from './wire/encode'
@@ -74,7 +75,7 @@ export class MilterConnection implements ContainmentOwner {
       onInternalError: (stage) => rt.metrics.internalErrors.inc({ adapter: 'milter', stage }),
       limits: ctx.limits,
       onMessageEnd: () => this.watchSession(),
-      isTransient: (chunk) => this.decoder.isTransient(chunk),
+      isTransient: (chunk) => this.isTransient(chunk),
     })
     this.watchSession()
     this.negotiationTimer = setTimeout(
@@ -84,7 +85,8 @@ export class MilterConnection implements ContainmentOwner {
     socket.setNoDelay(true)
     socket.setTimeout(rt.config.milter.idle_timeout_ms)
     // Everything a command starts runs on behalf of this connection (core/guard.ts).
-    socket.on('data', (chunk: Buffer) => runContained(this, () => this.onData(chunk)))
+    const onData = (chunk: Buffer) => runContained(this, () => this.onData(chunk))
+    if (!readIntoShared(socket, onData)) socket.on('data', onData)
     socket.on('timeout', () => runContained(this, () => this.onIdle()))
     socket.on('error', (e) => rt.log.debug('milter socket error', { session: id, error: describeError(e) }))
     socket.on('close', () => this.closed())
@@ -238,8 +240,13 @@ export class MilterConnection implements ContainmentOwner {
    */
   private ownQueued(): void {
     for (const [i, cmd] of this.queue.entries())
-      if ((cmd.type === 'body' || cmd.type === 'endOfMessage') && this.decoder.isTransient(cmd.chunk))
+      if ((cmd.type === 'body' || cmd.type === 'endOfMessage') && this.isTransient(cmd.chunk))
         this.queue[i] = { ...cmd, chunk: Buffer.from(cmd.chunk) }
+  }
+
+  /** Whether a chunk lies in a buffer the next read overwrites (the shared read buffer, the decoder's). */
+  private isTransient(chunk: Buffer): boolean {
+    return isSharedRead(chunk) || this.decoder.isTransient(chunk)
   }
 
   /** Never rejects: whatever goes wrong ends in a reply, or in closing this connection. */

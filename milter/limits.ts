@@ -16,6 +16,7 @@
  * Each refusal is counted in linksec_milter_limits_total{limit}.
  */
 import type { LinksecConfig } from '../core/config'
+import { BLOCK_BYTES, BlockPool } from './body-blocks'
 import { reject, tempfail } from '../core/verdict'
 import { verdictResponse } from './reply'
 import type { MilterResponse } from './wire/types'
@@ -30,6 +31,8 @@ export interface SessionLimits {
   maxMacroBytes: number
   /** Shared by every session of one listener. */
   held: HeldBytes
+  /** Body blocks, shared by the same sessions (milter/body-blocks.ts). */
+  blocks: BlockPool
   /** Counts one refusal (the metric). */
   onLimit?: (limit: LimitName) => void
 }
@@ -78,7 +81,13 @@ export class HeldBytes {
 /** No bound at all: sessions built without a server (unit tests, the codec fuzzer). */
 export function unlimited(): SessionLimits {
   const big = Number.MAX_SAFE_INTEGER
-  return { maxHeaders: big, maxHeaderBytes: big, maxMacroBytes: big, held: new HeldBytes(big) }
+  return {
+    maxHeaders: big,
+    maxHeaderBytes: big,
+    maxMacroBytes: big,
+    held: new HeldBytes(big),
+    blocks: new BlockPool(0),
+  }
 }
 
 export function limitsFromConfig(
@@ -91,6 +100,7 @@ export function limitsFromConfig(
     maxHeaderBytes: cfg.max_header_bytes,
     maxMacroBytes: cfg.max_macro_bytes,
     held,
+    blocks: new BlockPool(Math.floor(held.max / BLOCK_BYTES)),
     onLimit,
   }
 }

@@ -40,8 +40,11 @@ export function rawMessage(tx: Pick<Transaction, 'headers' | 'body'>): Buffer {
   return Buffer.concat([Buffer.from(`${head}\r\n`, 'utf8'), ...tx.body])
 }
 
-/** The pipeline's facts from the session's state at end of message. */
-export function messageFacts(s: SessionFacts, tx: Transaction): MessageFacts {
+/**
+ * The pipeline's facts from the session's state at end of message;
+ * `onJoin` is told the message bytes when a step first reads them.
+ */
+export function messageFacts(s: SessionFacts, tx: Transaction, onJoin?: (raw: Buffer) => void): MessageFacts {
   const get = (name: string) => s.macros.get(name)
   const conn = s.connection
   return {
@@ -58,7 +61,11 @@ export function messageFacts(s: SessionFacts, tx: Transaction): MessageFacts {
     requiretls: hasRequireTlsParam(tx.senderArgs),
     recipients: tx.recipients.map((r) => r.address),
     headerValues: (name) => headerValues(tx.headers, name),
-    message: () => Promise.resolve(rawMessage(tx)),
+    message: () => {
+      const raw = rawMessage(tx)
+      onJoin?.(raw)
+      return Promise.resolve(raw)
+    },
     bodyTruncated: tx.bodyTruncated,
   }
 }

@@ -8,6 +8,7 @@
  */
 import { describeError } from '../core/errors'
 import type { Logger } from '../core/log'
+import { BodyBlocks, SMALL_BODY_BYTES } from './body-blocks'
 import { limitReply, unlimited, type LimitName, type SessionLimits } from './limits'
 import { macroBytes, MacroStore } from './macros'
 import {
@@ -44,7 +45,10 @@ export interface Transaction {
   senderArgs: string[]
   recipients: Recipient[]
   headers: Header[]
+  /** The kept body: its chunks, or views into `blocks` past SMALL_BODY_BYTES (milter/body-blocks.ts). */
   body: Buffer[]
+  /** The blocks a large body was copied into; handed back when the transaction ends. */
+  blocks?: BodyBlocks
   bodyBytes: number
   /** More body arrived than the handler keeps. */
   bodyTruncated: boolean
@@ -263,6 +267,12 @@ export class MilterSession implements SessionFacts {
    * A chunk not kept (refused, or past the body cap) is never copied.
    */
   private keepBody(tx: Transaction, chunk: Buffer): void {
+    if (tx.bodyBytes > SMALL_BODY_BYTES) {
+      tx.blocks ??= new BodyBlocks(this.limits.blocks)
+      const views = tx.blocks.append(chunk, (n) => this.hold(n))
+      if (views) for (const v of views) tx.body.push(v)
+      return
+    }
     if (!this.hold(chunk.length)) return
     const copy = chunk.buffer.byteLength > 2 * chunk.length || this.opts.isTransient?.(chunk) === true
     tx.body.push(copy ? Buffer.from(chunk) : chunk)
@@ -315,7 +325,6 @@ export class MilterSession implements SessionFacts {
     const tx = this.transaction
     if (tx) {
       tx.headers = []
-      tx.body = []
       tx.bodyTruncated = true
     }
     this.releaseTransactionBytes()
@@ -483,15 +492,26 @@ export class MilterSession implements SessionFacts {
   }
 
   private resetTransaction(): void {
+    this.releaseTransactionBytes()
     this.transaction = undefined
     this.rank = 0
     this.refusal = undefined
     this.headerBytes = 0
-    this.releaseTransactionBytes()
     this.limits.held.release(this.macros.clearTransaction())
   }
 
+  /**
+   * Gives back what the transaction holds: its bytes in the shared pool and
+   * its body blocks. The body list is emptied too, so nothing can read a
+   * view into a block another session now fills.
+   */
   private releaseTransactionBytes(): void {
+    const tx = this.transaction
+    if (tx) {
+      tx.blocks?.release()
+      tx.blocks = undefined
+      tx.body = []
+    }
     this.limits.held.release(this.heldTx)
     this.heldTx = 0
   }

@@ -141,7 +141,7 @@ export const SCHEMA = {
     /** Total time allowed for one message's key lookup and check (ms). */
     deadline_ms: int(20000, 100, 120000),
     /** Largest message (bytes) the verifier buffers; larger ones are neutral. */
-    max_message_bytes: int(50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    max_message_bytes: int(32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     /**
      * A sender's key changed without the domain CA's certification or a published overlap:
      * tag (A-R property, accept), tempfail (451, until the change is explained), reject (550).
@@ -212,7 +212,7 @@ export const SCHEMA = {
     /** Bytes of macros one connection may hold; past it its messages get 451 4.3.1. */
     max_macro_bytes: int(64 * 1024, 1024, 16 * 1024 * 1024),
     /** Bytes all sessions together may hold (headers, bodies, macros); past it new data gets 451 4.3.1. */
-    max_held_bytes: int(64 * 1024 * 1024, 1024 * 1024, 4 * 1024 * 1024 * 1024),
+    max_held_bytes: int(40 * 1024 * 1024, 1024 * 1024, 4 * 1024 * 1024 * 1024),
   },
   socketmap: {
     enabled: bool(true),
@@ -258,7 +258,7 @@ export const SCHEMA = {
     /** Copy From, To, Cc, Subject, Date, Message-ID into the signed part (RFC 9788 hp="clear"). */
     protected_headers: bool(false),
     /** Largest message (bytes) signed; larger ones are not signed. */
-    max_message_bytes: int(50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    max_message_bytes: int(32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   },
   wks: {
     /** Web Key Service (draft-koch-openpgp-webkey-service): users publish their own keys by mail. */
