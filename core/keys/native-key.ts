@@ -13,6 +13,8 @@ export interface NativeKey {
   /** OpenPGP public-key algorithm ID. */
   algo: number
   keyObject: crypto.KeyObject
+  /** Ed25519 keys: the 32 raw octets (core/keys/ed25519.ts checks with them). */
+  ed25519?: Buffer
 }
 
 /**
@@ -26,7 +28,7 @@ export function nativeKeyFromPacket(body: Uint8Array): NativeKey | undefined {
   const algo = b[5]!
   const p = version === 6 || version === 5 ? 10 : 6
   try {
-    if (algo === 27) return { algo, keyObject: ed25519Key(b.subarray(p, p + 32)) }
+    if (algo === 27) return ed25519NativeKey(algo, b.subarray(p, p + 32))
     if (algo === 22) return eddsaLegacy(b, p)
     if (algo === 1 || algo === 3) return rsaKey(b, p, algo)
   } catch {
@@ -40,7 +42,7 @@ function eddsaLegacy(b: Buffer, p: number): NativeKey | undefined {
   if (b.subarray(p + 1, p + 1 + oidLen).toString('hex') !== ED25519_OID) return undefined
   const [q] = readMpi(b, p + 1 + oidLen)
   if (q.length !== 33 || q[0] !== 0x40) return undefined
-  return { algo: 22, keyObject: ed25519Key(q.subarray(1)) }
+  return ed25519NativeKey(22, q.subarray(1))
 }
 
 function rsaKey(b: Buffer, p: number, algo: number): NativeKey {
@@ -53,12 +55,14 @@ function rsaKey(b: Buffer, p: number, algo: number): NativeKey {
   return { algo, keyObject }
 }
 
-function ed25519Key(x: Buffer): crypto.KeyObject {
+function ed25519NativeKey(algo: number, x: Buffer): NativeKey {
   if (x.length !== 32) throw new Error('bad Ed25519 key length')
-  return crypto.createPublicKey({
+  const keyObject = crypto.createPublicKey({
     key: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url') },
     format: 'jwk',
   })
+  // Its own 32 octets: not a view that keeps the whole key packet (or certificate) alive.
+  return { algo, keyObject, ed25519: Buffer.from(x) }
 }
 
 /** An MPI: 2-octet bit count, then the octets (RFC 9580 §3.2). Throws when truncated. */

@@ -5,12 +5,14 @@
  * ~8 % re-importing the raw Ed25519 key per call, then key-validity
  * re-checks and stream plumbing). Here the v4/v6 signature hash is computed
  * once with node:crypto and checked against a KeyObject built once per key:
- * Ed25519 (legacy EdDSA 22 and RFC 9580 type 27) with `crypto.verify`, RSA
+ * Ed25519 (legacy EdDSA 22 and RFC 9580 type 27) with libsodium or
+ * `crypto.verify` (core/keys/ed25519.ts), RSA
  * (1, 3) by opening the signature with the public key. Other algorithms
  * return "unsupported" and the caller falls back to openpgp.js. The key side
  * (KeyObjects from key packets) is `core/keys/native-key.ts`.
  */
 import * as crypto from 'node:crypto'
+import { ed25519Verify } from '../keys/ed25519'
 import { DIGEST_INFO, readMpi, type NativeKey } from '../keys/native-key'
 import type { SignaturePacket } from './packets'
 
@@ -123,11 +125,11 @@ export function verifyNative(
   const hashes = data instanceof SignedDataHashes ? data : new SignedDataHashes(data, 1)
   const digest = hashes.digest(sig)!
   if (digest[0] !== sig.left16[0] || digest[1] !== sig.left16[1]) return 'invalid'
-  if (key.algo === 22 || key.algo === 27) return verifyEd25519(sig, digest, key.keyObject)
+  if (key.algo === 22 || key.algo === 27) return verifyEd25519(sig, digest, key)
   return verifyRsa(sig, name, digest, key.keyObject)
 }
 
-function verifyEd25519(sig: SignaturePacket, digest: Buffer, key: crypto.KeyObject): NativeOutcome {
+function verifyEd25519(sig: SignaturePacket, digest: Buffer, key: NativeKey): NativeOutcome {
   let raw: Buffer
   if (sig.pubAlgo === 27) raw = sig.material.subarray(0, 64)
   else {
@@ -141,7 +143,10 @@ function verifyEd25519(sig: SignaturePacket, digest: Buffer, key: crypto.KeyObje
   if (digest.length < 32) return 'weak_hash'
   // On the calling thread: the callback form (libuv's pool) gained Haraka 5-8 % in two runs but
   // cost 20-80 µs more CPU per signature on a 2-vCPU VM (thread wake-ups), bench/README.md.
-  return crypto.verify(null, digest, key, raw) ? 'valid' : 'invalid'
+  const valid = key.ed25519
+    ? ed25519Verify({ raw: key.ed25519, keyObject: key.keyObject }, digest, raw)
+    : crypto.verify(null, digest, key.keyObject, raw)
+  return valid ? 'valid' : 'invalid'
 }
 
 function verifyRsa(sig: SignaturePacket, name: string, digest: Buffer, key: crypto.KeyObject): NativeOutcome {
