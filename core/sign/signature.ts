@@ -9,6 +9,7 @@
 import * as crypto from 'node:crypto'
 import * as openpgp from 'openpgp'
 import { LinksecError } from '../errors'
+import { ed25519Sign } from '../keys/ed25519'
 import { DIGEST_INFO } from '../keys/native-key'
 
 /** RFC 9580 §9.1 public-key algorithms this signer handles. */
@@ -29,6 +30,8 @@ export interface SigningKey {
   /** "pgp-sha256": the micalg parameter (RFC 3156 §5). */
   micalg: string
   privateKey: crypto.KeyObject
+  /** Ed25519 keys: seed || public key, the form libsodium signs with (core/keys/ed25519.ts). */
+  ed25519Secret?: Buffer
   /** Key ID (last 8 octets of the v4 fingerprint) and the fingerprint, as octets. */
   keyId: Buffer
   fpr: Buffer
@@ -60,6 +63,7 @@ export async function signingKeyFrom(
     algo: packet.algorithm,
     micalg: 'pgp-sha256',
     privateKey: nativePrivateKey(packet),
+    ed25519Secret: ed25519Secret(packet),
     keyId: fpr.subarray(12),
     fpr,
   }
@@ -68,6 +72,16 @@ export async function signingKeyFrom(
 interface Params {
   publicParams: Record<string, Uint8Array>
   privateParams?: Record<string, Uint8Array>
+}
+
+/** seed || public key of an Ed25519 (sub)key (checked by nativePrivateKey first), else undefined. */
+function ed25519Secret(packet: openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket): Buffer | undefined {
+  const { publicParams: pub, privateParams: priv } = packet as unknown as Params
+  const algo: number = packet.algorithm
+  if ((algo !== EDDSA_LEGACY && algo !== ED25519) || !priv?.seed) return undefined
+  const x = algo === ED25519 ? pub.A : pub.Q?.subarray(1)
+  if (!x || x.length !== 32 || priv.seed.length !== 32) return undefined
+  return Buffer.concat([priv.seed, x])
 }
 
 function nativePrivateKey(packet: openpgp.SecretKeyPacket | openpgp.SecretSubkeyPacket): crypto.KeyObject {
@@ -162,7 +176,7 @@ function signatureMaterial(key: SigningKey, digest: Buffer): Buffer {
     return mpi(sig)
   }
   // RFC 9580 §5.2.3.4: EdDSA signs the digest; legacy keys write R and S as MPIs, v6-style Ed25519 raw.
-  const sig = crypto.sign(null, digest, key.privateKey)
+  const sig = ed25519Sign(key, digest)
   return key.algo === ED25519 ? sig : Buffer.concat([mpi(sig.subarray(0, 32)), mpi(sig.subarray(32))])
 }
 

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import * as crypto from 'node:crypto'
 import { describe, it } from 'node:test'
-import { ed25519Backend, ed25519Verify, type Ed25519PublicKey } from '../../../../core/keys/ed25519'
+import {
+  ed25519Backend,
+  ed25519Sign,
+  ed25519Verify,
+  type Ed25519PublicKey,
+} from '../../../../core/keys/ed25519'
 
 function keyPair(): { key: Ed25519PublicKey; privateKey: crypto.KeyObject } {
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519')
@@ -59,5 +64,19 @@ describe('Ed25519 checks (core/keys/ed25519.ts)', () => {
     assert.equal(ed25519Verify(key, message, malleated), false)
     assert.equal(ed25519Verify(key, message, sig.subarray(0, 63)), false)
     assert.equal(ed25519Verify({ ...key, raw: key.raw.subarray(0, 31) }, message, sig), false)
+  })
+
+  it('sign exactly as node:crypto does (RFC 8032 signatures are deterministic), with either key form', () => {
+    for (let i = 0; i < 50; i++) {
+      const { key, privateKey } = keyPair()
+      const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url')
+      const message = crypto.randomBytes(32 + i)
+      const expected = crypto.sign(null, message, privateKey)
+      assert.deepEqual(
+        ed25519Sign({ ed25519Secret: Buffer.concat([seed, key.raw]), privateKey }, message),
+        expected,
+      )
+      assert.deepEqual(ed25519Sign({ privateKey }, message), expected, 'without the raw secret: node:crypto')
+    }
   })
 })
