@@ -384,6 +384,9 @@ export class MilterSession implements SessionFacts {
       return [...this.allowedModifications(r.modifications), r.final]
     }).then((out) => {
       held.endProcessing(reserved)
+      // The connection ran out of time while the message was checked: what it
+      // held was dropped under the check, so its answer cannot stand.
+      if (this.connectionRefusal) return this.finishMessage(this.answerRefusal())
       return this.finishMessage(out)
     })
   }

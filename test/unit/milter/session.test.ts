@@ -168,6 +168,33 @@ describe('milter session', () => {
     assert.equal(s.busy, false, 'the transaction ends with end of message')
   })
 
+  it('answers 451 4.4.2, not the check, when the connection runs out of time during end of message', async () => {
+    const s: MilterSession = session(
+      handler({
+        async endOfMessage() {
+          s.expire(1000) // what it held is dropped under the check
+          return {
+            modifications: [{ type: 'addHeader', name: 'X-Seen', value: 'yes' }],
+            final: { type: 'accept' },
+          }
+        },
+      }),
+    )
+    const out = await run(s, [
+      OFFER,
+      connect,
+      { type: 'helo', name: 'c' },
+      mail,
+      rcpt,
+      header('Subject', 'hi'),
+      EOM,
+    ])
+    const final = out.at(-1)!
+    assert.equal(final.type, 'replyCode')
+    assert.match(final.type === 'replyCode' ? final.text : '', /^451 4\.4\.2 /)
+    assert.ok(!out.some((r) => r.type === 'addHeader'), 'no edit of a check that cannot stand')
+  })
+
   it('handles a second message on the same connection, forgetting the first', async () => {
     const seen: Seen[] = []
     const s = session(handler({}, seen))
