@@ -358,6 +358,10 @@ export async function startLinksecServe(opts: ServeOptions = {}): Promise<ServeI
     milter: { listen: milterListen, ...opts.ini?.milter },
     socketmap: { listen: `inet:127.0.0.1:${await freePort()}`, ...opts.ini?.socketmap },
     http: { listen: `127.0.0.1:${await freePort()}`, ...opts.ini?.http },
+    // Never the system resolver (it is not on loopback): unless the test names its own
+    // DNS server, lookups go to a loopback port nobody listens on and fail at once, the
+    // same "could not learn" every time, whatever the machine's resolver answers.
+    resolver: { servers: `127.0.0.1:${await freePort()}`, timeout_ms: 2000, ...opts.ini?.resolver },
   }
   const configDir = writeConfigDir(ini, opts.files)
   const proc = spawn(
